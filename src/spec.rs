@@ -1,0 +1,573 @@
+//! Experiment specs. A TOML file deserialises into a [`RawSpec`] (unknown fields are
+//! rejected), and [`RawSpec::check`] turns it into a [`Spec`], the only form the engine
+//! accepts: every field validated, the instance built, the sweep expanded into cells.
+//! Every choice THEORY.md marks [ours] is a field of [`Options`] or of the experiment
+//! (sampling policy, sampler, gamma schedule) and is written into every result.
+
+use crate::error::{Error, Result};
+use crate::gap::Quantity;
+use crate::instance::{GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel, SIMPLEX_TOLERANCE, generate};
+use crate::policy::Divergence;
+use crate::preference::SamplerKind;
+use crate::statistics::TailRule;
+use crate::streams::stream;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Largest sample size accepted.
+pub const MAX_N: u64 = 1_000_000_000_000;
+/// Largest sample size accepted with the O(n) per-sample sampler.
+pub const MAX_N_PER_SAMPLE: u64 = 100_000_000;
+/// Range of gamma (inverse temperature) the policies are validated for.
+pub const GAMMA_RANGE: (f64, f64) = (1e-6, 1e6);
+/// Largest R_max accepted (e^{4 R_max} appears in the bounds; the policies stay finite).
+pub const MAX_R_MAX: f64 = 50.0;
+
+/// A spec as written in TOML.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub name: Option<String>,
+    pub claim: Option<String>,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub replications: usize,
+    pub instance: RawInstanceSpec,
+    pub experiment: RawExperiment,
+    pub sweep: Option<RawSweep>,
+    #[serde(default)]
+    pub options: Options,
+}
+
+/// Where the instance comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawInstanceSpec {
+    /// Drawn by the generator from the stream (seed, "instance", 0).
+    Random {
+        contexts: usize,
+        responses: usize,
+        references: usize,
+        #[serde(default = "one")]
+        concentration: f64,
+        #[serde(default)]
+        zero_fraction: f64,
+        context_concentration: Option<f64>,
+        reward: RawGeneratorReward,
+    },
+    /// Read from a JSON file (path relative to the spec file).
+    File { path: PathBuf },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Reward part of a random instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "class", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawGeneratorReward {
+    Linear {
+        dim: usize,
+        bound: f64,
+        #[serde(default = "one")]
+        theta_norm: f64,
+    },
+    Finite {
+        candidates: usize,
+        r_max: f64,
+        #[serde(default = "one")]
+        spread: f64,
+    },
+}
+
+/// The experiment: what is measured, at which gamma, along which n grid.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    pub divergence: Divergence,
+    pub quantity: Quantity,
+    pub weights: Vec<f64>,
+    pub gamma: Option<f64>,
+    pub gamma_schedule: Option<GammaSchedule>,
+    pub n: Option<Vec<u64>>,
+    pub n_grid: Option<NGrid>,
+    #[serde(default = "default_sampling")]
+    pub sampling: String,
+    #[serde(default = "default_sampler")]
+    pub sampler: SamplerKind,
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+}
+
+fn default_sampling() -> String {
+    "geometric".into()
+}
+fn default_sampler() -> SamplerKind {
+    SamplerKind::Counts
+}
+fn default_delta() -> f64 {
+    0.05
+}
+
+/// gamma(n) = c * n^p [ours] (THEORY §3, `optimality`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GammaSchedule {
+    pub c: f64,
+    pub p: f64,
+}
+
+/// A geometric n grid: `levels` sizes from `from` to `to`, rounded to integers.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NGrid {
+    pub from: u64,
+    pub to: u64,
+    pub levels: usize,
+}
+
+/// A one-parameter sweep: one cell per value.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    pub gamma: Option<Vec<f64>>,
+    pub weights: Option<Vec<Vec<f64>>>,
+}
+
+/// The choices THEORY.md leaves to us [ours], with their defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Convention for R_max: `symmetric` means |r| <= R_max.
+    pub reward_range: String,
+    /// log|R| in the bounds for the linear class: `covering` = d ln(1 + 2 B n).
+    pub log_class_size: String,
+    /// Max-norm tolerance on the KKT gradient of the linear-class MLE.
+    pub mle_tolerance: f64,
+    /// Which levels of the n grid count as asymptotic for the exponent fit.
+    pub tail: TailRule,
+    /// Bootstrap resamples for the exponent interval.
+    pub bootstrap_resamples: usize,
+    /// Level of the exponent interval.
+    pub ci_level: f64,
+    /// MRPO's CTRO clipping epsilon (0 disables it).
+    pub mrpo_clip_eps: f64,
+    /// Gaps at or below this are "at the numerical floor": no exponent is fitted to them.
+    pub gap_floor: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            reward_range: "symmetric".into(),
+            log_class_size: "covering".into(),
+            mle_tolerance: crate::estimation::DEFAULT_GRADIENT_TOLERANCE,
+            tail: TailRule::default(),
+            bootstrap_resamples: 1000,
+            ci_level: 0.9,
+            mrpo_clip_eps: 0.0,
+            gap_floor: 1e-300,
+        }
+    }
+}
+
+/// The sampling policy mu of the preference pairs [ours].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// The generalised escort g of the cell's weights.
+    Geometric,
+    /// The arithmetic mixture m of the cell's weights.
+    Arithmetic,
+    /// Reference i (0-based here; written `ref:i` 1-based in specs, as pi_1..pi_K).
+    Reference(usize),
+    Uniform,
+}
+
+impl Sampling {
+    /// The spelling used in specs and results.
+    pub fn label(self) -> String {
+        match self {
+            Sampling::Geometric => "geometric".into(),
+            Sampling::Arithmetic => "arithmetic".into(),
+            Sampling::Reference(i) => format!("ref:{}", i + 1),
+            Sampling::Uniform => "uniform".into(),
+        }
+    }
+
+    fn parse(s: &str, k: usize) -> Result<Self> {
+        let allowed = format!("geometric, arithmetic, uniform or ref:i with i in 1..={k}");
+        match s {
+            "geometric" => Ok(Sampling::Geometric),
+            "arithmetic" => Ok(Sampling::Arithmetic),
+            "uniform" => Ok(Sampling::Uniform),
+            _ => match s.strip_prefix("ref:").and_then(|i| i.parse::<usize>().ok()) {
+                Some(i) if (1..=k).contains(&i) => Ok(Sampling::Reference(i - 1)),
+                _ => Err(Error::invalid("experiment.sampling", format!("\"{s}\""), allowed)),
+            },
+        }
+    }
+}
+
+/// gamma of a cell: fixed, or a schedule in n.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GammaRule {
+    Fixed(f64),
+    Schedule(GammaSchedule),
+}
+
+impl GammaRule {
+    /// gamma at sample size n.
+    pub fn at(&self, n: u64) -> f64 {
+        match *self {
+            GammaRule::Fixed(g) => g,
+            GammaRule::Schedule(s) => s.c * (n as f64).powf(s.p),
+        }
+    }
+}
+
+/// One parameter setting of a spec (a spec without sweep has one cell).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cell {
+    /// Stable identity of the cell: part of every replication's RNG stream name.
+    pub label: String,
+    pub weights: Vec<f64>,
+    pub gamma: GammaRule,
+}
+
+/// Where the checked instance came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum InstanceOrigin {
+    Random { generator: GeneratorParams },
+    File { path: String },
+}
+
+/// A checked spec: every field valid, the instance built. The engine trusts it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Spec {
+    pub name: String,
+    pub claim: Option<String>,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub replications: usize,
+    pub divergence: Divergence,
+    pub quantity: Quantity,
+    pub ns: Vec<u64>,
+    #[serde(serialize_with = "ser_sampling")]
+    pub sampling: Sampling,
+    pub sampler: SamplerKind,
+    pub delta: f64,
+    pub cells: Vec<Cell>,
+    pub options: Options,
+    pub instance_origin: InstanceOrigin,
+    #[serde(skip)]
+    pub instance: Instance,
+}
+
+fn ser_sampling<S: serde::Serializer>(s: &Sampling, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.label())
+}
+
+/// Reads and checks a spec file. `name` defaults to the file stem.
+pub fn load(path: &Path) -> Result<Spec> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    parse(&text, path, &stem, path.parent())
+}
+
+/// Parses and checks spec text; `origin` names it in messages, `base` resolves instance paths.
+pub fn parse(text: &str, origin: &Path, default_name: &str, base: Option<&Path>) -> Result<Spec> {
+    let raw: RawSpec = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
+    raw.check(default_name, base)
+}
+
+fn in_range(field: &str, v: f64, lo: f64, hi: f64, allowed: &str) -> Result<()> {
+    if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, allowed)) }
+}
+
+fn check_weights(field: &str, w: &[f64], k: usize) -> Result<Vec<f64>> {
+    if w.len() != k {
+        return Err(Error::invalid(
+            format!("{field} (length)"),
+            w.len(),
+            format!("{k} weights, one per reference policy"),
+        ));
+    }
+    let mut w = w.to_vec();
+    crate::instance::check_simplex(field, &mut w).map_err(|_| {
+        Error::invalid(field, format!("{w:?}"), format!("weights on the simplex: each >= 0, summing to 1 (within {SIMPLEX_TOLERANCE:e})"))
+    })?;
+    Ok(w)
+}
+
+fn fmt_num(v: f64) -> String {
+    format!("{v}")
+}
+
+impl RawSpec {
+    /// Validates every field and builds the instance; the only way to obtain a [`Spec`].
+    pub fn check(self, default_name: &str, base: Option<&Path>) -> Result<Spec> {
+        let name = self.name.unwrap_or_else(|| default_name.to_string());
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+            return Err(Error::invalid("name", format!("\"{name}\""), "a non-empty name of letters, digits, '_', '-', '.' (it names the results folder)"));
+        }
+        if self.replications < 2 || self.replications > 10_000_000 {
+            return Err(Error::invalid("replications", self.replications, "an integer from 2 to 10000000"));
+        }
+        let o = &self.options;
+        if o.reward_range != "symmetric" {
+            return Err(Error::invalid("options.reward_range", format!("\"{}\"", o.reward_range), "\"symmetric\" (|r| <= R_max)"));
+        }
+        if o.log_class_size != "covering" {
+            return Err(Error::invalid("options.log_class_size", format!("\"{}\"", o.log_class_size), "\"covering\" (d ln(1 + 2 B n) for the linear class)"));
+        }
+        in_range("options.mle_tolerance", o.mle_tolerance, 1e-15, 1e-3, "a number in [1e-15, 1e-3]")?;
+        in_range("options.tail.fraction", o.tail.fraction, 1e-9, 1.0, "a fraction in (0, 1]")?;
+        if o.tail.min_points < 2 {
+            return Err(Error::invalid("options.tail.min_points", o.tail.min_points, "at least 2"));
+        }
+        if o.bootstrap_resamples < 10 || o.bootstrap_resamples > 1_000_000 {
+            return Err(Error::invalid("options.bootstrap_resamples", o.bootstrap_resamples, "an integer from 10 to 1000000"));
+        }
+        in_range("options.ci_level", o.ci_level, 0.5, 0.999, "a level in [0.5, 0.999]")?;
+        in_range("options.mrpo_clip_eps", o.mrpo_clip_eps, 0.0, 1.0, "a number in [0, 1]")?;
+        in_range("options.gap_floor", o.gap_floor, 0.0, 1e-6, "a number in [0, 1e-6]")?;
+
+        // Instance.
+        let (instance, instance_origin) = match self.instance {
+            RawInstanceSpec::Random { contexts, responses, references, concentration, zero_fraction, context_concentration, reward } => {
+                if contexts == 0 || contexts > 100_000 {
+                    return Err(Error::invalid("instance.contexts", contexts, "an integer from 1 to 100000"));
+                }
+                if responses == 0 || responses > 1_000 {
+                    return Err(Error::invalid("instance.responses", responses, "an integer from 1 to 1000"));
+                }
+                if contexts * responses > 2_000_000 {
+                    return Err(Error::invalid("instance.contexts * instance.responses", contexts * responses, "at most 2000000 cells"));
+                }
+                if references == 0 || references > 64 {
+                    return Err(Error::invalid("instance.references", references, "an integer from 1 to 64"));
+                }
+                in_range("instance.concentration", concentration, 1e-3, 1e6, "a Dirichlet concentration in [1e-3, 1e6]")?;
+                if !(zero_fraction.is_finite() && (0.0..1.0).contains(&zero_fraction)) {
+                    return Err(Error::invalid("instance.zero_fraction", zero_fraction, "a fraction in [0, 1)"));
+                }
+                if let Some(a) = context_concentration {
+                    in_range("instance.context_concentration", a, 1e-3, 1e6, "a Dirichlet concentration in [1e-3, 1e6] (omit for uniform rho)")?;
+                }
+                let reward = match reward {
+                    RawGeneratorReward::Linear { dim, bound, theta_norm } => {
+                        if dim == 0 || dim > 256 {
+                            return Err(Error::invalid("instance.reward.dim", dim, "an integer from 1 to 256"));
+                        }
+                        in_range("instance.reward.bound", bound, 1e-6, MAX_R_MAX, "a reward bound B = R_max in [1e-6, 50]")?;
+                        in_range("instance.reward.theta_norm", theta_norm, 0.0, 1.0, "a fraction of B in [0, 1]")?;
+                        GeneratorReward::Linear { dim, bound, theta_norm }
+                    }
+                    RawGeneratorReward::Finite { candidates, r_max, spread } => {
+                        if !(2..=100_000).contains(&candidates) {
+                            return Err(Error::invalid("instance.reward.candidates", candidates, "an integer from 2 to 100000"));
+                        }
+                        in_range("instance.reward.r_max", r_max, 1e-6, MAX_R_MAX, "a number in [1e-6, 50]")?;
+                        if !(spread.is_finite() && spread > 0.0 && spread <= 1.0) {
+                            return Err(Error::invalid("instance.reward.spread", spread, "a fraction in (0, 1]"));
+                        }
+                        GeneratorReward::Finite { candidates, r_max, spread }
+                    }
+                };
+                let generator = GeneratorParams { contexts, responses, references, concentration, zero_fraction, context_concentration, reward };
+                let inst = generate(&generator, &mut stream(self.seed, "instance", 0));
+                (inst, InstanceOrigin::Random { generator })
+            }
+            RawInstanceSpec::File { path } => {
+                let full = match base {
+                    Some(b) if path.is_relative() => b.join(&path),
+                    _ => path.clone(),
+                };
+                let text = std::fs::read_to_string(&full).map_err(|e| Error::read(&full, e))?;
+                let raw: RawInstance = serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
+                let inst = raw.check().map_err(|e| match e {
+                    Error::Invalid { field, value, allowed } => Error::Invalid { field: format!("{}: {field}", full.display()), value, allowed },
+                    other => other,
+                })?;
+                if let RewardModel::Table(_) = inst.reward {
+                    return Err(Error::invalid("instance reward.class", "\"table\"", "\"linear\" or \"finite\" for experiments (a bare table has no class to fit; it serves `mrkl solve`)"));
+                }
+                if inst.r_max() > MAX_R_MAX {
+                    return Err(Error::invalid("instance R_max", inst.r_max(), "at most 50"));
+                }
+                (inst, InstanceOrigin::File { path: path.display().to_string() })
+            }
+        };
+        let k = instance.k();
+
+        // Experiment.
+        let e = self.experiment;
+        let weights = check_weights("experiment.weights", &e.weights, k)?;
+        let gamma = match (e.gamma, e.gamma_schedule) {
+            (Some(g), None) => {
+                in_range("experiment.gamma", g, GAMMA_RANGE.0, GAMMA_RANGE.1, "a number in [1e-6, 1e6]")?;
+                GammaRule::Fixed(g)
+            }
+            (None, Some(s)) => {
+                in_range("experiment.gamma_schedule.c", s.c, 1e-6, 1e6, "a number in [1e-6, 1e6]")?;
+                in_range("experiment.gamma_schedule.p", s.p, 0.0, 1.0, "an exponent in [0, 1]")?;
+                GammaRule::Schedule(s)
+            }
+            (Some(_), Some(_)) => return Err(Error::invalid("experiment.gamma", "given together with gamma_schedule", "exactly one of gamma, gamma_schedule")),
+            (None, None) => return Err(Error::invalid("experiment.gamma", "missing", "gamma = <number> or gamma_schedule = { c, p }")),
+        };
+        let ns = match (e.n, e.n_grid) {
+            (Some(ns), None) => ns,
+            (None, Some(g)) => {
+                if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > 200 {
+                    return Err(Error::invalid("experiment.n_grid", format!("{{ from = {}, to = {}, levels = {} }}", g.from, g.to, g.levels), "1 <= from < to and 2 <= levels <= 200"));
+                }
+                let ratio = g.to as f64 / g.from as f64;
+                let mut v: Vec<u64> = (0..g.levels)
+                    .map(|j| (g.from as f64 * ratio.powf(j as f64 / (g.levels - 1) as f64)).round() as u64)
+                    .collect();
+                v.dedup();
+                v
+            }
+            (Some(_), Some(_)) => return Err(Error::invalid("experiment.n", "given together with n_grid", "exactly one of n, n_grid")),
+            (None, None) => return Err(Error::invalid("experiment.n", "missing", "n = [n_1, n_2, ...] or n_grid = { from, to, levels }")),
+        };
+        if ns.is_empty() {
+            return Err(Error::invalid("experiment.n", "[]", "a non-empty, strictly increasing list of sample sizes >= 1"));
+        }
+        if ns[0] == 0 || ns.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(Error::invalid("experiment.n", format!("{ns:?}"), "a strictly increasing list of sample sizes >= 1"));
+        }
+        let max_n = if e.sampler == SamplerKind::PerSample { MAX_N_PER_SAMPLE } else { MAX_N };
+        if *ns.last().unwrap() > max_n {
+            return Err(Error::invalid("experiment.n", ns.last().unwrap(), format!("sample sizes up to {max_n} with sampler = {:?} (per_sample costs O(n))", e.sampler)));
+        }
+        let sampling = Sampling::parse(&e.sampling, k)?;
+        if !(e.delta > 0.0 && e.delta < 1.0) {
+            return Err(Error::invalid("experiment.delta", e.delta, "a probability in (0, 1)"));
+        }
+
+        // Cells.
+        let mut cells = vec![];
+        match self.sweep {
+            None => cells.push(Cell { label: "main".into(), weights: weights.clone(), gamma }),
+            Some(RawSweep { gamma: Some(gs), weights: None }) => {
+                if gs.is_empty() {
+                    return Err(Error::invalid("sweep.gamma", "[]", "a non-empty list of gammas"));
+                }
+                for (j, &g) in gs.iter().enumerate() {
+                    in_range(&format!("sweep.gamma[{j}]"), g, GAMMA_RANGE.0, GAMMA_RANGE.1, "a number in [1e-6, 1e6]")?;
+                    cells.push(Cell { label: format!("gamma={}", fmt_num(g)), weights: weights.clone(), gamma: GammaRule::Fixed(g) });
+                }
+            }
+            Some(RawSweep { gamma: None, weights: Some(ws) }) => {
+                if ws.is_empty() {
+                    return Err(Error::invalid("sweep.weights", "[]", "a non-empty list of weight vectors"));
+                }
+                for (j, w) in ws.iter().enumerate() {
+                    let w = check_weights(&format!("sweep.weights[{j}]"), w, k)?;
+                    let label = format!("weights={}", w.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(":"));
+                    cells.push(Cell { label, weights: w, gamma });
+                }
+            }
+            Some(_) => return Err(Error::invalid("sweep", "none or both of gamma, weights", "exactly one of sweep.gamma, sweep.weights")),
+        }
+        let mut labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
+        labels.sort_unstable();
+        if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::invalid("sweep", format!("duplicate cell {}", w[0]), "distinct values"));
+        }
+        if e.divergence == Divergence::Rkl || sampling == Sampling::Geometric {
+            for c in &cells {
+                let empty = instance.empty_intersections(&c.weights);
+                if let Some(&x) = empty.first() {
+                    return Err(Error::invalid(
+                        format!("instance references at context {x}"),
+                        "disjoint supports",
+                        format!("references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)", c.label),
+                    ));
+                }
+            }
+        }
+        Ok(Spec {
+            name,
+            claim: self.claim,
+            description: self.description,
+            seed: self.seed,
+            replications: self.replications,
+            divergence: e.divergence,
+            quantity: e.quantity,
+            ns,
+            sampling,
+            sampler: e.sampler,
+            delta: e.delta,
+            cells,
+            options: self.options,
+            instance_origin,
+            instance,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+seed = 3
+replications = 4
+[instance]
+source = "random"
+contexts = 3
+responses = 4
+references = 2
+[instance.reward]
+class = "linear"
+dim = 2
+bound = 1.0
+[experiment]
+divergence = "rkl"
+quantity = "suboptimality"
+weights = [0.5, 0.5]
+gamma = 1.0
+n = [10, 20, 40]
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("t.toml"), "t", None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_spec_checks() {
+        let s = parse(GOOD, Path::new("t.toml"), "t", None).unwrap();
+        assert_eq!(s.cells.len(), 1);
+        assert_eq!(s.sampling, Sampling::Geometric);
+        assert_eq!(s.ns, vec![10, 20, 40]);
+    }
+
+    #[test]
+    fn bad_specs_name_field_value_and_allowed() {
+        let e = err(&GOOD.replace("weights = [0.5, 0.5]", "weights = [0.7, 0.5]"));
+        assert!(e.contains("experiment.weights") && e.contains("simplex"), "{e}");
+        let e = err(&GOOD.replace("gamma = 1.0", "gamma = 0.0"));
+        assert!(e.contains("experiment.gamma = 0"), "{e}");
+        let e = err(&GOOD.replace("n = [10, 20, 40]", "n = [10, 40, 20]"));
+        assert!(e.contains("experiment.n") && e.contains("increasing"), "{e}");
+        let e = err(&GOOD.replace("n = [10, 20, 40]", "n = []"));
+        assert!(e.contains("experiment.n = []"), "{e}");
+        let e = err(&GOOD.replace("seed = 3", "seed = 3\ncolour = 1"));
+        assert!(e.contains("colour"), "{e}");
+        let e = err(&GOOD.replace("dim = 2", "dim = 2\nwidth = 3"));
+        assert!(e.contains("width"), "{e}");
+        let e = err(&GOOD.replace("weights = [0.5, 0.5]", "weights = [1.0]"));
+        assert!(e.contains("experiment.weights (length) = 1"), "{e}");
+        let e = err(&GOOD.replace("quantity = \"suboptimality\"", "quantity = \"regret\""));
+        assert!(e.contains("regret"), "{e}");
+        let e = err(&GOOD.replace("divergence = \"rkl\"", "divergence = \"rkl\"\nsampling = \"ref:3\""));
+        assert!(e.contains("experiment.sampling") && e.contains("ref:i with i in 1..=2"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}
