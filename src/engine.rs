@@ -42,7 +42,9 @@ pub fn sampling_policy(instance: &Instance, sampling: Sampling, weights: &[f64])
     let (nx, ny) = (instance.contexts, instance.responses);
     let mut mu = vec![0.0; nx * ny];
     for x in 0..nx {
-        let refs: Vec<&[f64]> = (0..instance.k()).map(|i| instance.reference(i, x)).collect();
+        let refs: Vec<&[f64]> = (0..instance.k())
+            .map(|i| instance.reference(i, x))
+            .collect();
         let out = &mut mu[x * ny..(x + 1) * ny];
         match sampling {
             Sampling::Geometric => {
@@ -71,7 +73,12 @@ impl<'a> Prepared<'a> {
         let inst = &spec.instance;
         let r_star = inst.true_reward();
         let fitter = match &inst.reward {
-            RewardModel::Linear(l) => Some(LinearFitter::new(l, inst.contexts, inst.responses, spec.options.mle_tolerance)),
+            RewardModel::Linear(l) => Some(LinearFitter::new(
+                l,
+                inst.contexts,
+                inst.responses,
+                spec.options.mle_tolerance,
+            )),
             _ => None,
         };
         let cells = spec
@@ -80,11 +87,22 @@ impl<'a> Prepared<'a> {
             .map(|c| {
                 let mu = sampling_policy(inst, spec.sampling, &c.weights);
                 let sampler = Sampler::new(&inst.rho, &mu, &r_star, inst.responses);
-                let reg = Regularizer::new(spec.divergence, &inst.references, &c.weights, inst.contexts, inst.responses);
+                let reg = Regularizer::new(
+                    spec.divergence,
+                    &inst.references,
+                    &c.weights,
+                    inst.contexts,
+                    inst.responses,
+                );
                 (sampler, reg)
             })
             .collect();
-        Prepared { spec, r_star, fitter, cells }
+        Prepared {
+            spec,
+            r_star,
+            fitter,
+            cells,
+        }
     }
 
     /// Runs replication `rep` of cell `cell` along the whole n grid.
@@ -103,7 +121,11 @@ impl<'a> Prepared<'a> {
             _ => vec![],
         };
         let levels = spec.ns.len();
-        let mut out = UnitResult { values: Vec::with_capacity(levels), iterations: Vec::with_capacity(levels), on_boundary: Vec::with_capacity(levels) };
+        let mut out = UnitResult {
+            values: Vec::with_capacity(levels),
+            iterations: Vec::with_capacity(levels),
+            on_boundary: Vec::with_capacity(levels),
+        };
         for &n in &spec.ns {
             let extra = n - counts.n;
             sampler.extend(spec.sampler, &mut counts, extra, &mut rng);
@@ -120,7 +142,14 @@ impl<'a> Prepared<'a> {
                 }
                 _ => unreachable!("checked specs have a linear or finite reward"),
             };
-            let g = gaps(reg, &inst.rho, &self.r_star, &r_hat, c.gamma.at(n), &mut gap_ws);
+            let g = gaps(
+                reg,
+                &inst.rho,
+                &self.r_star,
+                &r_hat,
+                c.gamma.at(n),
+                &mut gap_ws,
+            );
             out.values.push(g.get(spec.quantity));
             out.iterations.push(iterations);
             out.on_boundary.push(boundary);
@@ -131,7 +160,9 @@ impl<'a> Prepared<'a> {
 
 /// All work units of a spec in their canonical order: cell-major, then replication.
 pub fn units(spec: &Spec) -> Vec<(usize, usize)> {
-    (0..spec.cells.len()).flat_map(|c| (0..spec.replications).map(move |r| (c, r))).collect()
+    (0..spec.cells.len())
+        .flat_map(|c| (0..spec.replications).map(move |r| (c, r)))
+        .collect()
 }
 
 /// Runs every unit of the spec in parallel (rayon's global pool) and gathers them per cell.
@@ -157,12 +188,18 @@ pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
         .chunks_exact(reps)
         .map(|cell_units| {
             let column = |f: &dyn Fn(&UnitResult, usize) -> f64| -> Vec<Vec<f64>> {
-                (0..levels).map(|j| cell_units.iter().map(|u| f(u, j)).collect()).collect()
+                (0..levels)
+                    .map(|j| cell_units.iter().map(|u| f(u, j)).collect())
+                    .collect()
             };
             CellRun {
                 values: column(&|u, j| u.values[j]),
-                iterations: (0..levels).map(|j| cell_units.iter().map(|u| u.iterations[j]).collect()).collect(),
-                on_boundary: (0..levels).map(|j| cell_units.iter().map(|u| u.on_boundary[j]).collect()).collect(),
+                iterations: (0..levels)
+                    .map(|j| cell_units.iter().map(|u| u.iterations[j]).collect())
+                    .collect(),
+                on_boundary: (0..levels)
+                    .map(|j| cell_units.iter().map(|u| u.on_boundary[j]).collect())
+                    .collect(),
             }
         })
         .collect()

@@ -35,7 +35,11 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(field: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
             field: field.into(),
             value: value.to_string(),
@@ -77,7 +81,10 @@ impl Error {
     /// The process exit code for this error: 2 for bad input, 1 for failures of the run itself.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid { .. } | Error::Read { .. } | Error::Parse { .. } | Error::Busy { .. } => 2,
+            Error::Invalid { .. }
+            | Error::Read { .. }
+            | Error::Parse { .. }
+            | Error::Busy { .. } => 2,
             Error::Write { .. } => 1,
         }
     }

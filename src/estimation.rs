@@ -90,7 +90,13 @@ impl LinearFitter {
                 max_diff_norm = max_diff_norm.max(n2.sqrt());
             }
         }
-        LinearFitter { dim: d, bound: class.bound, tolerance, diffs, max_diff_norm }
+        LinearFitter {
+            dim: d,
+            bound: class.bound,
+            tolerance,
+            diffs,
+            max_diff_norm,
+        }
     }
 
     /// The constrained MLE from `counts`, warm-started at `start` (e.g. the fit at the
@@ -111,7 +117,13 @@ impl LinearFitter {
         let informative: f64 = ws.total.iter().sum();
         if informative == 0.0 {
             // No comparison carries information: every theta is an MLE; take the minimum-norm one.
-            return LinearFit { theta: vec![0.0; d], lambda: 0.0, iterations: 0, kkt_residual: 0.0, on_boundary: false };
+            return LinearFit {
+                theta: vec![0.0; d],
+                lambda: 0.0,
+                iterations: 0,
+                kkt_residual: 0.0,
+                on_boundary: false,
+            };
         }
         ws.wins.iter_mut().for_each(|v| *v /= informative);
         ws.total.iter_mut().for_each(|v| *v /= informative);
@@ -132,7 +144,13 @@ impl LinearFitter {
             iterations += it;
             if norm(&theta) <= self.bound {
                 let kkt_residual = self.kkt(ws, &theta, 0.0);
-                return LinearFit { theta, lambda: 0.0, iterations, kkt_residual, on_boundary: false };
+                return LinearFit {
+                    theta,
+                    lambda: 0.0,
+                    iterations,
+                    kkt_residual,
+                    on_boundary: false,
+                };
             }
         } else {
             iterations += MAX_NEWTON;
@@ -145,7 +163,13 @@ impl LinearFitter {
         if norm(&theta_lo) <= self.bound {
             // The (ridge-limit, minimum-norm) MLE lies inside: the data leave a flat direction.
             let kkt_residual = self.kkt(ws, &theta_lo, 0.0);
-            return LinearFit { theta: theta_lo, lambda: 0.0, iterations, kkt_residual, on_boundary: false };
+            return LinearFit {
+                theta: theta_lo,
+                lambda: 0.0,
+                iterations,
+                kkt_residual,
+                on_boundary: false,
+            };
         }
         theta.copy_from_slice(&theta_lo);
         let mut lambda = (lo * hi).sqrt();
@@ -174,13 +198,23 @@ impl LinearFitter {
                 }
                 None => f64::NAN,
             };
-            lambda = if next > lo && next < hi { next } else { (lo * hi).sqrt() };
+            lambda = if next > lo && next < hi {
+                next
+            } else {
+                (lo * hi).sqrt()
+            };
             if hi - lo <= 1e-15 * hi {
                 break;
             }
         }
         let kkt_residual = self.kkt(ws, &theta, lambda);
-        LinearFit { theta, lambda, iterations, kkt_residual, on_boundary: true }
+        LinearFit {
+            theta,
+            lambda,
+            iterations,
+            kkt_residual,
+            on_boundary: true,
+        }
     }
 
     /// Loss L(theta) + lambda/2 ||theta||^2 on the active pairs.
@@ -234,7 +268,11 @@ impl LinearFitter {
 
     fn kkt(&self, ws: &mut FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
         self.gradient(ws, theta);
-        ws.grad.iter().zip(theta).map(|(g, t)| (g + lambda * t).abs()).fold(0.0, f64::max)
+        ws.grad
+            .iter()
+            .zip(theta)
+            .map(|(g, t)| (g + lambda * t).abs())
+            .fold(0.0, f64::max)
     }
 
     /// Damped Newton on L + lambda/2 ||theta||^2 from `theta`; Some(iterations) on
@@ -245,7 +283,9 @@ impl LinearFitter {
         for it in 0..MAX_NEWTON {
             self.hessian(ws, theta);
             let mut g = ws.grad.clone();
-            g.iter_mut().zip(theta.iter()).for_each(|(gv, t)| *gv += lambda * t);
+            g.iter_mut()
+                .zip(theta.iter())
+                .for_each(|(gv, t)| *gv += lambda * t);
             if g.iter().fold(0.0f64, |a, v| a.max(v.abs())) <= self.tolerance {
                 return Some(it);
             }
@@ -265,7 +305,9 @@ impl LinearFitter {
                 }
                 let trial = ws.trial.clone();
                 let f1 = self.loss(ws, &trial, lambda);
-                if f1 <= f0 + 1e-4 * alpha * slope || (f1 - f0).abs() <= 1e-15 * f0.abs().max(1e-300) {
+                if f1 <= f0 + 1e-4 * alpha * slope
+                    || (f1 - f0).abs() <= 1e-15 * f0.abs().max(1e-300)
+                {
                     accepted = true;
                     break;
                 }
@@ -300,18 +342,34 @@ mod tests {
             concentration: 2.0,
             zero_fraction: 0.0,
             context_concentration: None,
-            reward: GeneratorReward::Linear { dim: 3, bound, theta_norm: 1.0 },
+            reward: GeneratorReward::Linear {
+                dim: 3,
+                bound,
+                theta_norm: 1.0,
+            },
         };
         let inst = generate(&p, &mut stream(11, "inst", 0));
-        let RewardModel::Linear(l) = inst.reward.clone() else { unreachable!() };
+        let RewardModel::Linear(l) = inst.reward.clone() else {
+            unreachable!()
+        };
         (inst, l)
     }
 
     #[test]
     fn interior_fit_satisfies_first_order_conditions_and_approaches_theta_star() {
         let (inst, lin) = linear_instance(1.0);
-        let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, DEFAULT_GRADIENT_TOLERANCE);
-        let sampler = Sampler::new(&inst.rho, &inst.references[0], &inst.true_reward(), inst.responses);
+        let fitter = LinearFitter::new(
+            &lin,
+            inst.contexts,
+            inst.responses,
+            DEFAULT_GRADIENT_TOLERANCE,
+        );
+        let sampler = Sampler::new(
+            &inst.rho,
+            &inst.references[0],
+            &inst.true_reward(),
+            inst.responses,
+        );
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(5, "data", 0);
         let mut ws = FitWorkspace::default();
@@ -323,19 +381,32 @@ mod tests {
             let fit = fitter.fit(&counts, &theta, &mut ws);
             assert!(fit.kkt_residual <= DEFAULT_GRADIENT_TOLERANCE, "{fit:?}");
             theta = fit.theta.clone();
-            let err = theta.iter().zip(&lin.theta_star).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            let err = theta
+                .iter()
+                .zip(&lin.theta_star)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                .sqrt();
             errors.push(err);
         }
         // The MLE error is O(n^-1/2): 100x more data must shrink it well below the earlier one
         // (expected factor 10; we require at least 3 to stay far from chance failures).
-        assert!(errors[1] < errors[0] / 3.0 && errors[2] < errors[1] / 3.0, "{errors:?}");
+        assert!(
+            errors[1] < errors[0] / 3.0 && errors[2] < errors[1] / 3.0,
+            "{errors:?}"
+        );
         assert!(errors[2] < 0.01, "{errors:?}");
     }
 
     #[test]
     fn separable_data_stays_on_the_ball() {
         let (inst, lin) = linear_instance(1.0);
-        let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, DEFAULT_GRADIENT_TOLERANCE);
+        let fitter = LinearFitter::new(
+            &lin,
+            inst.contexts,
+            inst.responses,
+            DEFAULT_GRADIENT_TOLERANCE,
+        );
         // Every comparison won by the response with the larger true reward: perfectly separable.
         let r = inst.true_reward();
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
@@ -353,7 +424,13 @@ mod tests {
         assert!((norm - 1.0).abs() <= 1e-12, "{norm}");
         assert!(fit.kkt_residual <= DEFAULT_GRADIENT_TOLERANCE, "{fit:?}");
         // Separable in the direction of theta*: the boundary solution points roughly along it.
-        let cos: f64 = fit.theta.iter().zip(&lin.theta_star).map(|(a, b)| a * b).sum::<f64>() / norm;
+        let cos: f64 = fit
+            .theta
+            .iter()
+            .zip(&lin.theta_star)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            / norm;
         assert!(cos > 0.9, "{cos}");
     }
 
@@ -366,13 +443,29 @@ mod tests {
             concentration: 1.0,
             zero_fraction: 0.0,
             context_concentration: None,
-            reward: GeneratorReward::Finite { candidates: 6, r_max: 1.0, spread: 1.0 },
+            reward: GeneratorReward::Finite {
+                candidates: 6,
+                r_max: 1.0,
+                spread: 1.0,
+            },
         };
         let inst = generate(&p, &mut stream(3, "inst", 0));
-        let RewardModel::Finite(f) = &inst.reward else { unreachable!() };
-        let sampler = Sampler::new(&inst.rho, &inst.references[0], &inst.true_reward(), inst.responses);
+        let RewardModel::Finite(f) = &inst.reward else {
+            unreachable!()
+        };
+        let sampler = Sampler::new(
+            &inst.rho,
+            &inst.references[0],
+            &inst.true_reward(),
+            inst.responses,
+        );
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
-        sampler.extend(SamplerKind::Counts, &mut counts, 1_000_000, &mut stream(3, "data", 0));
+        sampler.extend(
+            SamplerKind::Counts,
+            &mut counts,
+            1_000_000,
+            &mut stream(3, "data", 0),
+        );
         assert_eq!(finite_mle(f, &counts), f.truth);
     }
 }

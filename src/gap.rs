@@ -66,7 +66,14 @@ impl Gaps {
 /// Computes the gaps of the plug-in policy for `r_hat` under regulariser `reg` (whose
 /// divergence decides RKL or FKL) at inverse temperature `gamma`, with context weights rho
 /// and true reward `r_star` (flat X x Y tables).
-pub fn gaps(reg: &Regularizer, rho: &[f64], r_star: &[f64], r_hat: &[f64], gamma: f64, ws: &mut GapWorkspace) -> Gaps {
+pub fn gaps(
+    reg: &Regularizer,
+    rho: &[f64],
+    r_star: &[f64],
+    r_hat: &[f64],
+    gamma: f64,
+    ws: &mut GapWorkspace,
+) -> Gaps {
     let ny = reg.responses;
     ws.star.resize(ny, 0.0);
     ws.hat.resize(ny, 0.0);
@@ -93,16 +100,29 @@ pub fn gaps(reg: &Regularizer, rho: &[f64], r_star: &[f64], r_hat: &[f64], gamma
 }
 
 /// (sub-optimality, signed reward gap, optimality) of one context, RKL.
-fn rkl_context(log_g: &[f64], rs: &[f64], rh: &[f64], gamma: f64, ws: &mut GapWorkspace) -> (f64, f64, f64) {
+fn rkl_context(
+    log_g: &[f64],
+    rs: &[f64],
+    rh: &[f64],
+    gamma: f64,
+    ws: &mut GapWorkspace,
+) -> (f64, f64, f64) {
     rkl_log_policy(log_g, rs, gamma, &mut ws.star);
     // c = ln E_{pi*} e^{gamma dr}: ln1p of a small sum when gamma dr is small, else log-sum-exp.
     let mut small = true;
     for y in 0..log_g.len() {
-        ws.hat[y] = if log_g[y] == f64::NEG_INFINITY { 0.0 } else { gamma * (rh[y] - rs[y]) };
+        ws.hat[y] = if log_g[y] == f64::NEG_INFINITY {
+            0.0
+        } else {
+            gamma * (rh[y] - rs[y])
+        };
         small &= ws.hat[y].abs() < 0.5;
     }
     let c = if small {
-        let s: f64 = (0..log_g.len()).filter(|&y| log_g[y] > f64::NEG_INFINITY).map(|y| ws.star[y].exp() * ws.hat[y].exp_m1()).sum();
+        let s: f64 = (0..log_g.len())
+            .filter(|&y| log_g[y] > f64::NEG_INFINITY)
+            .map(|y| ws.star[y].exp() * ws.hat[y].exp_m1())
+            .sum();
         s.ln_1p()
     } else {
         for y in 0..log_g.len() {
@@ -126,7 +146,13 @@ fn rkl_context(log_g: &[f64], rs: &[f64], rh: &[f64], gamma: f64, ws: &mut GapWo
 }
 
 /// (sub-optimality, signed reward gap, optimality) of one context, FKL.
-fn fkl_context(m: &[f64], rs: &[f64], rh: &[f64], gamma: f64, ws: &mut GapWorkspace) -> (f64, f64, f64) {
+fn fkl_context(
+    m: &[f64],
+    rs: &[f64],
+    rh: &[f64],
+    gamma: f64,
+    ws: &mut GapWorkspace,
+) -> (f64, f64, f64) {
     let a = fkl_policy(m, rs, gamma, &mut ws.star);
     let b = fkl_policy(m, rh, gamma, &mut ws.hat);
     let top = support_max(m.iter().map(|&v| v > 0.0), rs);
@@ -147,7 +173,11 @@ fn fkl_context(m: &[f64], rs: &[f64], rh: &[f64], gamma: f64, ws: &mut GapWorksp
 }
 
 fn support_max(support: impl Iterator<Item = bool>, r: &[f64]) -> f64 {
-    support.zip(r).filter(|(s, _)| *s).map(|(_, &v)| v).fold(f64::NEG_INFINITY, f64::max)
+    support
+        .zip(r)
+        .filter(|(s, _)| *s)
+        .map(|(_, &v)| v)
+        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 #[cfg(test)]
@@ -179,7 +209,11 @@ mod tests {
                 };
                 let direct = j(&star) - j(&hat);
                 assert!(direct > 1e-4);
-                assert!((g.suboptimality - direct).abs() < 1e-12, "{div:?} {gamma}: {} vs {direct}", g.suboptimality);
+                assert!(
+                    (g.suboptimality - direct).abs() < 1e-12,
+                    "{div:?} {gamma}: {} vs {direct}",
+                    g.suboptimality
+                );
                 let er = |pi: &[f64]| pi.iter().zip(&rs).map(|(a, b)| a * b).sum::<f64>();
                 assert!((g.reward_gap - (er(&star) - er(&hat)).abs()).abs() < 1e-12);
                 let top = if div == Divergence::Rkl { 0.9 } else { 0.9 };
@@ -201,7 +235,11 @@ mod tests {
             let g = gaps(&reg, &[1.0], &rs, &rh, gamma, &mut GapWorkspace::default());
             let var = 0.5; // E v^2 = 0.5, E v = 0 under p
             let expected = 0.5 * gamma * eps * eps * var;
-            assert!(((g.suboptimality - expected) / expected).abs() < 10.0 * gamma * eps, "{eps}: {} vs {expected}", g.suboptimality);
+            assert!(
+                ((g.suboptimality - expected) / expected).abs() < 10.0 * gamma * eps,
+                "{eps}: {} vs {expected}",
+                g.suboptimality
+            );
         }
     }
 }

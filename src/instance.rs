@@ -127,7 +127,11 @@ impl Instance {
     /// The JSON form of this instance (the same format [`RawInstance`] reads).
     pub fn to_raw(&self) -> RawInstance {
         let ny = self.responses;
-        let nested = |flat: &[f64]| flat.chunks_exact(ny).map(<[f64]>::to_vec).collect::<Vec<_>>();
+        let nested = |flat: &[f64]| {
+            flat.chunks_exact(ny)
+                .map(<[f64]>::to_vec)
+                .collect::<Vec<_>>()
+        };
         let reward = match &self.reward {
             RewardModel::Linear(l) => RawReward::Linear {
                 features: l
@@ -200,12 +204,20 @@ fn finite(field: &str, v: f64) -> Result<f64> {
 /// Checks a nested table `t[x][y]` has shape (nx, ny) and finite entries; returns it flat.
 fn flat_table(field: &str, t: &[Vec<f64>], nx: usize, ny: usize) -> Result<Vec<f64>> {
     if t.len() != nx {
-        return Err(Error::invalid(format!("{field} (contexts)"), t.len(), format!("{nx} rows, one per context")));
+        return Err(Error::invalid(
+            format!("{field} (contexts)"),
+            t.len(),
+            format!("{nx} rows, one per context"),
+        ));
     }
     let mut out = Vec::with_capacity(nx * ny);
     for (x, row) in t.iter().enumerate() {
         if row.len() != ny {
-            return Err(Error::invalid(format!("{field}[{x}] (responses)"), row.len(), format!("{ny} entries, one per response")));
+            return Err(Error::invalid(
+                format!("{field}[{x}] (responses)"),
+                row.len(),
+                format!("{ny} entries, one per response"),
+            ));
         }
         for (y, &v) in row.iter().enumerate() {
             out.push(finite(&format!("{field}[{x}][{y}]"), v)?);
@@ -219,7 +231,11 @@ fn flat_table(field: &str, t: &[Vec<f64>], nx: usize, ny: usize) -> Result<Vec<f
 pub fn check_simplex(field: &str, p: &mut [f64]) -> Result<()> {
     for (j, &v) in p.iter().enumerate() {
         if !(v >= 0.0 && v.is_finite()) {
-            return Err(Error::invalid(format!("{field}[{j}]"), v, "a probability, >= 0"));
+            return Err(Error::invalid(
+                format!("{field}[{j}]"),
+                v,
+                "a probability, >= 0",
+            ));
         }
     }
     let s: f64 = p.iter().sum();
@@ -239,9 +255,19 @@ impl RawInstance {
     pub fn check(self) -> Result<Instance> {
         let refs: Vec<Vec<Vec<f64>>> = match (self.references, self.reference_logits) {
             (Some(_), Some(_)) => {
-                return Err(Error::invalid("references", "given together with reference_logits", "exactly one of references, reference_logits"));
+                return Err(Error::invalid(
+                    "references",
+                    "given together with reference_logits",
+                    "exactly one of references, reference_logits",
+                ));
             }
-            (None, None) => return Err(Error::invalid("references", "missing", "references[i][x][y] or reference_logits[i][x][y]")),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "references",
+                    "missing",
+                    "references[i][x][y] or reference_logits[i][x][y]",
+                ));
+            }
             (Some(p), None) => p,
             (None, Some(logits)) => {
                 let mut out = logits;
@@ -259,34 +285,61 @@ impl RawInstance {
         };
         let k = refs.len();
         if k == 0 {
-            return Err(Error::invalid("references", "[]", "at least one reference policy"));
+            return Err(Error::invalid(
+                "references",
+                "[]",
+                "at least one reference policy",
+            ));
         }
         let nx = refs[0].len();
         if nx == 0 {
-            return Err(Error::invalid("references[0]", "[]", "at least one context"));
+            return Err(Error::invalid(
+                "references[0]",
+                "[]",
+                "at least one context",
+            ));
         }
         let ny = refs[0][0].len();
         if ny == 0 {
-            return Err(Error::invalid("references[0][0]", "[]", "at least one response"));
+            return Err(Error::invalid(
+                "references[0][0]",
+                "[]",
+                "at least one response",
+            ));
         }
         let mut references = Vec::with_capacity(k);
         for (i, r) in refs.iter().enumerate() {
             let mut flat = flat_table(&format!("references[{i}]"), r, nx, ny)?;
             for x in 0..nx {
-                check_simplex(&format!("references[{i}][{x}]"), &mut flat[x * ny..(x + 1) * ny])?;
+                check_simplex(
+                    &format!("references[{i}][{x}]"),
+                    &mut flat[x * ny..(x + 1) * ny],
+                )?;
             }
             references.push(flat);
         }
         let mut rho = self.rho.unwrap_or_else(|| vec![1.0 / nx as f64; nx]);
         if rho.len() != nx {
-            return Err(Error::invalid("rho (length)", rho.len(), format!("{nx}, one per context")));
+            return Err(Error::invalid(
+                "rho (length)",
+                rho.len(),
+                format!("{nx}, one per context"),
+            ));
         }
         check_simplex("rho", &mut rho)?;
         let reward = match self.reward {
-            RawReward::Linear { features, theta, bound } => {
+            RawReward::Linear {
+                features,
+                theta,
+                bound,
+            } => {
                 let d = theta.len();
                 if d == 0 {
-                    return Err(Error::invalid("reward.theta", "[]", "a vector of dimension >= 1"));
+                    return Err(Error::invalid(
+                        "reward.theta",
+                        "[]",
+                        "a vector of dimension >= 1",
+                    ));
                 }
                 if !(bound > 0.0 && bound.is_finite()) {
                     return Err(Error::invalid("reward.bound", bound, "a finite number > 0"));
@@ -296,39 +349,76 @@ impl RawInstance {
                 }
                 let norm = theta.iter().map(|t| t * t).sum::<f64>().sqrt();
                 if norm > bound * (1.0 + SIMPLEX_TOLERANCE) {
-                    return Err(Error::invalid("reward.theta (norm)", norm, format!("||theta|| <= bound = {bound}")));
+                    return Err(Error::invalid(
+                        "reward.theta (norm)",
+                        norm,
+                        format!("||theta|| <= bound = {bound}"),
+                    ));
                 }
                 if features.len() != nx {
-                    return Err(Error::invalid("reward.features (contexts)", features.len(), format!("{nx} rows, one per context")));
+                    return Err(Error::invalid(
+                        "reward.features (contexts)",
+                        features.len(),
+                        format!("{nx} rows, one per context"),
+                    ));
                 }
                 let mut flat = Vec::with_capacity(nx * ny * d);
                 for (x, row) in features.iter().enumerate() {
                     if row.len() != ny {
-                        return Err(Error::invalid(format!("reward.features[{x}] (responses)"), row.len(), format!("{ny}")));
+                        return Err(Error::invalid(
+                            format!("reward.features[{x}] (responses)"),
+                            row.len(),
+                            format!("{ny}"),
+                        ));
                     }
                     for (y, phi) in row.iter().enumerate() {
                         let field = format!("reward.features[{x}][{y}]");
                         if phi.len() != d {
-                            return Err(Error::invalid(format!("{field} (dimension)"), phi.len(), format!("{d} = the dimension of theta")));
+                            return Err(Error::invalid(
+                                format!("{field} (dimension)"),
+                                phi.len(),
+                                format!("{d} = the dimension of theta"),
+                            ));
                         }
                         for &v in phi {
                             finite(&field, v)?;
                         }
                         let n = phi.iter().map(|t| t * t).sum::<f64>().sqrt();
                         if n > 1.0 + SIMPLEX_TOLERANCE {
-                            return Err(Error::invalid(format!("{field} (norm)"), n, "||phi(x,y)|| <= 1"));
+                            return Err(Error::invalid(
+                                format!("{field} (norm)"),
+                                n,
+                                "||phi(x,y)|| <= 1",
+                            ));
                         }
                         flat.extend_from_slice(phi);
                     }
                 }
-                RewardModel::Linear(LinearReward { dim: d, features: flat, theta_star: theta, bound })
+                RewardModel::Linear(LinearReward {
+                    dim: d,
+                    features: flat,
+                    theta_star: theta,
+                    bound,
+                })
             }
-            RawReward::Finite { candidates, truth, r_max } => {
+            RawReward::Finite {
+                candidates,
+                truth,
+                r_max,
+            } => {
                 if candidates.len() < 2 {
-                    return Err(Error::invalid("reward.candidates (count)", candidates.len(), "at least 2 candidate rewards"));
+                    return Err(Error::invalid(
+                        "reward.candidates (count)",
+                        candidates.len(),
+                        "at least 2 candidate rewards",
+                    ));
                 }
                 if truth >= candidates.len() {
-                    return Err(Error::invalid("reward.truth", truth, format!("an index below {}", candidates.len())));
+                    return Err(Error::invalid(
+                        "reward.truth",
+                        truth,
+                        format!("an index below {}", candidates.len()),
+                    ));
                 }
                 let cands = candidates
                     .iter()
@@ -340,17 +430,37 @@ impl RawInstance {
                     None => largest,
                     Some(r) if r.is_finite() && r >= largest && r > 0.0 => r,
                     Some(r) => {
-                        return Err(Error::invalid("reward.r_max", r, format!("a finite number >= max |r| = {largest} and > 0")));
+                        return Err(Error::invalid(
+                            "reward.r_max",
+                            r,
+                            format!("a finite number >= max |r| = {largest} and > 0"),
+                        ));
                     }
                 };
                 if r_max <= 0.0 {
-                    return Err(Error::invalid("reward.candidates", "all zero", "candidates with some non-zero reward"));
+                    return Err(Error::invalid(
+                        "reward.candidates",
+                        "all zero",
+                        "candidates with some non-zero reward",
+                    ));
                 }
-                RewardModel::Finite(FiniteReward { candidates: cands, truth, r_max })
+                RewardModel::Finite(FiniteReward {
+                    candidates: cands,
+                    truth,
+                    r_max,
+                })
             }
-            RawReward::Table { values } => RewardModel::Table(flat_table("reward.values", &values, nx, ny)?),
+            RawReward::Table { values } => {
+                RewardModel::Table(flat_table("reward.values", &values, nx, ny)?)
+            }
         };
-        Ok(Instance { contexts: nx, responses: ny, rho, references, reward })
+        Ok(Instance {
+            contexts: nx,
+            responses: ny,
+            rho,
+            references,
+            reward,
+        })
     }
 }
 
@@ -375,10 +485,18 @@ pub struct GeneratorParams {
 #[serde(tag = "class", rename_all = "snake_case")]
 pub enum GeneratorReward {
     /// phi uniform on the unit sphere of R^dim, theta* = theta_norm * bound * (unit direction).
-    Linear { dim: usize, bound: f64, theta_norm: f64 },
+    Linear {
+        dim: usize,
+        bound: f64,
+        theta_norm: f64,
+    },
     /// r* uniform in [-r_max, r_max] per cell; candidate j != truth is (1 - spread) r* + spread u_j
     /// with u_j uniform in [-r_max, r_max] (spread 1: independent tables; small: hard to tell apart).
-    Finite { candidates: usize, r_max: f64, spread: f64 },
+    Finite {
+        candidates: usize,
+        r_max: f64,
+        spread: f64,
+    },
 }
 
 fn dirichlet<R: Rng + ?Sized>(rng: &mut R, a: f64, out: &mut [f64]) {
@@ -433,9 +551,15 @@ pub fn generate<R: Rng + ?Sized>(p: &GeneratorParams, rng: &mut R) -> Instance {
             r[x * ny..(x + 1) * ny].copy_from_slice(&row);
         }
     }
-    let uniform = |rng: &mut R, r: f64| r * (2.0 * ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) - 1.0);
+    let uniform = |rng: &mut R, r: f64| {
+        r * (2.0 * ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) - 1.0)
+    };
     let reward = match p.reward {
-        GeneratorReward::Linear { dim, bound, theta_norm } => {
+        GeneratorReward::Linear {
+            dim,
+            bound,
+            theta_norm,
+        } => {
             let mut features = vec![0.0; nx * ny * dim];
             for phi in features.chunks_exact_mut(dim) {
                 unit_vector(rng, phi);
@@ -443,19 +567,42 @@ pub fn generate<R: Rng + ?Sized>(p: &GeneratorParams, rng: &mut R) -> Instance {
             let mut theta = vec![0.0; dim];
             unit_vector(rng, &mut theta);
             theta.iter_mut().for_each(|t| *t *= theta_norm * bound);
-            RewardModel::Linear(LinearReward { dim, features, theta_star: theta, bound })
+            RewardModel::Linear(LinearReward {
+                dim,
+                features,
+                theta_star: theta,
+                bound,
+            })
         }
-        GeneratorReward::Finite { candidates, r_max, spread } => {
+        GeneratorReward::Finite {
+            candidates,
+            r_max,
+            spread,
+        } => {
             let truth = 0;
             let star: Vec<f64> = (0..nx * ny).map(|_| uniform(rng, r_max)).collect();
             let mut cands = vec![star.clone()];
             for _ in 1..candidates {
-                cands.push(star.iter().map(|&s| (1.0 - spread) * s + spread * uniform(rng, r_max)).collect());
+                cands.push(
+                    star.iter()
+                        .map(|&s| (1.0 - spread) * s + spread * uniform(rng, r_max))
+                        .collect(),
+                );
             }
-            RewardModel::Finite(FiniteReward { candidates: cands, truth, r_max })
+            RewardModel::Finite(FiniteReward {
+                candidates: cands,
+                truth,
+                r_max,
+            })
         }
     };
-    Instance { contexts: nx, responses: ny, rho, references, reward }
+    Instance {
+        contexts: nx,
+        responses: ny,
+        rho,
+        references,
+        reward,
+    }
 }
 
 #[cfg(test)]
@@ -478,27 +625,54 @@ mod tests {
     #[test]
     fn generated_instances_pass_their_own_check_and_round_trip() {
         for reward in [
-            GeneratorReward::Linear { dim: 3, bound: 2.0, theta_norm: 1.0 },
-            GeneratorReward::Finite { candidates: 5, r_max: 1.5, spread: 0.3 },
+            GeneratorReward::Linear {
+                dim: 3,
+                bound: 2.0,
+                theta_norm: 1.0,
+            },
+            GeneratorReward::Finite {
+                candidates: 5,
+                r_max: 1.5,
+                spread: 0.3,
+            },
         ] {
             let inst = generate(&params(reward), &mut stream(1, "t", 0));
             assert!(inst.empty_intersections(&[0.2, 0.3, 0.5]).is_empty());
             let back = inst.to_raw().check().unwrap();
             assert_eq!(back.contexts, 4);
-            for (a, b) in back.references.iter().flatten().zip(inst.references.iter().flatten()) {
+            for (a, b) in back
+                .references
+                .iter()
+                .flatten()
+                .zip(inst.references.iter().flatten())
+            {
                 assert!((a - b).abs() < 1e-15);
             }
-            assert!(inst.true_reward().iter().all(|r| r.abs() <= inst.r_max() + 1e-12));
+            assert!(
+                inst.true_reward()
+                    .iter()
+                    .all(|r| r.abs() <= inst.r_max() + 1e-12)
+            );
         }
     }
 
     #[test]
     fn bad_instances_name_the_field() {
-        let inst = generate(&params(GeneratorReward::Linear { dim: 2, bound: 1.0, theta_norm: 1.0 }), &mut stream(2, "t", 0));
+        let inst = generate(
+            &params(GeneratorReward::Linear {
+                dim: 2,
+                bound: 1.0,
+                theta_norm: 1.0,
+            }),
+            &mut stream(2, "t", 0),
+        );
         let mut raw = inst.to_raw();
         raw.references.as_mut().unwrap()[1][2][0] = -0.1;
         let e = raw.check().unwrap_err().to_string();
-        assert!(e.contains("references[1][2][0]") && e.contains("-0.1"), "{e}");
+        assert!(
+            e.contains("references[1][2][0]") && e.contains("-0.1"),
+            "{e}"
+        );
         let mut raw = inst.to_raw();
         raw.references.as_mut().unwrap()[0][1][0] += 0.01;
         let e = raw.check().unwrap_err().to_string();
@@ -507,9 +681,19 @@ mod tests {
         if let RawReward::Linear { theta, .. } = &mut raw.reward {
             theta[0] = 5.0;
         }
-        assert!(raw.check().unwrap_err().to_string().contains("reward.theta (norm)"));
+        assert!(
+            raw.check()
+                .unwrap_err()
+                .to_string()
+                .contains("reward.theta (norm)")
+        );
         let mut raw = inst.to_raw();
         raw.rho = Some(vec![1.0]);
-        assert!(raw.check().unwrap_err().to_string().contains("rho (length)"));
+        assert!(
+            raw.check()
+                .unwrap_err()
+                .to_string()
+                .contains("rho (length)")
+        );
     }
 }

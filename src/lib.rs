@@ -7,6 +7,7 @@
 //! The formulas are those of THEORY.md (shipped beside the project as shared/THEORY.md);
 //! doc comments cite its items (D1-D7, §1-§7).
 
+pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod estimation;
@@ -15,6 +16,7 @@ pub mod instance;
 pub mod numerics;
 pub mod policy;
 pub mod preference;
+pub mod report;
 pub mod spec;
 pub mod statistics;
 pub mod streams;

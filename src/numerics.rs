@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn lse_handles_zeros_and_large_values() {
-        assert_eq!(log_sum_exp(&[f64::NEG_INFINITY, f64::NEG_INFINITY]), f64::NEG_INFINITY);
+        assert_eq!(
+            log_sum_exp(&[f64::NEG_INFINITY, f64::NEG_INFINITY]),
+            f64::NEG_INFINITY
+        );
         let v = log_sum_exp(&[1e4, 1e4, f64::NEG_INFINITY]);
         assert!((v - (1e4 + 2f64.ln())).abs() < 1e-12);
         assert!((log_sum_exp(&[0.0, 0.0]) - 2f64.ln()).abs() < 1e-15);

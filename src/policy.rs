@@ -35,7 +35,13 @@ pub fn log_escort(refs: &[&[f64]], weights: &[f64], out: &mut [f64]) -> f64 {
             .iter()
             .zip(weights)
             .filter(|(_, w)| **w > 0.0)
-            .map(|(r, &w)| if r[y] > 0.0 { w * r[y].ln() } else { f64::NEG_INFINITY })
+            .map(|(r, &w)| {
+                if r[y] > 0.0 {
+                    w * r[y].ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
             .sum();
     }
     let ln_f = log_sum_exp(out);
@@ -80,7 +86,11 @@ pub fn log_harmonic(refs: &[&[f64]], weights: &[f64], clip_eps: f64, out: &mut [
 /// large and g may have zeros.
 pub fn rkl_log_policy(log_g: &[f64], r: &[f64], gamma: f64, out: &mut [f64]) -> f64 {
     for ((o, &lg), &rv) in out.iter_mut().zip(log_g).zip(r) {
-        *o = if lg == f64::NEG_INFINITY { lg } else { lg + gamma * rv };
+        *o = if lg == f64::NEG_INFINITY {
+            lg
+        } else {
+            lg + gamma * rv
+        };
     }
     let ln_z = log_sum_exp(out);
     out.iter_mut().for_each(|v| *v -= ln_z);
@@ -180,7 +190,11 @@ pub fn fkl_policy(m: &[f64], r: &[f64], gamma: f64, out: &mut [f64]) -> FklRoot 
         total += *o;
     }
     out.iter_mut().for_each(|v| *v /= total);
-    FklRoot { t, r_top, iterations }
+    FklRoot {
+        t,
+        r_top,
+        iterations,
+    }
 }
 
 /// KKT residual of an FKL solution (D6): max over supp m of |r(y) + m(y)/(gamma pi(y)) - Z~|,
@@ -259,25 +273,44 @@ pub struct Regularizer {
 
 impl Regularizer {
     /// Builds the RKL (escort) or FKL (mixture) base from the instance's references.
-    pub fn new(divergence: Divergence, references: &[Vec<f64>], weights: &[f64], contexts: usize, responses: usize) -> Self {
+    pub fn new(
+        divergence: Divergence,
+        references: &[Vec<f64>],
+        weights: &[f64],
+        contexts: usize,
+        responses: usize,
+    ) -> Self {
         let ny = responses;
         let mut base = vec![0.0; contexts * ny];
         let mut ln_f = vec![0.0; contexts];
         for x in 0..contexts {
-            let refs: Vec<&[f64]> = references.iter().map(|r| &r[x * ny..(x + 1) * ny]).collect();
+            let refs: Vec<&[f64]> = references
+                .iter()
+                .map(|r| &r[x * ny..(x + 1) * ny])
+                .collect();
             let out = &mut base[x * ny..(x + 1) * ny];
             match divergence {
                 Divergence::Rkl => ln_f[x] = log_escort(&refs, weights, out),
                 Divergence::Fkl => mixture(&refs, weights, out),
             }
         }
-        Regularizer { divergence, responses, base, ln_f }
+        Regularizer {
+            divergence,
+            responses,
+            base,
+            ln_f,
+        }
     }
 
     /// A policy of the RKL form base * e^{gamma r} with a given normalised log base
     /// (MRPO's ln h, or ln pi_i for a single reference).
     pub fn rkl_with_log_base(log_base: Vec<f64>, contexts: usize, responses: usize) -> Self {
-        Regularizer { divergence: Divergence::Rkl, responses, base: log_base, ln_f: vec![0.0; contexts] }
+        Regularizer {
+            divergence: Divergence::Rkl,
+            responses,
+            base: log_base,
+            ln_f: vec![0.0; contexts],
+        }
     }
 
     /// Fills `out` (flat X x Y) with the policy for reward table `r` and returns the total
@@ -286,7 +319,12 @@ impl Regularizer {
     pub fn policy(&self, r: &[f64], gamma: f64, out: &mut [f64]) -> u32 {
         let ny = self.responses;
         let mut iterations = 0;
-        for ((b, rr), o) in self.base.chunks_exact(ny).zip(r.chunks_exact(ny)).zip(out.chunks_exact_mut(ny)) {
+        for ((b, rr), o) in self
+            .base
+            .chunks_exact(ny)
+            .zip(r.chunks_exact(ny))
+            .zip(out.chunks_exact_mut(ny))
+        {
             match self.divergence {
                 Divergence::Rkl => {
                     rkl_log_policy(b, rr, gamma, o);

@@ -28,14 +28,22 @@ pub struct WinCounts {
 
 /// The unordered pairs (a, b), a < b, of responses, in the order used by [`WinCounts`].
 pub fn pairs(responses: usize) -> Vec<(usize, usize)> {
-    (0..responses).flat_map(|a| (a + 1..responses).map(move |b| (a, b))).collect()
+    (0..responses)
+        .flat_map(|a| (a + 1..responses).map(move |b| (a, b)))
+        .collect()
 }
 
 impl WinCounts {
     /// An empty dataset.
     pub fn new(contexts: usize, responses: usize) -> Self {
         let p = responses * responses.saturating_sub(1) / 2;
-        WinCounts { contexts, responses, wins: vec![[0, 0]; contexts * p], ties: 0, n: 0 }
+        WinCounts {
+            contexts,
+            responses,
+            wins: vec![[0, 0]; contexts * p],
+            ties: 0,
+            n: 0,
+        }
     }
 
     /// Number of unordered pairs per context.
@@ -62,7 +70,8 @@ impl WinCounts {
                 let [wa, wb] = self.wins[x * pr.len() + p];
                 if wa + wb > 0 {
                     let t = row[a] - row[b];
-                    ll += wa as f64 * crate::numerics::ln_sigmoid(t) + wb as f64 * crate::numerics::ln_sigmoid(-t);
+                    ll += wa as f64 * crate::numerics::ln_sigmoid(t)
+                        + wb as f64 * crate::numerics::ln_sigmoid(-t);
                 }
             }
         }
@@ -109,7 +118,11 @@ fn conditionals(p: &[f64]) -> Vec<f64> {
     let mut suffix = 0.0;
     for j in (0..p.len()).rev() {
         suffix += p[j];
-        out[j] = if suffix > 0.0 { (p[j] / suffix).clamp(0.0, 1.0) } else { 0.0 };
+        out[j] = if suffix > 0.0 {
+            (p[j] / suffix).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
     }
     if let Some(last) = out.last_mut() {
         *last = 1.0;
@@ -119,10 +132,13 @@ fn conditionals(p: &[f64]) -> Vec<f64> {
 
 fn cdf(p: &[f64]) -> Vec<f64> {
     let mut acc = 0.0;
-    let mut out: Vec<f64> = p.iter().map(|v| {
-        acc += v;
-        acc
-    }).collect();
+    let mut out: Vec<f64> = p
+        .iter()
+        .map(|v| {
+            acc += v;
+            acc
+        })
+        .collect();
     if let Some(last) = out.last_mut() {
         *last = f64::INFINITY; // u < 1 always lands in range despite rounding
     }
@@ -170,7 +186,13 @@ impl Sampler {
     }
 
     /// Adds `extra` comparisons drawn with the chosen scheme.
-    pub fn extend<R: Rng + ?Sized>(&self, kind: SamplerKind, counts: &mut WinCounts, extra: u64, rng: &mut R) {
+    pub fn extend<R: Rng + ?Sized>(
+        &self,
+        kind: SamplerKind,
+        counts: &mut WinCounts,
+        extra: u64,
+        rng: &mut R,
+    ) {
         match kind {
             SamplerKind::Counts => self.extend_counts(counts, extra, rng),
             SamplerKind::PerSample => self.extend_per_sample(counts, extra, rng),
@@ -211,7 +233,12 @@ impl Sampler {
 
     /// Adds `extra` comparisons drawn one at a time: x ~ rho, y, y' ~ mu(.|x) independently,
     /// y preferred with probability sigma(r*(x,y) - r*(x,y')). Cost O(n log |Y|), no allocation.
-    pub fn extend_per_sample<R: Rng + ?Sized>(&self, counts: &mut WinCounts, extra: u64, rng: &mut R) {
+    pub fn extend_per_sample<R: Rng + ?Sized>(
+        &self,
+        counts: &mut WinCounts,
+        extra: u64,
+        rng: &mut R,
+    ) {
         let ny = self.responses;
         let np = self.pairs.len();
         for _ in 0..extra {

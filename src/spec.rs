@@ -6,7 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::gap::Quantity;
-use crate::instance::{GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel, SIMPLEX_TOLERANCE, generate};
+use crate::instance::{
+    GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel, SIMPLEX_TOLERANCE,
+    generate,
+};
 use crate::policy::Divergence;
 use crate::preference::SamplerKind;
 use crate::statistics::TailRule;
@@ -203,7 +206,11 @@ impl Sampling {
             "uniform" => Ok(Sampling::Uniform),
             _ => match s.strip_prefix("ref:").and_then(|i| i.parse::<usize>().ok()) {
                 Some(i) if (1..=k).contains(&i) => Ok(Sampling::Reference(i - 1)),
-                _ => Err(Error::invalid("experiment.sampling", format!("\"{s}\""), allowed)),
+                _ => Err(Error::invalid(
+                    "experiment.sampling",
+                    format!("\"{s}\""),
+                    allowed,
+                )),
             },
         }
     }
@@ -266,14 +273,20 @@ pub struct Spec {
     pub instance: Instance,
 }
 
-fn ser_sampling<S: serde::Serializer>(s: &Sampling, ser: S) -> std::result::Result<S::Ok, S::Error> {
+fn ser_sampling<S: serde::Serializer>(
+    s: &Sampling,
+    ser: S,
+) -> std::result::Result<S::Ok, S::Error> {
     ser.serialize_str(&s.label())
 }
 
 /// Reads and checks a spec file. `name` defaults to the file stem.
 pub fn load(path: &Path) -> Result<Spec> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     parse(&text, path, &stem, path.parent())
 }
 
@@ -284,7 +297,11 @@ pub fn parse(text: &str, origin: &Path, default_name: &str, base: Option<&Path>)
 }
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64, allowed: &str) -> Result<()> {
-    if v.is_finite() && v >= lo && v <= hi { Ok(()) } else { Err(Error::invalid(field, v, allowed)) }
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, v, allowed))
+    }
 }
 
 fn check_weights(field: &str, w: &[f64], k: usize) -> Result<Vec<f64>> {
@@ -297,7 +314,13 @@ fn check_weights(field: &str, w: &[f64], k: usize) -> Result<Vec<f64>> {
     }
     let mut w = w.to_vec();
     crate::instance::check_simplex(field, &mut w).map_err(|_| {
-        Error::invalid(field, format!("{w:?}"), format!("weights on the simplex: each >= 0, summing to 1 (within {SIMPLEX_TOLERANCE:e})"))
+        Error::invalid(
+            field,
+            format!("{w:?}"),
+            format!(
+                "weights on the simplex: each >= 0, summing to 1 (within {SIMPLEX_TOLERANCE:e})"
+            ),
+        )
     })?;
     Ok(w)
 }
@@ -310,74 +333,226 @@ impl RawSpec {
     /// Validates every field and builds the instance; the only way to obtain a [`Spec`].
     pub fn check(self, default_name: &str, base: Option<&Path>) -> Result<Spec> {
         let name = self.name.unwrap_or_else(|| default_name.to_string());
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-            return Err(Error::invalid("name", format!("\"{name}\""), "a non-empty name of letters, digits, '_', '-', '.' (it names the results folder)"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return Err(Error::invalid(
+                "name",
+                format!("\"{name}\""),
+                "a non-empty name of letters, digits, '_', '-', '.' (it names the results folder)",
+            ));
         }
         if self.replications < 2 || self.replications > 10_000_000 {
-            return Err(Error::invalid("replications", self.replications, "an integer from 2 to 10000000"));
+            return Err(Error::invalid(
+                "replications",
+                self.replications,
+                "an integer from 2 to 10000000",
+            ));
         }
         let o = &self.options;
         if o.reward_range != "symmetric" {
-            return Err(Error::invalid("options.reward_range", format!("\"{}\"", o.reward_range), "\"symmetric\" (|r| <= R_max)"));
+            return Err(Error::invalid(
+                "options.reward_range",
+                format!("\"{}\"", o.reward_range),
+                "\"symmetric\" (|r| <= R_max)",
+            ));
         }
         if o.log_class_size != "covering" {
-            return Err(Error::invalid("options.log_class_size", format!("\"{}\"", o.log_class_size), "\"covering\" (d ln(1 + 2 B n) for the linear class)"));
+            return Err(Error::invalid(
+                "options.log_class_size",
+                format!("\"{}\"", o.log_class_size),
+                "\"covering\" (d ln(1 + 2 B n) for the linear class)",
+            ));
         }
-        in_range("options.mle_tolerance", o.mle_tolerance, 1e-15, 1e-3, "a number in [1e-15, 1e-3]")?;
-        in_range("options.tail.fraction", o.tail.fraction, 1e-9, 1.0, "a fraction in (0, 1]")?;
+        in_range(
+            "options.mle_tolerance",
+            o.mle_tolerance,
+            1e-15,
+            1e-3,
+            "a number in [1e-15, 1e-3]",
+        )?;
+        in_range(
+            "options.tail.fraction",
+            o.tail.fraction,
+            1e-9,
+            1.0,
+            "a fraction in (0, 1]",
+        )?;
         if o.tail.min_points < 2 {
-            return Err(Error::invalid("options.tail.min_points", o.tail.min_points, "at least 2"));
+            return Err(Error::invalid(
+                "options.tail.min_points",
+                o.tail.min_points,
+                "at least 2",
+            ));
         }
         if o.bootstrap_resamples < 10 || o.bootstrap_resamples > 1_000_000 {
-            return Err(Error::invalid("options.bootstrap_resamples", o.bootstrap_resamples, "an integer from 10 to 1000000"));
+            return Err(Error::invalid(
+                "options.bootstrap_resamples",
+                o.bootstrap_resamples,
+                "an integer from 10 to 1000000",
+            ));
         }
-        in_range("options.ci_level", o.ci_level, 0.5, 0.999, "a level in [0.5, 0.999]")?;
-        in_range("options.mrpo_clip_eps", o.mrpo_clip_eps, 0.0, 1.0, "a number in [0, 1]")?;
-        in_range("options.gap_floor", o.gap_floor, 0.0, 1e-6, "a number in [0, 1e-6]")?;
+        in_range(
+            "options.ci_level",
+            o.ci_level,
+            0.5,
+            0.999,
+            "a level in [0.5, 0.999]",
+        )?;
+        in_range(
+            "options.mrpo_clip_eps",
+            o.mrpo_clip_eps,
+            0.0,
+            1.0,
+            "a number in [0, 1]",
+        )?;
+        in_range(
+            "options.gap_floor",
+            o.gap_floor,
+            0.0,
+            1e-6,
+            "a number in [0, 1e-6]",
+        )?;
 
         // Instance.
         let (instance, instance_origin) = match self.instance {
-            RawInstanceSpec::Random { contexts, responses, references, concentration, zero_fraction, context_concentration, reward } => {
+            RawInstanceSpec::Random {
+                contexts,
+                responses,
+                references,
+                concentration,
+                zero_fraction,
+                context_concentration,
+                reward,
+            } => {
                 if contexts == 0 || contexts > 100_000 {
-                    return Err(Error::invalid("instance.contexts", contexts, "an integer from 1 to 100000"));
+                    return Err(Error::invalid(
+                        "instance.contexts",
+                        contexts,
+                        "an integer from 1 to 100000",
+                    ));
                 }
                 if responses == 0 || responses > 1_000 {
-                    return Err(Error::invalid("instance.responses", responses, "an integer from 1 to 1000"));
+                    return Err(Error::invalid(
+                        "instance.responses",
+                        responses,
+                        "an integer from 1 to 1000",
+                    ));
                 }
                 if contexts * responses > 2_000_000 {
-                    return Err(Error::invalid("instance.contexts * instance.responses", contexts * responses, "at most 2000000 cells"));
+                    return Err(Error::invalid(
+                        "instance.contexts * instance.responses",
+                        contexts * responses,
+                        "at most 2000000 cells",
+                    ));
                 }
                 if references == 0 || references > 64 {
-                    return Err(Error::invalid("instance.references", references, "an integer from 1 to 64"));
+                    return Err(Error::invalid(
+                        "instance.references",
+                        references,
+                        "an integer from 1 to 64",
+                    ));
                 }
-                in_range("instance.concentration", concentration, 1e-3, 1e6, "a Dirichlet concentration in [1e-3, 1e6]")?;
+                in_range(
+                    "instance.concentration",
+                    concentration,
+                    1e-3,
+                    1e6,
+                    "a Dirichlet concentration in [1e-3, 1e6]",
+                )?;
                 if !(zero_fraction.is_finite() && (0.0..1.0).contains(&zero_fraction)) {
-                    return Err(Error::invalid("instance.zero_fraction", zero_fraction, "a fraction in [0, 1)"));
+                    return Err(Error::invalid(
+                        "instance.zero_fraction",
+                        zero_fraction,
+                        "a fraction in [0, 1)",
+                    ));
                 }
                 if let Some(a) = context_concentration {
-                    in_range("instance.context_concentration", a, 1e-3, 1e6, "a Dirichlet concentration in [1e-3, 1e6] (omit for uniform rho)")?;
+                    in_range(
+                        "instance.context_concentration",
+                        a,
+                        1e-3,
+                        1e6,
+                        "a Dirichlet concentration in [1e-3, 1e6] (omit for uniform rho)",
+                    )?;
                 }
                 let reward = match reward {
-                    RawGeneratorReward::Linear { dim, bound, theta_norm } => {
+                    RawGeneratorReward::Linear {
+                        dim,
+                        bound,
+                        theta_norm,
+                    } => {
                         if dim == 0 || dim > 256 {
-                            return Err(Error::invalid("instance.reward.dim", dim, "an integer from 1 to 256"));
+                            return Err(Error::invalid(
+                                "instance.reward.dim",
+                                dim,
+                                "an integer from 1 to 256",
+                            ));
                         }
-                        in_range("instance.reward.bound", bound, 1e-6, MAX_R_MAX, "a reward bound B = R_max in [1e-6, 50]")?;
-                        in_range("instance.reward.theta_norm", theta_norm, 0.0, 1.0, "a fraction of B in [0, 1]")?;
-                        GeneratorReward::Linear { dim, bound, theta_norm }
+                        in_range(
+                            "instance.reward.bound",
+                            bound,
+                            1e-6,
+                            MAX_R_MAX,
+                            "a reward bound B = R_max in [1e-6, 50]",
+                        )?;
+                        in_range(
+                            "instance.reward.theta_norm",
+                            theta_norm,
+                            0.0,
+                            1.0,
+                            "a fraction of B in [0, 1]",
+                        )?;
+                        GeneratorReward::Linear {
+                            dim,
+                            bound,
+                            theta_norm,
+                        }
                     }
-                    RawGeneratorReward::Finite { candidates, r_max, spread } => {
+                    RawGeneratorReward::Finite {
+                        candidates,
+                        r_max,
+                        spread,
+                    } => {
                         if !(2..=100_000).contains(&candidates) {
-                            return Err(Error::invalid("instance.reward.candidates", candidates, "an integer from 2 to 100000"));
+                            return Err(Error::invalid(
+                                "instance.reward.candidates",
+                                candidates,
+                                "an integer from 2 to 100000",
+                            ));
                         }
-                        in_range("instance.reward.r_max", r_max, 1e-6, MAX_R_MAX, "a number in [1e-6, 50]")?;
+                        in_range(
+                            "instance.reward.r_max",
+                            r_max,
+                            1e-6,
+                            MAX_R_MAX,
+                            "a number in [1e-6, 50]",
+                        )?;
                         if !(spread.is_finite() && spread > 0.0 && spread <= 1.0) {
-                            return Err(Error::invalid("instance.reward.spread", spread, "a fraction in (0, 1]"));
+                            return Err(Error::invalid(
+                                "instance.reward.spread",
+                                spread,
+                                "a fraction in (0, 1]",
+                            ));
                         }
-                        GeneratorReward::Finite { candidates, r_max, spread }
+                        GeneratorReward::Finite {
+                            candidates,
+                            r_max,
+                            spread,
+                        }
                     }
                 };
-                let generator = GeneratorParams { contexts, responses, references, concentration, zero_fraction, context_concentration, reward };
+                let generator = GeneratorParams {
+                    contexts,
+                    responses,
+                    references,
+                    concentration,
+                    zero_fraction,
+                    context_concentration,
+                    reward,
+                };
                 let inst = generate(&generator, &mut stream(self.seed, "instance", 0));
                 (inst, InstanceOrigin::Random { generator })
             }
@@ -387,18 +562,36 @@ impl RawSpec {
                     _ => path.clone(),
                 };
                 let text = std::fs::read_to_string(&full).map_err(|e| Error::read(&full, e))?;
-                let raw: RawInstance = serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
+                let raw: RawInstance =
+                    serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
                 let inst = raw.check().map_err(|e| match e {
-                    Error::Invalid { field, value, allowed } => Error::Invalid { field: format!("{}: {field}", full.display()), value, allowed },
+                    Error::Invalid {
+                        field,
+                        value,
+                        allowed,
+                    } => Error::Invalid {
+                        field: format!("{}: {field}", full.display()),
+                        value,
+                        allowed,
+                    },
                     other => other,
                 })?;
                 if let RewardModel::Table(_) = inst.reward {
-                    return Err(Error::invalid("instance reward.class", "\"table\"", "\"linear\" or \"finite\" for experiments (a bare table has no class to fit; it serves `mrkl solve`)"));
+                    return Err(Error::invalid(
+                        "instance reward.class",
+                        "\"table\"",
+                        "\"linear\" or \"finite\" for experiments (a bare table has no class to fit; it serves `mrkl solve`)",
+                    ));
                 }
                 if inst.r_max() > MAX_R_MAX {
                     return Err(Error::invalid("instance R_max", inst.r_max(), "at most 50"));
                 }
-                (inst, InstanceOrigin::File { path: path.display().to_string() })
+                (
+                    inst,
+                    InstanceOrigin::File {
+                        path: path.display().to_string(),
+                    },
+                )
             }
         };
         let k = instance.k();
@@ -408,77 +601,197 @@ impl RawSpec {
         let weights = check_weights("experiment.weights", &e.weights, k)?;
         let gamma = match (e.gamma, e.gamma_schedule) {
             (Some(g), None) => {
-                in_range("experiment.gamma", g, GAMMA_RANGE.0, GAMMA_RANGE.1, "a number in [1e-6, 1e6]")?;
+                in_range(
+                    "experiment.gamma",
+                    g,
+                    GAMMA_RANGE.0,
+                    GAMMA_RANGE.1,
+                    "a number in [1e-6, 1e6]",
+                )?;
                 GammaRule::Fixed(g)
             }
             (None, Some(s)) => {
-                in_range("experiment.gamma_schedule.c", s.c, 1e-6, 1e6, "a number in [1e-6, 1e6]")?;
-                in_range("experiment.gamma_schedule.p", s.p, 0.0, 1.0, "an exponent in [0, 1]")?;
+                in_range(
+                    "experiment.gamma_schedule.c",
+                    s.c,
+                    1e-6,
+                    1e6,
+                    "a number in [1e-6, 1e6]",
+                )?;
+                in_range(
+                    "experiment.gamma_schedule.p",
+                    s.p,
+                    0.0,
+                    1.0,
+                    "an exponent in [0, 1]",
+                )?;
                 GammaRule::Schedule(s)
             }
-            (Some(_), Some(_)) => return Err(Error::invalid("experiment.gamma", "given together with gamma_schedule", "exactly one of gamma, gamma_schedule")),
-            (None, None) => return Err(Error::invalid("experiment.gamma", "missing", "gamma = <number> or gamma_schedule = { c, p }")),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "experiment.gamma",
+                    "given together with gamma_schedule",
+                    "exactly one of gamma, gamma_schedule",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "experiment.gamma",
+                    "missing",
+                    "gamma = <number> or gamma_schedule = { c, p }",
+                ));
+            }
         };
         let ns = match (e.n, e.n_grid) {
             (Some(ns), None) => ns,
             (None, Some(g)) => {
                 if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > 200 {
-                    return Err(Error::invalid("experiment.n_grid", format!("{{ from = {}, to = {}, levels = {} }}", g.from, g.to, g.levels), "1 <= from < to and 2 <= levels <= 200"));
+                    return Err(Error::invalid(
+                        "experiment.n_grid",
+                        format!(
+                            "{{ from = {}, to = {}, levels = {} }}",
+                            g.from, g.to, g.levels
+                        ),
+                        "1 <= from < to and 2 <= levels <= 200",
+                    ));
                 }
                 let ratio = g.to as f64 / g.from as f64;
                 let mut v: Vec<u64> = (0..g.levels)
-                    .map(|j| (g.from as f64 * ratio.powf(j as f64 / (g.levels - 1) as f64)).round() as u64)
+                    .map(|j| {
+                        (g.from as f64 * ratio.powf(j as f64 / (g.levels - 1) as f64)).round()
+                            as u64
+                    })
                     .collect();
                 v.dedup();
                 v
             }
-            (Some(_), Some(_)) => return Err(Error::invalid("experiment.n", "given together with n_grid", "exactly one of n, n_grid")),
-            (None, None) => return Err(Error::invalid("experiment.n", "missing", "n = [n_1, n_2, ...] or n_grid = { from, to, levels }")),
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "experiment.n",
+                    "given together with n_grid",
+                    "exactly one of n, n_grid",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "experiment.n",
+                    "missing",
+                    "n = [n_1, n_2, ...] or n_grid = { from, to, levels }",
+                ));
+            }
         };
         if ns.is_empty() {
-            return Err(Error::invalid("experiment.n", "[]", "a non-empty, strictly increasing list of sample sizes >= 1"));
+            return Err(Error::invalid(
+                "experiment.n",
+                "[]",
+                "a non-empty, strictly increasing list of sample sizes >= 1",
+            ));
         }
         if ns[0] == 0 || ns.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(Error::invalid("experiment.n", format!("{ns:?}"), "a strictly increasing list of sample sizes >= 1"));
+            return Err(Error::invalid(
+                "experiment.n",
+                format!("{ns:?}"),
+                "a strictly increasing list of sample sizes >= 1",
+            ));
         }
-        let max_n = if e.sampler == SamplerKind::PerSample { MAX_N_PER_SAMPLE } else { MAX_N };
+        let max_n = if e.sampler == SamplerKind::PerSample {
+            MAX_N_PER_SAMPLE
+        } else {
+            MAX_N
+        };
         if *ns.last().unwrap() > max_n {
-            return Err(Error::invalid("experiment.n", ns.last().unwrap(), format!("sample sizes up to {max_n} with sampler = {:?} (per_sample costs O(n))", e.sampler)));
+            return Err(Error::invalid(
+                "experiment.n",
+                ns.last().unwrap(),
+                format!(
+                    "sample sizes up to {max_n} with sampler = {:?} (per_sample costs O(n))",
+                    e.sampler
+                ),
+            ));
         }
         let sampling = Sampling::parse(&e.sampling, k)?;
         if !(e.delta > 0.0 && e.delta < 1.0) {
-            return Err(Error::invalid("experiment.delta", e.delta, "a probability in (0, 1)"));
+            return Err(Error::invalid(
+                "experiment.delta",
+                e.delta,
+                "a probability in (0, 1)",
+            ));
         }
 
         // Cells.
         let mut cells = vec![];
         match self.sweep {
-            None => cells.push(Cell { label: "main".into(), weights: weights.clone(), gamma }),
-            Some(RawSweep { gamma: Some(gs), weights: None }) => {
+            None => cells.push(Cell {
+                label: "main".into(),
+                weights: weights.clone(),
+                gamma,
+            }),
+            Some(RawSweep {
+                gamma: Some(gs),
+                weights: None,
+            }) => {
                 if gs.is_empty() {
-                    return Err(Error::invalid("sweep.gamma", "[]", "a non-empty list of gammas"));
+                    return Err(Error::invalid(
+                        "sweep.gamma",
+                        "[]",
+                        "a non-empty list of gammas",
+                    ));
                 }
                 for (j, &g) in gs.iter().enumerate() {
-                    in_range(&format!("sweep.gamma[{j}]"), g, GAMMA_RANGE.0, GAMMA_RANGE.1, "a number in [1e-6, 1e6]")?;
-                    cells.push(Cell { label: format!("gamma={}", fmt_num(g)), weights: weights.clone(), gamma: GammaRule::Fixed(g) });
+                    in_range(
+                        &format!("sweep.gamma[{j}]"),
+                        g,
+                        GAMMA_RANGE.0,
+                        GAMMA_RANGE.1,
+                        "a number in [1e-6, 1e6]",
+                    )?;
+                    cells.push(Cell {
+                        label: format!("gamma={}", fmt_num(g)),
+                        weights: weights.clone(),
+                        gamma: GammaRule::Fixed(g),
+                    });
                 }
             }
-            Some(RawSweep { gamma: None, weights: Some(ws) }) => {
+            Some(RawSweep {
+                gamma: None,
+                weights: Some(ws),
+            }) => {
                 if ws.is_empty() {
-                    return Err(Error::invalid("sweep.weights", "[]", "a non-empty list of weight vectors"));
+                    return Err(Error::invalid(
+                        "sweep.weights",
+                        "[]",
+                        "a non-empty list of weight vectors",
+                    ));
                 }
                 for (j, w) in ws.iter().enumerate() {
                     let w = check_weights(&format!("sweep.weights[{j}]"), w, k)?;
-                    let label = format!("weights={}", w.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(":"));
-                    cells.push(Cell { label, weights: w, gamma });
+                    let label = format!(
+                        "weights={}",
+                        w.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(":")
+                    );
+                    cells.push(Cell {
+                        label,
+                        weights: w,
+                        gamma,
+                    });
                 }
             }
-            Some(_) => return Err(Error::invalid("sweep", "none or both of gamma, weights", "exactly one of sweep.gamma, sweep.weights")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "sweep",
+                    "none or both of gamma, weights",
+                    "exactly one of sweep.gamma, sweep.weights",
+                ));
+            }
         }
         let mut labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
         labels.sort_unstable();
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::invalid("sweep", format!("duplicate cell {}", w[0]), "distinct values"));
+            return Err(Error::invalid(
+                "sweep",
+                format!("duplicate cell {}", w[0]),
+                "distinct values",
+            ));
         }
         if e.divergence == Divergence::Rkl || sampling == Sampling::Geometric {
             for c in &cells {
@@ -487,7 +800,10 @@ impl RawSpec {
                     return Err(Error::invalid(
                         format!("instance references at context {x}"),
                         "disjoint supports",
-                        format!("references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)", c.label),
+                        format!(
+                            "references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)",
+                            c.label
+                        ),
                     ));
                 }
             }
@@ -537,7 +853,9 @@ n = [10, 20, 40]
 "#;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("t.toml"), "t", None).unwrap_err().to_string()
+        parse(text, Path::new("t.toml"), "t", None)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -551,11 +869,17 @@ n = [10, 20, 40]
     #[test]
     fn bad_specs_name_field_value_and_allowed() {
         let e = err(&GOOD.replace("weights = [0.5, 0.5]", "weights = [0.7, 0.5]"));
-        assert!(e.contains("experiment.weights") && e.contains("simplex"), "{e}");
+        assert!(
+            e.contains("experiment.weights") && e.contains("simplex"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("gamma = 1.0", "gamma = 0.0"));
         assert!(e.contains("experiment.gamma = 0"), "{e}");
         let e = err(&GOOD.replace("n = [10, 20, 40]", "n = [10, 40, 20]"));
-        assert!(e.contains("experiment.n") && e.contains("increasing"), "{e}");
+        assert!(
+            e.contains("experiment.n") && e.contains("increasing"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("n = [10, 20, 40]", "n = []"));
         assert!(e.contains("experiment.n = []"), "{e}");
         let e = err(&GOOD.replace("seed = 3", "seed = 3\ncolour = 1"));
@@ -566,8 +890,14 @@ n = [10, 20, 40]
         assert!(e.contains("experiment.weights (length) = 1"), "{e}");
         let e = err(&GOOD.replace("quantity = \"suboptimality\"", "quantity = \"regret\""));
         assert!(e.contains("regret"), "{e}");
-        let e = err(&GOOD.replace("divergence = \"rkl\"", "divergence = \"rkl\"\nsampling = \"ref:3\""));
-        assert!(e.contains("experiment.sampling") && e.contains("ref:i with i in 1..=2"), "{e}");
+        let e = err(&GOOD.replace(
+            "divergence = \"rkl\"",
+            "divergence = \"rkl\"\nsampling = \"ref:3\"",
+        ));
+        assert!(
+            e.contains("experiment.sampling") && e.contains("ref:i with i in 1..=2"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
     }
 }

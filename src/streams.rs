@@ -45,12 +45,27 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "cell", 3), |r, _: u64| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "cell", 3), |r, _: u64| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "cell", 3), |r, _: u64| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "cell", 3), |r, _: u64| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
-        assert_ne!(stream(7, "cell", 4).next_u64(), stream(7, "cell", 3).next_u64());
-        assert_ne!(stream(7, "celk", 3).next_u64(), stream(7, "cell", 3).next_u64());
-        assert_ne!(stream(8, "cell", 3).next_u64(), stream(7, "cell", 3).next_u64());
+        assert_ne!(
+            stream(7, "cell", 4).next_u64(),
+            stream(7, "cell", 3).next_u64()
+        );
+        assert_ne!(
+            stream(7, "celk", 3).next_u64(),
+            stream(7, "cell", 3).next_u64()
+        );
+        assert_ne!(
+            stream(8, "cell", 3).next_u64(),
+            stream(7, "cell", 3).next_u64()
+        );
         // FNV-1a reference value (empty string = offset basis; "a" from the published table).
         assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);

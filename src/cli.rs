@@ -1,0 +1,389 @@
+//! The command line: `mrkl run`, `mrkl solve`; with no arguments, the default suite.
+//! Input errors print one line `error: ...` and exit with code 2; nothing is written
+//! before every spec has been checked.
+
+use crate::error::{Error, Result};
+use crate::instance::RawInstance;
+use crate::policy::{
+    Divergence, Regularizer, fkl_kkt_residual, fkl_objective, fkl_policy, rkl_objective,
+    rkl_optimal_value,
+};
+use crate::spec::{self, Spec};
+use crate::{engine, report};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+include!(concat!(env!("OUT_DIR"), "/default_suite.rs"));
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mrkl",
+    version,
+    about = "Checks the theory of KL-regularised RLHF with multiple reference models by exact simulation.\nWith no command, runs the default suite (every spec of sims/, embedded at build time)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run experiment specs (TOML files, or folders of them; none = the default suite).
+    Run(RunArgs),
+    /// Print the exact RKL or FKL policy of an instance (JSON) and its objective value.
+    Solve(SolveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Spec files or folders of `*.toml` specs.
+    paths: Vec<PathBuf>,
+    /// Folder that receives `<spec name>/result.json`, `summary.csv`, `instance.json`.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Worker threads (default: RAYON_NUM_THREADS, else one per core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SolveArgs {
+    /// Instance JSON: references (or reference_logits), optional rho, reward (class linear, finite or table).
+    instance: PathBuf,
+    /// rkl or fkl.
+    #[arg(long, default_value = "rkl")]
+    divergence: String,
+    /// Weights on the simplex, comma-separated (default: uniform).
+    #[arg(long, value_delimiter = ',')]
+    weights: Option<Vec<f64>>,
+    /// Inverse temperature gamma > 0.
+    #[arg(long)]
+    gamma: f64,
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let outcome = match cli.command {
+        None => run(RunArgs {
+            paths: vec![],
+            out: PathBuf::from("results"),
+            threads: None,
+        }),
+        Some(Command::Run(a)) => run(a),
+        Some(Command::Solve(a)) => solve(a),
+    };
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The specs named by `paths` (files, or folders of `*.toml` in name order), or the default suite.
+pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<(String, Spec)>> {
+    let mut specs = vec![];
+    if paths.is_empty() {
+        for (file, text) in DEFAULT_SUITE {
+            let origin = Path::new("sims").join(file);
+            let stem = file.trim_end_matches(".toml");
+            specs.push((
+                origin.display().to_string(),
+                spec::parse(text, &origin, stem, Some(Path::new("sims")))?,
+            ));
+        }
+        return Ok(specs);
+    }
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::read(p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::invalid(
+                    "path",
+                    p.display(),
+                    "a spec file or a folder holding *.toml specs",
+                ));
+            }
+            for f in files {
+                specs.push((f.display().to_string(), spec::load(&f)?));
+            }
+        } else {
+            specs.push((p.display().to_string(), spec::load(p)?));
+        }
+    }
+    let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::invalid(
+            "name",
+            w[0],
+            "distinct spec names (each names its results folder)",
+        ));
+    }
+    Ok(specs)
+}
+
+/// `git rev-parse HEAD` of the current folder, suffixed `-dirty` with uncommitted changes.
+pub fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let head = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(Error::invalid("--threads", 0, "at least 1"));
+        }
+        b = b.num_threads(t);
+    }
+    b.build()
+        .map_err(|e| Error::invalid("--threads", threads.unwrap_or(0), e.to_string()))
+}
+
+fn fmt_exponent(e: &crate::statistics::ExponentEstimate) -> String {
+    match (e.slope, e.ci_low, e.ci_high) {
+        (Some(s), Some(lo), Some(hi)) => format!("{s:+.3} [{lo:+.3}, {hi:+.3}]"),
+        (Some(s), _, _) => format!("{s:+.3}"),
+        _ => "n/a (gaps at the floor)".into(),
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let specs = load_specs(&args.paths)?;
+    let pool = pool(args.threads)?;
+    let commit = git_commit();
+    let attended = std::io::stderr().is_terminal();
+    let mut rows = vec![];
+    let started = Instant::now();
+    let mut total_units = 0usize;
+    for (origin, spec) in &specs {
+        let units = spec.cells.len() * spec.replications;
+        let bar = ProgressBar::with_draw_target(
+            Some(units as u64),
+            if attended {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>28} [{bar:30}] {pos}/{len} units  {elapsed_precise} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(spec.name.clone());
+        let t0 = Instant::now();
+        let runs = pool.install(|| engine::run(spec, &|| bar.inc(1)));
+        let secs = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let result = report::build(spec, &runs, commit.clone());
+        let dir = args.out.join(&spec.name);
+        report::write(&dir, spec, &result)?;
+        total_units += units;
+        for c in &result.cells {
+            let last = c.summaries.last().expect("n grid is non-empty");
+            rows.push([
+                spec.name.clone(),
+                spec.claim.clone().unwrap_or_default(),
+                format!("{} {}", spec.divergence.name(), spec.quantity.name()),
+                c.label.clone(),
+                format!("{}..{}", spec.ns[0], last.n),
+                format!("{:.3e}", last.mean),
+                fmt_exponent(&c.exponent_mean),
+                fmt_exponent(&c.exponent_quantile),
+                format!("{:.2}s", secs),
+            ]);
+        }
+        println!(
+            "{origin}: {} units in {secs:.2}s ({:.0} replications/s) -> {}; exponent of the mean gap in n: {}",
+            units,
+            units as f64 / secs.max(1e-9),
+            dir.display(),
+            result
+                .cells
+                .iter()
+                .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let header = [
+        "spec",
+        "claim",
+        "measures",
+        "cell",
+        "n",
+        "mean gap at n_max",
+        "exponent of mean [CI]",
+        "exponent of quantile [CI]",
+        "time",
+    ];
+    print_table(&header, &rows);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} specs, {total_units} replications in {secs:.2}s ({:.0} replications/s, {} threads)",
+        specs.len(),
+        total_units as f64 / secs.max(1e-9),
+        pool.current_num_threads()
+    );
+    Ok(())
+}
+
+/// Prints a plain-text table with aligned columns.
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut width = header.map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(header.to_vec()));
+    println!(
+        "{}",
+        line(
+            width
+                .iter()
+                .map(
+                    |&w| &"----------------------------------------------------------------"
+                        [..w.min(64)]
+                )
+                .collect()
+        )
+    );
+    for r in rows {
+        println!("{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
+fn solve(a: SolveArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.instance).map_err(|e| Error::read(&a.instance, e))?;
+    let raw: RawInstance = serde_json::from_str(&text).map_err(|e| Error::parse(&a.instance, e))?;
+    let inst = raw.check()?;
+    let divergence = match a.divergence.as_str() {
+        "rkl" => Divergence::Rkl,
+        "fkl" => Divergence::Fkl,
+        other => return Err(Error::invalid("--divergence", other, "rkl or fkl")),
+    };
+    if !(a.gamma.is_finite() && a.gamma >= spec::GAMMA_RANGE.0 && a.gamma <= spec::GAMMA_RANGE.1) {
+        return Err(Error::invalid(
+            "--gamma",
+            a.gamma,
+            "a number in [1e-6, 1e6]",
+        ));
+    }
+    let k = inst.k();
+    let mut weights = a.weights.unwrap_or_else(|| vec![1.0 / k as f64; k]);
+    if weights.len() != k {
+        return Err(Error::invalid(
+            "--weights (length)",
+            weights.len(),
+            format!("{k} weights, one per reference"),
+        ));
+    }
+    crate::instance::check_simplex("--weights", &mut weights)?;
+    if divergence == Divergence::Rkl {
+        if let Some(x) = inst.empty_intersections(&weights).first() {
+            return Err(Error::invalid(
+                format!("references at context {x}"),
+                "disjoint supports",
+                "a response shared by every reference with positive weight (THEORY D4)",
+            ));
+        }
+    }
+    let (nx, ny) = (inst.contexts, inst.responses);
+    let r = inst.true_reward();
+    let reg = Regularizer::new(divergence, &inst.references, &weights, nx, ny);
+    let mut pi = vec![0.0; nx * ny];
+    reg.policy(&r, a.gamma, &mut pi);
+    let mut contexts = vec![];
+    let mut total = 0.0;
+    for x in 0..nx {
+        let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+        let p = &pi[x * ny..(x + 1) * ny];
+        let rr = &r[x * ny..(x + 1) * ny];
+        let mut entry = serde_json::json!({ "x": x, "rho": inst.rho[x], "policy": p });
+        let value = match divergence {
+            Divergence::Rkl => {
+                let mut lp = vec![0.0; ny];
+                let ln_z = crate::policy::rkl_log_policy(
+                    &reg.base[x * ny..(x + 1) * ny],
+                    rr,
+                    a.gamma,
+                    &mut lp,
+                );
+                entry["optimal_value_closed_form"] =
+                    serde_json::json!(rkl_optimal_value(reg.ln_f[x], ln_z, a.gamma));
+                entry["ln_F"] = serde_json::json!(reg.ln_f[x]);
+                rkl_objective(p, &refs, &weights, rr, a.gamma)
+            }
+            Divergence::Fkl => {
+                let mut q = vec![0.0; ny];
+                let m = &reg.base[x * ny..(x + 1) * ny];
+                let root = fkl_policy(m, rr, a.gamma, &mut q);
+                entry["normaliser"] = serde_json::json!(root.z(a.gamma));
+                entry["kkt_residual"] =
+                    serde_json::json!(fkl_kkt_residual(m, rr, a.gamma, &q, &root));
+                fkl_objective(p, &refs, &weights, rr, a.gamma)
+            }
+        };
+        entry["objective"] = serde_json::json!(value);
+        total += inst.rho[x] * value;
+        contexts.push(entry);
+    }
+    let out = serde_json::json!({
+        "divergence": divergence,
+        "gamma": a.gamma,
+        "weights": weights,
+        "objective": total,
+        "contexts": contexts,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).expect("serialises")
+    );
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! Result files. For each spec, `results/<name>/` receives
+//! - `result.json`: provenance, the checked spec, every [ours] choice, the instance summary,
+//!   and per cell the raw replication values, per-n summaries and fitted exponents;
+//! - `summary.csv`: the per-n summaries as a table;
+//! - `instance.json`: the instance itself, in the format `mrkl solve` and specs read.
+//! Every file is written atomically (temporary file in the same folder, then rename), and
+//! nothing in them depends on timing or thread count, so re-runs are byte-identical.
+
+use crate::engine::CellRun;
+use crate::error::{Error, Result};
+use crate::gap::Quantity;
+use crate::policy::Divergence;
+use crate::spec::{GammaRule, Spec};
+use crate::statistics::{ExponentEstimate, RateStatistic, Summary, fit_exponent, summarize};
+use crate::streams::fnv1a;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::Path;
+
+/// Identifies the result format; bumped on incompatible changes.
+pub const FORMAT: &str = "mrkl-result/1";
+
+/// Where a result came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub mrkl_version: String,
+    /// `git rev-parse HEAD` of the working tree the run was made from, when available
+    /// (with `-dirty` if it had uncommitted changes).
+    pub git_commit: Option<String>,
+    /// FNV-1a (hex) of the checked spec and instance as JSON: what resume/merge compare.
+    pub spec_hash: String,
+    pub seed: u64,
+}
+
+/// Summary of the instance a result was measured on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub origin: Value,
+    pub contexts: usize,
+    pub responses: usize,
+    pub references: usize,
+    pub reward_class: String,
+    pub dim: Option<usize>,
+    pub candidates: Option<usize>,
+    pub r_max: f64,
+    /// FNV-1a (hex) of `instance.json`.
+    pub hash: String,
+}
+
+/// Results of one cell of a spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub label: String,
+    pub weights: Vec<f64>,
+    pub gamma: Value,
+    pub n: Vec<u64>,
+    pub gamma_at_n: Vec<f64>,
+    pub summaries: Vec<Summary>,
+    /// Exponent of the mean gap in n (THEORY §7).
+    pub exponent_mean: ExponentEstimate,
+    /// Exponent of the (1-delta)-quantile of the gap in n.
+    pub exponent_quantile: ExponentEstimate,
+    /// Mean Newton iterations of the linear-class MLE at each n (0 for the finite class).
+    pub mle_iterations_mean: Vec<f64>,
+    /// Fraction of replications whose linear-class MLE sat on the norm ball, at each n.
+    pub mle_boundary_fraction: Vec<f64>,
+    /// raw[j][r]: the gap of replication r at n[j].
+    pub raw: Vec<Vec<f64>>,
+}
+
+/// The content of `result.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile {
+    pub format: String,
+    pub name: String,
+    pub claim: Option<String>,
+    pub divergence: Divergence,
+    pub quantity: Quantity,
+    pub provenance: Provenance,
+    /// Every choice THEORY.md marks [ours], with its value here and what it means.
+    pub ours: Value,
+    pub spec: Value,
+    pub instance: InstanceInfo,
+    pub cells: Vec<CellResult>,
+}
+
+/// Hex FNV-1a of a byte string.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(bytes))
+}
+
+/// The instance of a spec as pretty JSON (the content of `instance.json`).
+pub fn instance_json(spec: &Spec) -> String {
+    serde_json::to_string_pretty(&spec.instance.to_raw()).expect("instances serialise") + "\n"
+}
+
+/// The hash that identifies a checked spec (its JSON form plus its instance).
+pub fn spec_hash(spec: &Spec) -> String {
+    let mut bytes = serde_json::to_vec(spec).expect("specs serialise");
+    bytes.extend_from_slice(instance_json(spec).as_bytes());
+    hash_hex(&bytes)
+}
+
+/// The [ours] choices of THEORY.md as they apply to this spec: value and meaning.
+pub fn ours(spec: &Spec) -> Value {
+    let o = &spec.options;
+    let gamma_rules: Vec<Value> = spec.cells.iter().map(|c| gamma_json(&c.gamma)).collect();
+    json!({
+        "sampling": { "value": spec.sampling.label(), "meaning": "the policy mu that draws both responses of a comparison (THEORY §2)" },
+        "sampler": { "value": spec.sampler, "meaning": "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison" },
+        "reward_range": { "value": o.reward_range, "meaning": "R_max convention: |r| <= R_max" },
+        "linear_estimator": { "value": "constrained_mle", "meaning": "linear class: Bradley-Terry MLE restricted to ||theta|| <= B (Newton inside, Moré-Sorensen multiplier on the boundary)" },
+        "mle_tolerance": { "value": o.mle_tolerance, "meaning": "max-norm of the KKT gradient (loss normalised by the number of informative comparisons) at which the MLE stops" },
+        "log_class_size": { "value": o.log_class_size, "meaning": "log|R| for the linear class in the bounds: d ln(1 + 2 B n)" },
+        "reward_gap": { "value": "abs_of_expectation", "meaning": "| E_x [E_{pi*} r* - E_{pi_hat} r*] | at fixed gamma" },
+        "gamma": { "value": gamma_rules, "meaning": "fixed gamma, or gamma(n) = c n^p (the optimality gap's schedule)" },
+        "coverage": { "value": "pairwise_second_moment_ratio", "meaning": "C(nu; mu) of THEORY §5, nu = escort (RKL) or mixture (FKL)" },
+        "tail": { "value": o.tail, "meaning": "the exponent is fitted over the largest ceil(fraction * L) of the L sample sizes, at least min_points" },
+        "bootstrap_resamples": { "value": o.bootstrap_resamples, "meaning": "resamples of replications within each n for the exponent interval" },
+        "ci_level": { "value": o.ci_level, "meaning": "level of the exponent interval" },
+        "mrpo_clip_eps": { "value": o.mrpo_clip_eps, "meaning": "MRPO's CTRO clipping (0 = off)" },
+        "gap_floor": { "value": o.gap_floor, "meaning": "gaps at or below this count as zero (no exponent is fitted to them)" },
+    })
+}
+
+fn gamma_json(g: &GammaRule) -> Value {
+    match g {
+        GammaRule::Fixed(v) => json!({ "fixed": v }),
+        GammaRule::Schedule(s) => json!({ "c": s.c, "p": s.p }),
+    }
+}
+
+/// Assembles the result of a finished run.
+pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> ResultFile {
+    let inst = &spec.instance;
+    let (dim, candidates) = match &inst.reward {
+        crate::instance::RewardModel::Linear(l) => (Some(l.dim), None),
+        crate::instance::RewardModel::Finite(f) => (None, Some(f.candidates.len())),
+        crate::instance::RewardModel::Table(_) => (None, None),
+    };
+    let instance = InstanceInfo {
+        origin: serde_json::to_value(&spec.instance_origin).expect("serialises"),
+        contexts: inst.contexts,
+        responses: inst.responses,
+        references: inst.k(),
+        reward_class: inst.class_name().into(),
+        dim,
+        candidates,
+        r_max: inst.r_max(),
+        hash: hash_hex(instance_json(spec).as_bytes()),
+    };
+    let o = &spec.options;
+    let cells = spec
+        .cells
+        .iter()
+        .zip(runs)
+        .map(|(c, run)| {
+            let summaries: Vec<Summary> = spec
+                .ns
+                .iter()
+                .zip(&run.values)
+                .map(|(&n, v)| summarize(n, v, spec.delta))
+                .collect();
+            let seed = spec.seed ^ fnv1a(c.label.as_bytes()) ^ fnv1a(b"bootstrap");
+            let fit = |stat| {
+                fit_exponent(
+                    &spec.ns,
+                    &run.values,
+                    stat,
+                    spec.delta,
+                    o.tail,
+                    o.bootstrap_resamples,
+                    o.ci_level,
+                    o.gap_floor,
+                    seed,
+                )
+            };
+            CellResult {
+                label: c.label.clone(),
+                weights: c.weights.clone(),
+                gamma: gamma_json(&c.gamma),
+                n: spec.ns.clone(),
+                gamma_at_n: spec.ns.iter().map(|&n| c.gamma.at(n)).collect(),
+                summaries,
+                exponent_mean: fit(RateStatistic::Mean),
+                exponent_quantile: fit(RateStatistic::Quantile),
+                mle_iterations_mean: run
+                    .iterations
+                    .iter()
+                    .map(|v| v.iter().map(|&i| i as f64).sum::<f64>() / v.len() as f64)
+                    .collect(),
+                mle_boundary_fraction: run
+                    .on_boundary
+                    .iter()
+                    .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
+                    .collect(),
+                raw: run.values.clone(),
+            }
+        })
+        .collect();
+    ResultFile {
+        format: FORMAT.into(),
+        name: spec.name.clone(),
+        claim: spec.claim.clone(),
+        divergence: spec.divergence,
+        quantity: spec.quantity,
+        provenance: Provenance {
+            mrkl_version: env!("CARGO_PKG_VERSION").into(),
+            git_commit,
+            spec_hash: spec_hash(spec),
+            seed: spec.seed,
+        },
+        ours: ours(spec),
+        spec: serde_json::to_value(spec).expect("specs serialise"),
+        instance,
+        cells,
+    }
+}
+
+/// The per-n summaries of a result as CSV (one row per cell and n).
+pub fn summary_csv(r: &ResultFile) -> String {
+    let mut s = String::from(
+        "cell,n,gamma,replications,mean,std_err,ci_low,ci_high,median,quantile_level,quantile,min,max,mle_iterations_mean,mle_boundary_fraction\n",
+    );
+    for c in &r.cells {
+        for (j, m) in c.summaries.iter().enumerate() {
+            s.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                c.label,
+                m.n,
+                c.gamma_at_n[j],
+                m.replications,
+                m.mean,
+                m.std_err,
+                m.ci_low,
+                m.ci_high,
+                m.median,
+                m.quantile_level,
+                m.quantile,
+                m.min,
+                m.max,
+                c.mle_iterations_mean[j],
+                c.mle_boundary_fraction[j]
+            ));
+        }
+    }
+    s
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and
+/// synced, then renamed over the target (readers see the old or the new file, never a mix).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::write(path, e)
+    })
+}
+
+/// The JSON text of a result (pretty, with a final newline).
+pub fn result_json(r: &ResultFile) -> String {
+    serde_json::to_string_pretty(r).expect("results serialise") + "\n"
+}
+
+/// Writes `result.json`, `summary.csv` and `instance.json` of a spec into `dir`.
+pub fn write(dir: &Path, spec: &Spec, r: &ResultFile) -> Result<()> {
+    write_atomic(&dir.join("instance.json"), instance_json(spec).as_bytes())?;
+    write_atomic(&dir.join("summary.csv"), summary_csv(r).as_bytes())?;
+    write_atomic(&dir.join("result.json"), result_json(r).as_bytes())
+}
+
+/// Reads a `result.json`.
+pub fn read(path: &Path) -> Result<ResultFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::parse(path, e))
+}
