@@ -217,13 +217,14 @@ impl LinearFitter {
         }
     }
 
-    /// Loss L(theta) + lambda/2 ||theta||^2 on the active pairs.
+    /// Loss L(theta) + lambda/2 ||theta||^2 on the active pairs, using
+    /// W ln sigma(t) + (N - W) ln sigma(-t) = N ln sigma(t) - (N - W) t (one logarithm per pair).
     fn loss(&self, ws: &FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
         let d = self.dim;
         let mut l = 0.0;
         for ((z, &w), &n) in ws.z.chunks_exact(d).zip(&ws.wins).zip(&ws.total) {
             let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
-            l -= w * ln_sigmoid(t) + (n - w) * ln_sigmoid(-t);
+            l -= n * ln_sigmoid(t) - (n - w) * t;
         }
         l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
     }
@@ -251,11 +252,16 @@ impl LinearFitter {
             let s = sigmoid(t);
             let c = n * s - w;
             let h = n * s * (1.0 - s);
-            for j in 0..d {
-                ws.grad[j] += c * z[j];
+            for (j, (g, row)) in ws
+                .grad
+                .iter_mut()
+                .zip(ws.hess.chunks_exact_mut(d))
+                .enumerate()
+            {
+                *g += c * z[j];
                 let hz = h * z[j];
-                for k in j..d {
-                    ws.hess[j * d + k] += hz * z[k];
+                for (hk, zk) in row[j..].iter_mut().zip(&z[j..]) {
+                    *hk += hz * zk;
                 }
             }
         }
@@ -280,6 +286,7 @@ impl LinearFitter {
     /// (lambda = 0 with a flat direction) or the iteration cap is hit.
     fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<u32> {
         let d = self.dim;
+        let mut f0 = self.loss(ws, theta, lambda);
         for it in 0..MAX_NEWTON {
             self.hessian(ws, theta);
             let mut g = ws.grad.clone();
@@ -296,7 +303,6 @@ impl LinearFitter {
             let ch = m.cholesky()?;
             let s = ch.solve(&DVector::from_column_slice(&g));
             let slope: f64 = -s.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>();
-            let f0 = self.loss(ws, theta, lambda);
             let mut alpha = 1.0;
             let mut accepted = false;
             for _ in 0..60 {
@@ -309,6 +315,7 @@ impl LinearFitter {
                     || (f1 - f0).abs() <= 1e-15 * f0.abs().max(1e-300)
                 {
                     accepted = true;
+                    f0 = f1;
                     break;
                 }
                 alpha *= 0.5;

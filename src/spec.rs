@@ -66,6 +66,10 @@ fn one() -> f64 {
     1.0
 }
 
+fn default_theta_norm() -> f64 {
+    0.8
+}
+
 /// Reward part of a random instance.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "class", rename_all = "snake_case", deny_unknown_fields)]
@@ -73,7 +77,9 @@ pub enum RawGeneratorReward {
     Linear {
         dim: usize,
         bound: f64,
-        #[serde(default = "one")]
+        /// ||theta*|| / B; below 1 by default so that r* is interior to the class and the
+        /// MLE has its usual n^-1/2 asymptotics (on the boundary, projection changes them).
+        #[serde(default = "default_theta_norm")]
         theta_norm: f64,
     },
     Finite {
