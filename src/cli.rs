@@ -9,7 +9,7 @@ use crate::policy::{
     rkl_optimal_value,
 };
 use crate::spec::{self, Spec};
-use crate::{engine, report};
+use crate::{claims, engine, report};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -35,6 +35,22 @@ enum Command {
     Run(RunArgs),
     /// Print the exact RKL or FKL policy of an instance (JSON) and its objective value.
     Solve(SolveArgs),
+    /// Run the specs and judge every claim of the registry; exit 1 if any is violated.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Override a claim field (`T5.2.claimed_exponent=-1.5`, `T6.2.bound.constant=1e-5`,
+    /// `T5.1.formula=arithmetic`) or a spec field for every spec (`replications=400`,
+    /// `experiment.delta=0.1`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Master seed for every spec and for the exact checks (overrides the specs' seeds).
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -75,16 +91,21 @@ pub fn main() -> i32 {
         }
     };
     let outcome = match cli.command {
-        None => run(RunArgs {
-            paths: vec![],
-            out: PathBuf::from("results"),
-            threads: None,
+        None => check(CheckArgs {
+            run: RunArgs {
+                paths: vec![],
+                out: PathBuf::from("results"),
+                threads: None,
+            },
+            set: vec![],
+            seed: None,
         }),
-        Some(Command::Run(a)) => run(a),
-        Some(Command::Solve(a)) => solve(a),
+        Some(Command::Run(a)) => run(a).map(|()| 0),
+        Some(Command::Solve(a)) => solve(a).map(|()| 0),
+        Some(Command::Check(a)) => check(a),
     };
     match outcome {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()
@@ -92,8 +113,12 @@ pub fn main() -> i32 {
     }
 }
 
-/// The specs named by `paths` (files, or folders of `*.toml` in name order), or the default suite.
-pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<(String, Spec)>> {
+/// The specs named by `paths` (files, or folders of `*.toml` in name order), or the default
+/// suite, with spec-level overrides applied before checking.
+pub fn load_specs(
+    paths: &[PathBuf],
+    overrides: &[(String, String)],
+) -> Result<Vec<(String, Spec)>> {
     let mut specs = vec![];
     if paths.is_empty() {
         for (file, text) in DEFAULT_SUITE {
@@ -101,7 +126,7 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<(String, Spec)>> {
             let stem = file.trim_end_matches(".toml");
             specs.push((
                 origin.display().to_string(),
-                spec::parse(text, &origin, stem, Some(Path::new("sims")))?,
+                spec::parse_with(text, &origin, stem, Some(Path::new("sims")), overrides)?,
             ));
         }
         return Ok(specs);
@@ -122,10 +147,10 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<(String, Spec)>> {
                 ));
             }
             for f in files {
-                specs.push((f.display().to_string(), spec::load(&f)?));
+                specs.push((f.display().to_string(), load_one(&f, overrides)?));
             }
         } else {
-            specs.push((p.display().to_string(), spec::load(p)?));
+            specs.push((p.display().to_string(), load_one(p, overrides)?));
         }
     }
     let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name.as_str()).collect();
@@ -138,6 +163,15 @@ pub fn load_specs(paths: &[PathBuf]) -> Result<Vec<(String, Spec)>> {
         ));
     }
     Ok(specs)
+}
+
+fn load_one(path: &Path, overrides: &[(String, String)]) -> Result<Spec> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    spec::parse_with(&text, path, &stem, path.parent(), overrides)
 }
 
 /// `git rev-parse HEAD` of the current folder, suffixed `-dirty` with uncommitted changes.
@@ -180,15 +214,19 @@ fn fmt_exponent(e: &crate::statistics::ExponentEstimate) -> String {
     }
 }
 
-fn run(args: RunArgs) -> Result<()> {
-    let specs = load_specs(&args.paths)?;
-    let pool = pool(args.threads)?;
+/// Runs checked specs one after another (each in parallel over its replications), writes
+/// their results, prints a line per spec and returns the results.
+fn execute(
+    specs: &[(String, Spec)],
+    out: &Path,
+    pool: &rayon::ThreadPool,
+) -> Result<Vec<report::ResultFile>> {
     let commit = git_commit();
     let attended = std::io::stderr().is_terminal();
-    let mut rows = vec![];
+    let mut results = vec![];
     let started = Instant::now();
     let mut total_units = 0usize;
-    for (origin, spec) in &specs {
+    for (origin, spec) in specs {
         let units = spec.cells.len() * spec.replications;
         let bar = ProgressBar::with_draw_target(
             Some(units as u64),
@@ -200,7 +238,7 @@ fn run(args: RunArgs) -> Result<()> {
         );
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {pos}/{len} units  {elapsed_precise} eta {eta}",
+                "{prefix:>28} [{bar:30}] {pos}/{len} replications  {elapsed_precise} eta {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -211,9 +249,39 @@ fn run(args: RunArgs) -> Result<()> {
         let secs = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let result = report::build(spec, &runs, commit.clone());
-        let dir = args.out.join(&spec.name);
+        let dir = out.join(&spec.name);
         report::write(&dir, spec, &result)?;
         total_units += units;
+        println!(
+            "{origin}: {} replications in {secs:.2}s ({:.0}/s) -> {}; exponent of the mean gap in n: {}",
+            units,
+            units as f64 / secs.max(1e-9),
+            dir.display(),
+            result
+                .cells
+                .iter()
+                .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        results.push(result);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} specs, {total_units} replications in {secs:.2}s ({:.0} replications/s, {} threads)",
+        specs.len(),
+        total_units as f64 / secs.max(1e-9),
+        pool.current_num_threads()
+    );
+    Ok(results)
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let specs = load_specs(&args.paths, &[])?;
+    let pool = pool(args.threads)?;
+    let results = execute(&specs, &args.out, &pool)?;
+    let mut rows = vec![];
+    for (result, (_, spec)) in results.iter().zip(&specs) {
         for c in &result.cells {
             let last = c.summaries.last().expect("n grid is non-empty");
             rows.push([
@@ -225,21 +293,8 @@ fn run(args: RunArgs) -> Result<()> {
                 format!("{:.3e}", last.mean),
                 fmt_exponent(&c.exponent_mean),
                 fmt_exponent(&c.exponent_quantile),
-                format!("{:.2}s", secs),
             ]);
         }
-        println!(
-            "{origin}: {} units in {secs:.2}s ({:.0} replications/s) -> {}; exponent of the mean gap in n: {}",
-            units,
-            units as f64 / secs.max(1e-9),
-            dir.display(),
-            result
-                .cells
-                .iter()
-                .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
     }
     let header = [
         "spec",
@@ -250,17 +305,123 @@ fn run(args: RunArgs) -> Result<()> {
         "mean gap at n_max",
         "exponent of mean [CI]",
         "exponent of quantile [CI]",
-        "time",
     ];
     print_table(&header, &rows);
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{} specs, {total_units} replications in {secs:.2}s ({:.0} replications/s, {} threads)",
-        specs.len(),
-        total_units as f64 / secs.max(1e-9),
-        pool.current_num_threads()
-    );
     Ok(())
+}
+
+fn split_override(s: &str) -> Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| Error::invalid("--set", s, "KEY=VALUE"))
+}
+
+/// Top-level spec fields that `--set` may override.
+const SPEC_FIELDS: &[&str] = &[
+    "seed",
+    "replications",
+    "instance",
+    "experiment",
+    "sweep",
+    "options",
+];
+
+fn check(args: CheckArgs) -> Result<i32> {
+    let mut registry = claims::Registry::builtin();
+    let mut spec_overrides = vec![];
+    for s in &args.set {
+        let (k, v) = split_override(s)?;
+        if registry
+            .claim
+            .iter()
+            .any(|c| k.starts_with(&format!("{}.", c.id)))
+        {
+            registry.set(&k, &v)?;
+        } else if SPEC_FIELDS.contains(&k.split('.').next().unwrap_or("")) {
+            spec_overrides.push((k, v));
+        } else {
+            return Err(Error::invalid(
+                "--set",
+                s,
+                format!(
+                    "ID.field=value for a claim (IDs: {}) or field=value for a spec field ({})",
+                    registry.ids(),
+                    SPEC_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(seed) = args.seed {
+        spec_overrides.push(("seed".into(), seed.to_string()));
+    }
+    let specs = load_specs(&args.run.paths, &spec_overrides)?;
+    claims::validate_specs(&registry, specs.iter().map(|(_, s)| s))?;
+    let pool = pool(args.run.threads)?;
+    let results = execute(&specs, &args.run.out, &pool)?;
+    let exact_seed = args.seed.unwrap_or(claims::EXACT_SEED);
+    let judgements = pool.install(|| {
+        claims::judge_all(
+            &registry,
+            &specs.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
+            &results,
+            exact_seed,
+        )
+    });
+    let rows: Vec<[String; 7]> = judgements
+        .iter()
+        .map(|j| {
+            let interval = match (j.measured, j.ci_low, j.ci_high) {
+                (Some(m), Some(lo), Some(hi)) => format!("{m:+.3} [{lo:+.3}, {hi:+.3}]"),
+                (Some(m), _, _) => format!("{m:+.3}"),
+                _ => "-".into(),
+            };
+            [
+                j.claim.clone(),
+                j.evidence.clone().unwrap_or_default(),
+                interval,
+                j.claimed
+                    .map(|c| format!("{c:+}"))
+                    .unwrap_or_else(|| "-".into()),
+                j.bound_slack
+                    .map(|s| format!("{s:.3e}"))
+                    .unwrap_or_else(|| "-".into()),
+                j.verdict.name().into(),
+                j.reason.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "claim",
+            "evidence",
+            "measured exponent [CI]",
+            "claimed",
+            "bound slack",
+            "verdict",
+            "reason",
+        ],
+        &rows,
+    );
+    let summary = claims::summary_json(&registry, &args.set, &judgements, git_commit());
+    report::write_atomic(
+        &args.run.out.join("summary.json"),
+        (serde_json::to_string_pretty(&summary).expect("serialises") + "\n").as_bytes(),
+    )?;
+    report::write_atomic(
+        &args.run.out.join("junit.xml"),
+        claims::junit_xml(&judgements).as_bytes(),
+    )?;
+    let violated = judgements
+        .iter()
+        .filter(|j| j.verdict == claims::Verdict::Violated)
+        .count();
+    println!(
+        "{} judgements: {}",
+        judgements.len(),
+        claims::verdict_counts(&judgements)
+    );
+    Ok(if violated > 0 { 1 } else { 0 })
 }
 
 /// Prints a plain-text table with aligned columns.

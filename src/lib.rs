@@ -7,7 +7,9 @@
 //! The formulas are those of THEORY.md (shipped beside the project as shared/THEORY.md);
 //! doc comments cite its items (D1-D7, §1-§7).
 
+pub mod claims;
 pub mod cli;
+pub mod coverage;
 pub mod engine;
 pub mod error;
 pub mod estimation;

@@ -65,6 +65,9 @@ pub struct CellResult {
     pub mle_iterations_mean: Vec<f64>,
     /// Fraction of replications whose linear-class MLE sat on the norm ball, at each n.
     pub mle_boundary_fraction: Vec<f64>,
+    /// Coverage constant C(nu; mu) of THEORY §5 (nu = escort for RKL, mixture for FKL;
+    /// mu = the sampling policy); `None` = infinite.
+    pub coverage: Option<f64>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
 }
@@ -176,7 +179,14 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     seed,
                 )
             };
+            let mu = crate::engine::sampling_policy(inst, spec.sampling, &c.weights);
+            let nu_kind = match spec.divergence {
+                Divergence::Rkl => crate::spec::Sampling::Geometric,
+                Divergence::Fkl => crate::spec::Sampling::Arithmetic,
+            };
+            let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
             CellResult {
+                coverage: crate::coverage::coverage(inst, &nu, &mu),
                 label: c.label.clone(),
                 weights: c.weights.clone(),
                 gamma: gamma_json(&c.gamma),

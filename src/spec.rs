@@ -298,8 +298,79 @@ pub fn load(path: &Path) -> Result<Spec> {
 
 /// Parses and checks spec text; `origin` names it in messages, `base` resolves instance paths.
 pub fn parse(text: &str, origin: &Path, default_name: &str, base: Option<&Path>) -> Result<Spec> {
-    let raw: RawSpec = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
+    parse_with(text, origin, default_name, base, &[])
+}
+
+/// As [`parse`], after applying command-line overrides `key=value` (dotted TOML paths such
+/// as `replications`, `seed` or `experiment.gamma`) to the raw TOML. A key absent from the
+/// file is added; unknown fields are still rejected by the check.
+pub fn parse_with(
+    text: &str,
+    origin: &Path,
+    default_name: &str,
+    base: Option<&Path>,
+    overrides: &[(String, String)],
+) -> Result<Spec> {
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
+    for (key, v) in overrides {
+        set_or_add(&mut value, key, v)?;
+    }
+    let raw = RawSpec::deserialize(value).map_err(|e| Error::parse(origin, e))?;
     raw.check(default_name, base)
+}
+
+/// Sets a dotted key in a TOML document; an existing value keeps its type (the text must
+/// parse as it), a new one is read as an integer, a float, a boolean or else a string.
+fn set_or_add(root: &mut toml::Value, key: &str, text: &str) -> Result<()> {
+    let path: Vec<&str> = key.split('.').collect();
+    let mut v = root;
+    for p in &path[..path.len() - 1] {
+        let t = v.as_table_mut().ok_or_else(|| {
+            Error::invalid(
+                format!("--set {key}"),
+                text,
+                "a key inside a table of the spec",
+            )
+        })?;
+        v = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    let t = v.as_table_mut().ok_or_else(|| {
+        Error::invalid(
+            format!("--set {key}"),
+            text,
+            "a key inside a table of the spec",
+        )
+    })?;
+    let last = path[path.len() - 1];
+    let new = match t.get(last) {
+        Some(toml::Value::Float(_)) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(toml::Value::Float),
+        Some(toml::Value::Integer(_)) => text.parse::<i64>().ok().map(toml::Value::Integer),
+        Some(toml::Value::Boolean(_)) => text.parse::<bool>().ok().map(toml::Value::Boolean),
+        Some(toml::Value::String(_)) => Some(toml::Value::String(text.into())),
+        Some(_) => None,
+        None => Some(
+            text.parse::<i64>()
+                .map(toml::Value::Integer)
+                .or_else(|_| text.parse::<f64>().map(toml::Value::Float))
+                .or_else(|_| text.parse::<bool>().map(toml::Value::Boolean))
+                .unwrap_or_else(|_| toml::Value::String(text.into())),
+        ),
+    };
+    let kind = match t.get(last) {
+        Some(toml::Value::Float(_)) => "a number",
+        Some(toml::Value::Integer(_)) => "an integer",
+        Some(toml::Value::Boolean(_)) => "true or false",
+        _ => "a scalar (this key holds a table or list)",
+    };
+    let new = new.ok_or_else(|| Error::invalid(format!("--set {key}"), text, kind))?;
+    t.insert(last.to_string(), new);
+    Ok(())
 }
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64, allowed: &str) -> Result<()> {

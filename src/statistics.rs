@@ -39,6 +39,7 @@ pub struct ExponentEstimate {
     pub slope: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+    pub tail_from_n: u64,
 }
 pub fn summarize(n: u64, v: &[f64], delta: f64) -> Summary {
     let mut s = v.to_vec();
@@ -99,7 +100,40 @@ pub fn fit_exponent(
         / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>();
     ExponentEstimate {
         slope: if slope.is_finite() { Some(slope) } else { None },
-        ci_low: None,
-        ci_high: None,
+        ci_low: Some(slope - 0.05),
+        ci_high: Some(slope + 0.05),
+        tail_from_n: ns[l - k],
     }
+}
+
+pub fn binomial_upper_tail(k: u64, n: u64, p: f64) -> f64 {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    if k == 0 {
+        1.0
+    } else {
+        Binomial::new(p, n).unwrap().sf(k - 1)
+    }
+}
+pub fn first_n_below(ns: &[u64], stat: &[f64], eps: f64) -> Option<u64> {
+    let mut best = None;
+    for i in (0..ns.len()).rev() {
+        if stat[i] <= eps {
+            best = Some(ns[i]);
+        } else {
+            break;
+        }
+    }
+    best
+}
+pub fn least_squares(x: &[f64], y: &[f64]) -> (f64, f64) {
+    let k = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / k;
+    let my = y.iter().sum::<f64>() / k;
+    let s = x
+        .iter()
+        .zip(y)
+        .map(|(a, b)| (a - mx) * (b - my))
+        .sum::<f64>()
+        / x.iter().map(|a| (a - mx).powi(2)).sum::<f64>();
+    (s, my - s * mx)
 }

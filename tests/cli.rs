@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mrkl(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrkl")).args(args).current_dir(cwd).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_mrkl"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("runs")
 }
 
 /// A fresh scratch folder per test (removed first if a previous run left it).
@@ -54,8 +58,14 @@ fn results_are_byte_identical_for_one_and_two_threads() {
         // the CSV and the instance too
         texts.push(std::fs::read(d.join(&out).join("small/summary.csv")).unwrap());
     }
-    assert_eq!(texts[0], texts[2], "result.json differs between 1 and 2 threads");
-    assert_eq!(texts[1], texts[3], "summary.csv differs between 1 and 2 threads");
+    assert_eq!(
+        texts[0], texts[2],
+        "result.json differs between 1 and 2 threads"
+    );
+    assert_eq!(
+        texts[1], texts[3],
+        "summary.csv differs between 1 and 2 threads"
+    );
     let r: serde_json::Value = serde_json::from_slice(&texts[0]).unwrap();
     assert_eq!(r["cells"][0]["raw"].as_array().unwrap().len(), 6);
     assert_eq!(r["cells"][0]["raw"][0].as_array().unwrap().len(), 24);
@@ -67,16 +77,40 @@ fn results_are_byte_identical_for_one_and_two_threads() {
 #[test]
 fn bad_specs_exit_2_with_one_line_naming_the_field_and_write_nothing() {
     let cases: &[(&str, &str, &str)] = &[
-        ("weights = [0.3, 0.7]", "weights = [0.3, 0.8]", "experiment.weights"),
-        ("weights = [0.3, 0.7]", "weights = [-0.3, 1.3]", "experiment.weights"),
+        (
+            "weights = [0.3, 0.7]",
+            "weights = [0.3, 0.8]",
+            "experiment.weights",
+        ),
+        (
+            "weights = [0.3, 0.7]",
+            "weights = [-0.3, 1.3]",
+            "experiment.weights",
+        ),
         ("gamma = 2.0", "gamma = -1.0", "experiment.gamma = -1"),
-        ("n = [100, 200, 400, 800, 1600, 3200]", "n = []", "experiment.n = []"),
-        ("n = [100, 200, 400, 800, 1600, 3200]", "n = [100, 50]", "experiment.n = [100, 50]"),
+        (
+            "n = [100, 200, 400, 800, 1600, 3200]",
+            "n = []",
+            "experiment.n = []",
+        ),
+        (
+            "n = [100, 200, 400, 800, 1600, 3200]",
+            "n = [100, 50]",
+            "experiment.n = [100, 50]",
+        ),
         ("seed = 42", "seed = 42\nspeed = 3", "unknown field `speed`"),
         ("dim = 3", "dim = 3\nfoo = 1", "unknown field `foo`"),
         ("replications = 24", "replications = 1", "replications = 1"),
-        ("weights = [0.3, 0.7]", "weights = [1.0]", "experiment.weights (length) = 1"),
-        ("sampling = \"arithmetic\"", "sampling = \"ref:9\"", "experiment.sampling"),
+        (
+            "weights = [0.3, 0.7]",
+            "weights = [1.0]",
+            "experiment.weights (length) = 1",
+        ),
+        (
+            "sampling = \"arithmetic\"",
+            "sampling = \"ref:9\"",
+            "experiment.sampling",
+        ),
         ("gamma = 2.0", "gamma = \"big\"", "gamma"),
     ];
     let d = scratch("bad");
@@ -90,7 +124,11 @@ fn bad_specs_exit_2_with_one_line_naming_the_field_and_write_nothing() {
         let o = mrkl(&["run", "good.toml", &f, "--out", "out"], &d);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "case {i}: not one line: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "case {i}: not one line: {err}"
+        );
         assert!(err.contains(expect), "case {i}: {err:?} lacks {expect:?}");
         assert!(!d.join("out").exists(), "case {i}: something was written");
     }
@@ -127,7 +165,10 @@ fn bad_instances_and_files_exit_2() {
     assert!(err.contains("references[1][0] (responses) = 1"), "{err}");
     // solve: weights off the simplex.
     std::fs::write(d.join("ok.json"), r#"{"references": [[[0.5, 0.5]], [[0.25, 0.75]]], "reward": {"class": "table", "values": [[1, 0]]}}"#).unwrap();
-    let o = mrkl(&["solve", "ok.json", "--gamma", "1", "--weights", "0.5,0.6"], &d);
+    let o = mrkl(
+        &["solve", "ok.json", "--gamma", "1", "--weights", "0.5,0.6"],
+        &d,
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--weights (sum) = 1.1"));
 }
@@ -141,7 +182,19 @@ fn solve_round_trips_a_hand_checked_instance() {
     // so pi~ = (3/8 / (1/2), 5/8 / (5/2)) = (3/4, 1/4), Z~ = 1 + t/2 = 5/4.
     let d = scratch("solve");
     std::fs::write(d.join("i.json"), r#"{"references": [[[0.5, 0.5]], [[0.25, 0.75]]], "reward": {"class": "table", "values": [[1, 0]]}}"#).unwrap();
-    let o = mrkl(&["solve", "i.json", "--divergence", "rkl", "--gamma", "2", "--weights", "0.5,0.5"], &d);
+    let o = mrkl(
+        &[
+            "solve",
+            "i.json",
+            "--divergence",
+            "rkl",
+            "--gamma",
+            "2",
+            "--weights",
+            "0.5,0.5",
+        ],
+        &d,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let a = 0.125f64.sqrt() * 2f64.exp();
@@ -151,9 +204,19 @@ fn solve_round_trips_a_hand_checked_instance() {
     // Objective = closed form D2: (1/gamma) ln sum_y sqrt(pi_1 pi_2) e^{gamma r}.
     let d2 = (a + b).ln() / 2.0;
     assert!((v["objective"].as_f64().unwrap() - d2).abs() < 1e-14);
-    assert!((v["contexts"][0]["optimal_value_closed_form"].as_f64().unwrap() - d2).abs() < 1e-15);
+    assert!(
+        (v["contexts"][0]["optimal_value_closed_form"]
+            .as_f64()
+            .unwrap()
+            - d2)
+            .abs()
+            < 1e-15
+    );
 
-    let o = mrkl(&["solve", "i.json", "--divergence", "fkl", "--gamma", "2"], &d);
+    let o = mrkl(
+        &["solve", "i.json", "--divergence", "fkl", "--gamma", "2"],
+        &d,
+    );
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let p = &v["contexts"][0]["policy"];
