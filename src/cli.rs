@@ -317,6 +317,21 @@ fn split_override(s: &str) -> Result<(String, String)> {
         .ok_or_else(|| Error::invalid("--set", s, "KEY=VALUE"))
 }
 
+/// Runs checked specs without writing anything and judges every claim of `registry` on
+/// them (the exact checks with `exact_seed`): what `mrkl check` does, minus files and output.
+pub fn evaluate(
+    specs: &[Spec],
+    registry: &claims::Registry,
+    exact_seed: u64,
+) -> (Vec<report::ResultFile>, Vec<claims::Judgement>) {
+    let results: Vec<report::ResultFile> = specs
+        .iter()
+        .map(|s| report::build(s, &engine::run(s, &|| {}), None))
+        .collect();
+    let judgements = claims::judge_all(registry, specs, &results, exact_seed);
+    (results, judgements)
+}
+
 /// Top-level spec fields that `--set` may override.
 const SPEC_FIELDS: &[&str] = &[
     "seed",

@@ -1,0 +1,157 @@
+//! Criterion benches of every stage of one replication, at the two sizes of the
+//! performance issue: (|X|, |Y|, d, K) = (20, 10, 5, 2) and (100, 50, 16, 4).
+//! `full_replication/counts/.../n=1e9` against `n=1e3` is the flat-in-n target.
+//! Run: `cargo bench --bench pipeline` (add `-- <filter>` to select).
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use mrkl::engine::{Prepared, sampling_policy};
+use mrkl::estimation::{FitWorkspace, LinearFitter, finite_mle};
+use mrkl::instance::RewardModel;
+use mrkl::policy::{Divergence, Regularizer};
+use mrkl::preference::{Sampler, SamplerKind, WinCounts};
+use mrkl::spec::{Sampling, Spec, parse};
+use mrkl::streams::stream;
+use std::hint::black_box;
+use std::path::Path;
+
+const SIZES: [(usize, usize, usize, usize); 2] = [(20, 10, 5, 2), (100, 50, 16, 4)];
+
+fn spec(nx: usize, ny: usize, d: usize, k: usize, class: &str, sampler: &str, n: u64) -> Spec {
+    let reward = if class == "linear" {
+        format!("class = \"linear\"\ndim = {d}\nbound = 1.0")
+    } else {
+        "class = \"finite\"\ncandidates = 16\nr_max = 1.0\nspread = 0.05".into()
+    };
+    let w = vec![format!("{}", 1.0 / k as f64); k].join(", ");
+    let text = format!(
+        "seed = 1\nreplications = 2\n[instance]\nsource = \"random\"\ncontexts = {nx}\nresponses = {ny}\nreferences = {k}\n[instance.reward]\n{reward}\n[experiment]\ndivergence = \"rkl\"\nquantity = \"suboptimality\"\nweights = [{w}]\ngamma = 1.0\nn = [{n}]\nsampler = \"{sampler}\"\n"
+    );
+    parse(&text, Path::new("bench.toml"), "bench", None).expect("bench spec is valid")
+}
+
+fn label((nx, ny, d, k): (usize, usize, usize, usize)) -> String {
+    format!("{nx}x{ny}x{d}x{k}")
+}
+
+fn data_generation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("data");
+    for size in SIZES {
+        let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1000);
+        let inst = &s.instance;
+        let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
+        let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        for n in [1_000u64, 1_000_000_000] {
+            g.bench_function(
+                BenchmarkId::new(format!("counts/{}", label(size)), n),
+                |b| {
+                    let mut rng = stream(1, "bench", 0);
+                    b.iter(|| {
+                        counts.clear();
+                        sampler.extend(SamplerKind::Counts, &mut counts, n, &mut rng);
+                        black_box(counts.ties)
+                    })
+                },
+            );
+        }
+        g.bench_function(
+            BenchmarkId::new(format!("per_sample/{}", label(size)), 10_000),
+            |b| {
+                let mut rng = stream(1, "bench", 0);
+                b.iter(|| {
+                    counts.clear();
+                    sampler.extend(SamplerKind::PerSample, &mut counts, 10_000, &mut rng);
+                    black_box(counts.ties)
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn estimation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mle");
+    for size in SIZES {
+        for class in ["linear", "finite"] {
+            let s = spec(size.0, size.1, size.2, size.3, class, "counts", 100_000);
+            let inst = &s.instance;
+            let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
+            let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
+            let mut counts = WinCounts::new(inst.contexts, inst.responses);
+            sampler.extend(
+                SamplerKind::Counts,
+                &mut counts,
+                100_000,
+                &mut stream(1, "bench", 0),
+            );
+            match &inst.reward {
+                RewardModel::Linear(l) => {
+                    let fitter = LinearFitter::new(l, inst.contexts, inst.responses, 1e-10);
+                    let mut ws = FitWorkspace::default();
+                    let zero = vec![0.0; l.dim];
+                    g.bench_function(format!("linear_newton/{}/cold", label(size)), |b| {
+                        b.iter(|| black_box(fitter.fit(&counts, &zero, &mut ws).iterations))
+                    });
+                }
+                RewardModel::Finite(f) => {
+                    g.bench_function(format!("finite/{}", label(size)), |b| {
+                        b.iter(|| black_box(finite_mle(f, &counts)))
+                    });
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+    g.finish();
+}
+
+fn policies(c: &mut Criterion) {
+    let mut g = c.benchmark_group("policy");
+    for size in SIZES {
+        let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1000);
+        let inst = &s.instance;
+        let r = inst.true_reward();
+        let mut out = vec![0.0; inst.cells()];
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(
+                div,
+                &inst.references,
+                &s.cells[0].weights,
+                inst.contexts,
+                inst.responses,
+            );
+            g.bench_function(format!("{}/{}", div.name(), label(size)), |b| {
+                b.iter(|| black_box(reg.policy(&r, 1.0, &mut out)))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn full_replication(c: &mut Criterion) {
+    let mut g = c.benchmark_group("full_replication");
+    for size in SIZES {
+        for n in [1_000u64, 1_000_000_000] {
+            let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", n);
+            let p = Prepared::new(&s);
+            let mut rep = 0;
+            g.bench_function(
+                BenchmarkId::new(format!("counts/{}", label(size)), n),
+                |b| {
+                    b.iter(|| {
+                        rep += 1;
+                        black_box(p.run_unit(0, rep % 1000))
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = data_generation, estimation, policies, full_replication
+}
+criterion_main!(benches);
