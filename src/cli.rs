@@ -9,7 +9,7 @@ use crate::policy::{
     rkl_optimal_value,
 };
 use crate::spec::{self, Spec};
-use crate::{claims, engine, report};
+use crate::{claims, engine, journal, report};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -37,6 +37,8 @@ enum Command {
     Solve(SolveArgs),
     /// Run the specs and judge every claim of the registry; exit 1 if any is violated.
     Check(CheckArgs),
+    /// Assemble the results of sharded runs from their journals.
+    Merge(MergeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -63,6 +65,23 @@ struct RunArgs {
     /// Worker threads (default: RAYON_NUM_THREADS, else one per core). Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Continue a killed run from its journal (`<out>/<spec>/journal*.jsonl`): finished units
+    /// are kept, torn or corrupt lines are reported and recomputed.
+    #[arg(long)]
+    resume: bool,
+    /// Run only shard k of N (1-based): the units whose id hashes to k - 1 mod N. The shard's
+    /// units go to `journal.shard-k-of-N.jsonl`; `mrkl merge` assembles the result.
+    #[arg(long, value_name = "k/N")]
+    shard: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct MergeArgs {
+    /// Folders holding shard journals (searched two levels deep for `journal*.jsonl`).
+    folders: Vec<PathBuf>,
+    /// Folder that receives `<spec name>/result.json`, `summary.csv`, `instance.json`.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +115,8 @@ pub fn main() -> i32 {
                 paths: vec![],
                 out: PathBuf::from("results"),
                 threads: None,
+                resume: false,
+                shard: None,
             },
             set: vec![],
             seed: None,
@@ -103,6 +124,7 @@ pub fn main() -> i32 {
         Some(Command::Run(a)) => run(a).map(|()| 0),
         Some(Command::Solve(a)) => solve(a).map(|()| 0),
         Some(Command::Check(a)) => check(a),
+        Some(Command::Merge(a)) => merge(a).map(|()| 0),
     };
     match outcome {
         Ok(code) => code,
@@ -214,57 +236,201 @@ fn fmt_exponent(e: &crate::statistics::ExponentEstimate) -> String {
     }
 }
 
-/// Runs checked specs one after another (each in parallel over its replications), writes
-/// their results, prints a line per spec and returns the results.
+/// How `execute` runs: resume from journals, and which shard.
+#[derive(Clone, Copy, Debug, Default)]
+struct Mode {
+    resume: bool,
+    shard: Option<(u64, u64)>,
+}
+
+fn journal_header(origin: &str, spec: &Spec, shard: Option<(u64, u64)>) -> journal::Header {
+    journal::Header {
+        format: journal::FORMAT.into(),
+        mrkl_version: env!("CARGO_PKG_VERSION").into(),
+        spec_name: spec.name.clone(),
+        spec_hash: report::spec_hash(spec),
+        shard: shard.map(|(k, n)| format!("{k}/{n}")),
+        spec_origin: origin.to_string(),
+        spec_toml: spec.source_toml.clone(),
+    }
+}
+
+/// Runs one checked spec (in parallel over its replications) under a lock on its results
+/// folder, journaling every finished unit; returns its result, or `None` for a shard.
+fn execute_one(
+    origin: &str,
+    spec: &Spec,
+    out: &Path,
+    pool: &rayon::ThreadPool,
+    commit: &Option<String>,
+    mode: Mode,
+) -> Result<(Option<report::ResultFile>, usize, f64)> {
+    let dir = out.join(&spec.name);
+    let (_lock, stale) = journal::Lock::acquire(&dir, mode.shard)?;
+    if let Some(pid) = stale {
+        eprintln!(
+            "note: {}: took over a stale lock left by a run that no longer exists (pid {pid})",
+            dir.display()
+        );
+    }
+    let header = journal_header(origin, spec, mode.shard);
+    let path = dir.join(journal::file_name(mode.shard));
+    let all = engine::units(spec);
+    let ids: Vec<String> = all
+        .iter()
+        .map(|&(c, r)| engine::unit_id(&spec.cells[c], r))
+        .collect();
+    let mut known = std::collections::BTreeMap::new();
+    if mode.resume {
+        if path.exists() {
+            let c = journal::read(&path)?;
+            journal::check_provenance(
+                &path,
+                c.header.as_ref().expect("read checks the header"),
+                &header,
+            )?;
+            if !c.rejected_lines.is_empty() {
+                eprintln!(
+                    "note: {}: {} torn or corrupt line(s) (line {}) not trusted; their units are recomputed",
+                    path.display(),
+                    c.rejected_lines.len(),
+                    c.rejected_lines
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for (i, e) in c.entries {
+                if i < ids.len()
+                    && ids[i] == e.unit
+                    && e.values.len() == spec.ns.len()
+                    && journal::in_shard(&e.unit, mode.shard)
+                {
+                    known.insert(i, e);
+                } else {
+                    eprintln!(
+                        "note: {}: unit {} does not belong to this run; recomputed",
+                        path.display(),
+                        e.unit
+                    );
+                }
+            }
+            eprintln!(
+                "resuming {}: {} of {} units already done",
+                spec.name,
+                known.len(),
+                ids.iter()
+                    .filter(|u| journal::in_shard(u, mode.shard))
+                    .count()
+            );
+        } else {
+            eprintln!(
+                "note: {}: no journal to resume; starting afresh",
+                path.display()
+            );
+        }
+    }
+    let writer = journal::Writer::start(&path, &header, &known)?;
+    let todo: Vec<usize> = (0..ids.len())
+        .filter(|&i| journal::in_shard(&ids[i], mode.shard) && !known.contains_key(&i))
+        .collect();
+    let attended = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        Some(todo.len() as u64),
+        if attended {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>28} [{bar:30}] {pos}/{len} replications  {elapsed_precise} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(spec.name.clone());
+    let failure = std::sync::Mutex::new(None);
+    let t0 = Instant::now();
+    let fresh = pool.install(|| {
+        engine::run_units(spec, &todo, &|i, u| {
+            if let Err(e) = writer.append(&journal::Entry::new(i, ids[i].clone(), u)) {
+                failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+            bar.inc(1);
+        })
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    drop(writer);
+    if mode.shard.is_some() {
+        return Ok((None, todo.len(), secs));
+    }
+    let mut units: Vec<Option<engine::UnitResult>> = vec![None; ids.len()];
+    for (i, e) in known {
+        units[i] = Some(e.result());
+    }
+    for (i, u) in fresh {
+        units[i] = Some(u);
+    }
+    let units: Vec<engine::UnitResult> = units
+        .into_iter()
+        .map(|u| u.expect("every unit ran or was journaled"))
+        .collect();
+    let result = report::build(spec, &engine::gather(spec, &units), commit.clone());
+    report::write(&dir, spec, &result)?;
+    let _ = std::fs::remove_file(&path);
+    Ok((Some(result), todo.len(), secs))
+}
+
+/// Runs checked specs one after another, writes their results, prints a line per spec and
+/// returns the results (none for shards).
 fn execute(
     specs: &[(String, Spec)],
     out: &Path,
     pool: &rayon::ThreadPool,
+    mode: Mode,
 ) -> Result<Vec<report::ResultFile>> {
     let commit = git_commit();
-    let attended = std::io::stderr().is_terminal();
     let mut results = vec![];
     let started = Instant::now();
     let mut total_units = 0usize;
     for (origin, spec) in specs {
-        let units = spec.cells.len() * spec.replications;
-        let bar = ProgressBar::with_draw_target(
-            Some(units as u64),
-            if attended {
-                ProgressDrawTarget::stderr()
-            } else {
-                ProgressDrawTarget::hidden()
-            },
-        );
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {pos}/{len} replications  {elapsed_precise} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(spec.name.clone());
-        let t0 = Instant::now();
-        let runs = pool.install(|| engine::run(spec, &|| bar.inc(1)));
-        let secs = t0.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let result = report::build(spec, &runs, commit.clone());
-        let dir = out.join(&spec.name);
-        report::write(&dir, spec, &result)?;
+        let (result, units, secs) = execute_one(origin, spec, out, pool, &commit, mode)?;
         total_units += units;
-        println!(
-            "{origin}: {} replications in {secs:.2}s ({:.0}/s) -> {}; exponent of the mean gap in n: {}",
-            units,
-            units as f64 / secs.max(1e-9),
-            dir.display(),
-            result
-                .cells
-                .iter()
-                .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        results.push(result);
+        let rate = units as f64 / secs.max(1e-9);
+        match result {
+            Some(result) => {
+                println!(
+                    "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
+                    out.join(&spec.name).display(),
+                    result
+                        .cells
+                        .iter()
+                        .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                results.push(result);
+            }
+            None => println!(
+                "{origin}: shard {}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}",
+                mode.shard
+                    .map(|(k, n)| format!("{k}/{n}"))
+                    .unwrap_or_default(),
+                out.join(&spec.name)
+                    .join(journal::file_name(mode.shard))
+                    .display()
+            ),
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -276,10 +442,175 @@ fn execute(
     Ok(results)
 }
 
+fn find_journals(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::read(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if p.is_file() && name.starts_with("journal") && name.ends_with(".jsonl") {
+            out.push(p);
+        } else if p.is_dir() && depth > 0 {
+            find_journals(&p, depth - 1, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn merge(args: MergeArgs) -> Result<()> {
+    if args.folders.is_empty() {
+        return Err(Error::invalid(
+            "folders",
+            "none",
+            "one or more folders holding shard journals",
+        ));
+    }
+    let mut files = vec![];
+    for f in &args.folders {
+        find_journals(f, 2, &mut files)?;
+    }
+    if files.is_empty() {
+        return Err(Error::invalid(
+            "folders",
+            args.folders
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            "folders holding journal*.jsonl files (written by `mrkl run --shard k/N`)",
+        ));
+    }
+    // Group by spec; the first journal of a spec is the reference for provenance.
+    let mut groups: std::collections::BTreeMap<
+        String,
+        (
+            journal::Header,
+            PathBuf,
+            std::collections::BTreeMap<usize, (journal::Entry, PathBuf)>,
+        ),
+    > = Default::default();
+    for f in &files {
+        let c = journal::read(f)?;
+        let h = c.header.clone().expect("read checks the header");
+        if !c.rejected_lines.is_empty() {
+            eprintln!(
+                "note: {}: {} torn or corrupt line(s) not trusted (line {})",
+                f.display(),
+                c.rejected_lines.len(),
+                c.rejected_lines
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let g = groups
+            .entry(h.spec_name.clone())
+            .or_insert_with(|| (h.clone(), f.clone(), Default::default()));
+        journal::check_provenance(f, &h, &g.0).map_err(|e| match e {
+            Error::Busy { path, message } => Error::Busy {
+                path,
+                message: format!("{message} (compared with {})", g.1.display()),
+            },
+            other => other,
+        })?;
+        for (i, e) in c.entries {
+            match g.2.get(&i) {
+                Some((prev, from)) if *prev != e => {
+                    return Err(Error::Busy {
+                        path: f.display().to_string(),
+                        message: format!(
+                            "unit {} has values that conflict with those in {}",
+                            e.unit,
+                            from.display()
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    g.2.insert(i, (e, f.clone()));
+                }
+            }
+        }
+    }
+    let commit = git_commit();
+    for (name, (h, first, entries)) in groups {
+        let origin = Path::new(&h.spec_origin);
+        let spec = spec::parse_with(&h.spec_toml, origin, &name, origin.parent(), &[])?;
+        if report::spec_hash(&spec) != h.spec_hash {
+            return Err(Error::Busy {
+                path: first.display().to_string(),
+                message: format!(
+                    "the spec rebuilt from the journal has hash {} but the journal says {}: its instance file changed",
+                    report::spec_hash(&spec),
+                    h.spec_hash
+                ),
+            });
+        }
+        let all = engine::units(&spec);
+        let ids: Vec<String> = all
+            .iter()
+            .map(|&(c, r)| engine::unit_id(&spec.cells[c], r))
+            .collect();
+        let missing: Vec<&String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !entries.contains_key(i))
+            .map(|(_, u)| u)
+            .collect();
+        if !missing.is_empty() {
+            let shown: Vec<&str> = missing.iter().take(10).map(|s| s.as_str()).collect();
+            return Err(Error::Invalid {
+                field: format!("{name}: units"),
+                value: format!("{} of {} missing ({}{})", missing.len(), ids.len(), shown.join(", "), if missing.len() > 10 { ", ..." } else { "" }),
+                allowed: "every unit in some journal: run the missing shards (or `mrkl run --shard k/N --resume`) and merge again".into(),
+            });
+        }
+        for (i, (e, f)) in &entries {
+            if *i >= ids.len() || ids[*i] != e.unit || e.values.len() != spec.ns.len() {
+                return Err(Error::Busy {
+                    path: f.display().to_string(),
+                    message: format!("unit {} does not belong to spec {name}", e.unit),
+                });
+            }
+        }
+        let units: Vec<engine::UnitResult> = entries.values().map(|(e, _)| e.result()).collect();
+        let dir = args.out.join(&name);
+        let (_lock, _) = journal::Lock::acquire(&dir, None)?;
+        let result = report::build(&spec, &engine::gather(&spec, &units), commit.clone());
+        report::write(&dir, &spec, &result)?;
+        println!(
+            "{name}: merged {} units from {} journal(s) -> {}",
+            units.len(),
+            files.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(args: RunArgs) -> Result<()> {
     let specs = load_specs(&args.paths, &[])?;
     let pool = pool(args.threads)?;
-    let results = execute(&specs, &args.out, &pool)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(journal::parse_shard)
+        .transpose()?;
+    let results = execute(
+        &specs,
+        &args.out,
+        &pool,
+        Mode {
+            resume: args.resume,
+            shard,
+        },
+    )?;
     let mut rows = vec![];
     for (result, (_, spec)) in results.iter().zip(&specs) {
         for c in &result.cells {
@@ -373,7 +704,22 @@ fn check(args: CheckArgs) -> Result<i32> {
     let specs = load_specs(&args.run.paths, &spec_overrides)?;
     claims::validate_specs(&registry, specs.iter().map(|(_, s)| s))?;
     let pool = pool(args.run.threads)?;
-    let results = execute(&specs, &args.run.out, &pool)?;
+    if args.run.shard.is_some() {
+        return Err(Error::invalid(
+            "--shard",
+            args.run.shard.as_deref().unwrap_or(""),
+            "only with `mrkl run` (check needs every unit; merge shards first)",
+        ));
+    }
+    let results = execute(
+        &specs,
+        &args.run.out,
+        &pool,
+        Mode {
+            resume: args.run.resume,
+            shard: None,
+        },
+    )?;
     let exact_seed = args.seed.unwrap_or(claims::EXACT_SEED);
     let judgements = pool.install(|| {
         claims::judge_all(

@@ -165,19 +165,35 @@ pub fn units(spec: &Spec) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Runs every unit of the spec in parallel (rayon's global pool) and gathers them per cell.
+/// Runs every unit of the spec in parallel (rayon's current pool) and gathers them per cell.
 /// `tick` is called once per finished unit (for a progress bar).
 pub fn run(spec: &Spec, tick: &(dyn Fn() + Sync)) -> Vec<CellRun> {
-    let prepared = Prepared::new(spec);
-    let results: Vec<UnitResult> = units(spec)
-        .par_iter()
-        .map(|&(c, r)| {
-            let u = prepared.run_unit(c, r);
-            tick();
-            u
-        })
+    let all: Vec<usize> = (0..spec.cells.len() * spec.replications).collect();
+    let results: Vec<UnitResult> = run_units(spec, &all, &|_, _| tick())
+        .into_iter()
+        .map(|(_, u)| u)
         .collect();
     gather(spec, &results)
+}
+
+/// Runs the units with the given indices (into [`units`] order) in parallel; `done` is
+/// called from the worker as each unit finishes (journal, progress). Returns them in the
+/// order of `todo`, whatever the scheduling.
+pub fn run_units(
+    spec: &Spec,
+    todo: &[usize],
+    done: &(dyn Fn(usize, &UnitResult) + Sync),
+) -> Vec<(usize, UnitResult)> {
+    let prepared = Prepared::new(spec);
+    let all = units(spec);
+    todo.par_iter()
+        .map(|&i| {
+            let (c, r) = all[i];
+            let u = prepared.run_unit(c, r);
+            done(i, &u);
+            (i, u)
+        })
+        .collect()
 }
 
 /// Regroups unit results (in [`units`] order) into per-cell [n][replication] tables.

@@ -138,9 +138,16 @@ fn rkl_context(
         }
         let p = ws.star[y].exp();
         let d = ws.hat[y] - c;
-        kl += p * kl_remainder(d);
-        rew -= p * d.exp_m1() * rs[y];
-        opt += (ws.star[y] + d).exp() * (top - rs[y]);
+        let q = (ws.star[y] + d).exp(); // pi_hat(y), finite even where p e^d would overflow
+        if d.abs() < 1.0 {
+            kl += p * kl_remainder(d);
+            rew -= p * d.exp_m1() * rs[y];
+        } else {
+            // Far from zero the series gains nothing; the direct terms avoid 0 * inf.
+            kl += q * d - q + p;
+            rew += (p - q) * rs[y];
+        }
+        opt += q * (top - rs[y]);
     }
     (kl / gamma, rew, opt)
 }
@@ -164,9 +171,18 @@ fn fkl_context(
         // u = pi_hat / pi~ = (t* + c*_y) / (t_hat + c_hat_y), c_y = gamma (r_top - r(y)).
         let num = a.t + gamma * (a.r_top - rs[y]);
         let den = b.t + gamma * (b.r_top - rh[y]);
-        let d = ((num - den) / den).ln_1p();
-        sub += m[y] * expm1_minus_x(d);
-        rew -= ws.star[y] * d.exp_m1() * rs[y];
+        let ratio = (num - den) / den;
+        let d = if ratio.abs() < 0.5 {
+            ratio.ln_1p()
+        } else {
+            num.ln() - den.ln()
+        };
+        sub += if d < 700.0 {
+            m[y] * expm1_minus_x(d)
+        } else {
+            (m[y].ln() + d).exp() - m[y] * (1.0 + d)
+        };
+        rew += (ws.star[y] - ws.hat[y]) * rs[y];
         opt += ws.hat[y] * (top - rs[y]);
     }
     (sub / gamma, rew, opt)

@@ -15,6 +15,7 @@ pub mod error;
 pub mod estimation;
 pub mod gap;
 pub mod instance;
+pub mod journal;
 pub mod numerics;
 pub mod policy;
 pub mod preference;

@@ -75,7 +75,11 @@ pub fn log_harmonic(refs: &[&[f64]], weights: &[f64], clip_eps: f64, out: &mut [
             // ln(w / p) = ln w - lp; p = 0 makes the sum infinite and h = 0.
             terms.push(w.ln() - lp);
         }
-        *o = -log_sum_exp(&terms);
+        *o = if terms.iter().any(|t| *t == f64::INFINITY) {
+            f64::NEG_INFINITY
+        } else {
+            -log_sum_exp(&terms)
+        };
     }
     let z = log_sum_exp(out);
     out.iter_mut().for_each(|v| *v -= z);
@@ -128,8 +132,10 @@ pub const FKL_MAX_ITERATIONS: u32 = 200;
 /// t >= 1 - gamma E_m[r_top - r] (Z~ >= E_m r + 1/gamma) and t >= m(top) (the top term alone
 /// is <= 1). Newton started at the lower end of the bracket increases monotonically to the
 /// root (convexity), with bisection as a safeguard should rounding push it outside the
-/// bracket. Working with t and c_y (not Z~ - r(y)) avoids cancellation for large gamma,
-/// so the policy has ~1e-15 relative accuracy for gamma in [1e-6, 1e6].
+/// bracket. Working with t and c_y (not Z~ - r(y)) avoids cancellation for large gamma: t
+/// and the entries of order one have ~1e-15 relative accuracy for gamma in [1e-6, 1e6], also
+/// when t itself is tiny (a top response of mass 1e-300); an entry far below 1e-16 has
+/// ~1e-16 absolute accuracy (the normalisation sum is only known to rounding).
 pub fn fkl_policy(m: &[f64], r: &[f64], gamma: f64, out: &mut [f64]) -> FklRoot {
     let r_top = m
         .iter()
@@ -174,15 +180,23 @@ pub fn fkl_policy(m: &[f64], r: &[f64], gamma: f64, out: &mut [f64]) -> FklRoot 
         } else {
             hi = t;
         }
-        let mut next = t - f / df;
-        if !(next > lo && next < hi) {
-            next = 0.5 * (lo + hi);
-        }
-        if (next - t).abs() <= 4.0 * f64::EPSILON * t || hi - lo <= 4.0 * f64::EPSILON * lo {
-            t = next;
+        let newton = t - f / df;
+        // Converged: the Newton correction is below rounding (it may then land on a bracket
+        // end, which must not trigger a bisection step).
+        if (newton - t).abs() <= 4.0 * f64::EPSILON * t {
+            t = newton.clamp(lo, hi);
             break;
         }
-        t = next;
+        t = if newton > lo && newton < hi {
+            newton
+        } else if hi > 4.0 * lo && lo > 0.0 {
+            (lo * hi).sqrt() // bisect in log scale: the bracket may span hundreds of decades
+        } else {
+            0.5 * (lo + hi)
+        };
+        if hi - lo <= 4.0 * f64::EPSILON * lo {
+            break;
+        }
     }
     let mut total = 0.0;
     for ((o, &mv), &rv) in out.iter_mut().zip(m).zip(r) {

@@ -277,6 +277,10 @@ pub struct Spec {
     pub instance_origin: InstanceOrigin,
     #[serde(skip)]
     pub instance: Instance,
+    /// The spec's TOML (after command-line overrides): journals carry it so that `merge`
+    /// can rebuild the spec.
+    #[serde(skip)]
+    pub source_toml: String,
 }
 
 fn ser_sampling<S: serde::Serializer>(
@@ -315,8 +319,11 @@ pub fn parse_with(
     for (key, v) in overrides {
         set_or_add(&mut value, key, v)?;
     }
+    let source_toml = toml::to_string(&value).map_err(|e| Error::parse(origin, e))?;
     let raw = RawSpec::deserialize(value).map_err(|e| Error::parse(origin, e))?;
-    raw.check(default_name, base)
+    let mut spec = raw.check(default_name, base)?;
+    spec.source_toml = source_toml;
+    Ok(spec)
 }
 
 /// Sets a dotted key in a TOML document; an existing value keeps its type (the text must
@@ -676,7 +683,16 @@ impl RawSpec {
         // Experiment.
         let e = self.experiment;
         let weights = check_weights("experiment.weights", &e.weights, k)?;
+        let sweeps_gamma = self.sweep.as_ref().is_some_and(|s| s.gamma.is_some());
         let gamma = match (e.gamma, e.gamma_schedule) {
+            (None, None) if sweeps_gamma => GammaRule::Fixed(f64::NAN), // set per cell below
+            (Some(_), _) | (_, Some(_)) if sweeps_gamma => {
+                return Err(Error::invalid(
+                    "experiment.gamma",
+                    "given together with sweep.gamma",
+                    "gamma from the sweep only: remove experiment.gamma / gamma_schedule",
+                ));
+            }
             (Some(g), None) => {
                 in_range(
                     "experiment.gamma",
@@ -901,6 +917,7 @@ impl RawSpec {
             options: self.options,
             instance_origin,
             instance,
+            source_toml: String::new(),
         })
     }
 }

@@ -46,13 +46,15 @@ fn planted_false_claims_are_violated() {
         .collect();
     assert_eq!(linear.len(), 1);
     assert_eq!(linear[0].verdict, Verdict::Violated);
-    assert!(
-        verdicts_of(&js, "T5.3")
-            .iter()
-            .all(|v| *v == Verdict::Violated),
-        "{:?}",
-        verdicts_of(&js, "T5.3")
-    );
+    // T5.3 at n^-1 is caught by the reward-gap measurement (which decays as n^-1/2); the
+    // optimality gap under gamma(n) = 0.1 sqrt(n) genuinely decays about as n^-1, so there a
+    // claim of n^-1 is not false and must not be flagged either way.
+    let reward_gap: Vec<_> = js
+        .iter()
+        .filter(|j| j.claim == "T5.3" && j.evidence.as_deref() == Some("t5_3_rkl_reward_gap"))
+        .collect();
+    assert_eq!(reward_gap.len(), 1);
+    assert_eq!(reward_gap[0].verdict, Verdict::Violated);
     assert_eq!(verdicts_of(&js, "T6.2"), vec![Verdict::Violated]);
     assert_eq!(verdicts_of(&js, "T5.1"), vec![Verdict::Violated]);
     // The claims that were not tampered with are not violated.
