@@ -289,17 +289,8 @@ fn execute_one(
                 c.header.as_ref().expect("read checks the header"),
                 &header,
             )?;
-            if !c.rejected_lines.is_empty() {
-                eprintln!(
-                    "note: {}: {} torn or corrupt line(s) (line {}) not trusted; their units are recomputed",
-                    path.display(),
-                    c.rejected_lines.len(),
-                    c.rejected_lines
-                        .iter()
-                        .map(|l| l.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+            if let Some(note) = c.rejection_note(&path) {
+                eprintln!("{note}");
             }
             for (i, e) in c.entries {
                 if i < ids.len()
@@ -497,17 +488,8 @@ fn merge(args: MergeArgs) -> Result<()> {
     for f in &files {
         let c = journal::read(f)?;
         let h = c.header.clone().expect("read checks the header");
-        if !c.rejected_lines.is_empty() {
-            eprintln!(
-                "note: {}: {} torn or corrupt line(s) not trusted (line {})",
-                f.display(),
-                c.rejected_lines.len(),
-                c.rejected_lines
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        if let Some(note) = c.rejection_note(f) {
+            eprintln!("{note}");
         }
         let g = groups
             .entry(h.spec_name.clone())

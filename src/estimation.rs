@@ -229,19 +229,6 @@ impl LinearFitter {
         l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
     }
 
-    /// Gradient of L (into ws.grad): sum (N sigma(t) - W) z; returns nothing.
-    fn gradient(&self, ws: &mut FitWorkspace, theta: &[f64]) {
-        let d = self.dim;
-        ws.grad.iter_mut().for_each(|g| *g = 0.0);
-        for ((z, &w), &n) in ws.z.chunks_exact(d).zip(&ws.wins).zip(&ws.total) {
-            let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
-            let c = n * sigmoid(t) - w;
-            for k in 0..d {
-                ws.grad[k] += c * z[k];
-            }
-        }
-    }
-
     /// Gradient and Hessian of L: H = sum N sigma(t)(1 - sigma(t)) z z^T (into ws.hess, column-major).
     fn hessian(&self, ws: &mut FitWorkspace, theta: &[f64]) {
         let d = self.dim;
@@ -273,7 +260,7 @@ impl LinearFitter {
     }
 
     fn kkt(&self, ws: &mut FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
-        self.gradient(ws, theta);
+        self.hessian(ws, theta);
         ws.grad
             .iter()
             .zip(theta)

@@ -92,6 +92,16 @@ pub struct Contents {
     pub torn_tail: bool,
 }
 
+impl Contents {
+    /// A one-line note on the lines that were not trusted, if any.
+    pub fn rejection_note(&self, path: &Path) -> Option<String> {
+        (!self.rejected_lines.is_empty()).then(|| {
+            let lines: Vec<String> = self.rejected_lines.iter().map(|l| l.to_string()).collect();
+            format!("note: {}: {} torn or corrupt line(s) (line {}) not trusted; their units are recomputed or must come from another journal", path.display(), lines.len(), lines.join(", "))
+        })
+    }
+}
+
 /// Reads a journal, verifying every line; never trusts a line whose checksum fails.
 pub fn read(path: &Path) -> Result<Contents> {
     let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
