@@ -466,8 +466,13 @@ pub fn judge_rate(
 /// in 1/eps is -1/s, with interval [-1/lo, -1/hi] from the quantile slope's interval. The
 /// direct table n(eps) (smallest grid n from which the quantile stays <= eps) is reported too.
 pub fn judge_sample_complexity(claim: &Claim, r: &ResultFile, cell: &CellResult) -> Judgement {
+    let cell_part = if r.cells.len() > 1 {
+        format!(":{}", cell.label)
+    } else {
+        String::new()
+    };
     let evidence = Some(format!(
-        "{} (via {})",
+        "{}{cell_part} (via {})",
         r.name,
         claim.from.clone().unwrap_or_default()
     ));
@@ -763,19 +768,14 @@ pub fn validate_specs<'a>(
     Ok(())
 }
 
-/// Judges every claim of the registry on the given runs (`specs[i]` produced `results[i]`).
-pub fn judge_all(
-    registry: &Registry,
-    specs: &[crate::spec::Spec],
-    results: &[ResultFile],
-    seed: u64,
-) -> Vec<Judgement> {
+/// Judges every claim of the registry on saved results (each names its claim; delta and
+/// the gap floor come from its spec); the exact checks run with `seed`.
+pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: u64) -> Vec<Judgement> {
     use rayon::prelude::*;
     let tagged = |id: String| {
-        specs
+        results
             .iter()
-            .zip(results)
-            .filter(move |(s, _)| s.claim.as_deref() == Some(id.as_str()))
+            .filter(move |r| r.claim.as_deref() == Some(id.as_str()))
     };
     registry
         .claim
@@ -784,15 +784,17 @@ pub fn judge_all(
             let mut out = vec![];
             match claim.kind {
                 ClaimKind::Rate => {
-                    for (s, r) in tagged(claim.id.clone()) {
+                    for r in tagged(claim.id.clone()) {
+                        let delta = r.spec["delta"].as_f64().unwrap_or(0.05);
+                        let floor = r.spec["options"]["gap_floor"].as_f64().unwrap_or(0.0);
                         for cell in &r.cells {
-                            out.push(judge_rate(claim, r, cell, s.delta, s.options.gap_floor));
+                            out.push(judge_rate(claim, r, cell, delta, floor));
                         }
                     }
                 }
                 ClaimKind::SampleComplexity => {
                     let from = claim.from.clone().unwrap_or_default();
-                    for (_, r) in tagged(from.clone()) {
+                    for r in tagged(from.clone()) {
                         if r.instance.reward_class != "linear" {
                             continue; // a finite class identifies r*: n(eps) is not a power law
                         }

@@ -39,6 +39,17 @@ enum Command {
     Check(CheckArgs),
     /// Assemble the results of sharded runs from their journals.
     Merge(MergeArgs),
+    /// Redraw the plots (SVG and PNG) of saved results, without rerunning anything.
+    Plot(FolderArgs),
+    /// Write `REPORT.md` (verdicts, plots, [ours] choices, provenance) for saved results.
+    Report(FolderArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct FolderArgs {
+    /// Results folder (holding `<spec>/result.json`).
+    #[arg(default_value = "results")]
+    folder: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -125,6 +136,12 @@ pub fn main() -> i32 {
         Some(Command::Solve(a)) => solve(a).map(|()| 0),
         Some(Command::Check(a)) => check(a),
         Some(Command::Merge(a)) => merge(a).map(|()| 0),
+        Some(Command::Plot(a)) => read_results(&a.folder)
+            .and_then(|r| plot_results(&a.folder, &r, &judge_saved(&r)))
+            .map(|_| 0),
+        Some(Command::Report(a)) => read_results(&a.folder)
+            .and_then(|r| publish(&a.folder, &r, &judge_saved(&r)))
+            .map(|()| 0),
     };
     match outcome {
         Ok(code) => code,
@@ -609,6 +626,11 @@ fn run(args: RunArgs) -> Result<()> {
             ]);
         }
     }
+    if shard.is_none() {
+        // The report describes the whole results folder, this run's specs and earlier ones.
+        let all = read_results(&args.out)?;
+        publish(&args.out, &all, &judge_saved(&all))?;
+    }
     let header = [
         "spec",
         "claim",
@@ -641,8 +663,80 @@ pub fn evaluate(
         .iter()
         .map(|s| report::build(s, &engine::run(s, &|| {}), None))
         .collect();
-    let judgements = claims::judge_all(registry, specs, &results, exact_seed);
+    let judgements = claims::judge_all(registry, &results, exact_seed);
     (results, judgements)
+}
+
+/// Every `<folder>/<spec>/result.json`, in name order.
+fn read_results(folder: &Path) -> Result<Vec<report::ResultFile>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| Error::read(folder, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("result.json").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(Error::invalid(
+            "folder",
+            folder.display(),
+            "a results folder holding <spec>/result.json (written by mrkl run or check)",
+        ));
+    }
+    dirs.iter()
+        .map(|d| report::read(&d.join("result.json")))
+        .collect()
+}
+
+/// Judgements of the built-in registry on saved results (exact checks at the default seed).
+fn judge_saved(results: &[report::ResultFile]) -> Vec<claims::Judgement> {
+    claims::judge_all(&claims::Registry::builtin(), results, claims::EXACT_SEED)
+}
+
+/// Draws every result's plots into its folder, with the claim's overlay per cell.
+fn plot_results(
+    folder: &Path,
+    results: &[report::ResultFile],
+    judgements: &[claims::Judgement],
+) -> Result<Vec<Vec<String>>> {
+    results
+        .iter()
+        .map(|r| {
+            let overlays: Vec<crate::plot::ClaimOverlay> = r
+                .cells
+                .iter()
+                .filter_map(|c| {
+                    let evidence = if r.cells.len() > 1 {
+                        format!("{}:{}", r.name, c.label)
+                    } else {
+                        r.name.clone()
+                    };
+                    let j = judgements.iter().find(|j| {
+                        j.evidence.as_deref() == Some(evidence.as_str())
+                            && r.claim.as_deref() == Some(j.claim.as_str())
+                    })?;
+                    Some(crate::plot::ClaimOverlay::from_judgement(
+                        j,
+                        (r.cells.len() > 1).then_some(c.label.as_str()),
+                    ))
+                })
+                .collect();
+            let dir = folder.join(&r.name);
+            crate::plot::write_plots(r, &overlays, &dir).map_err(|e| Error::write(&dir, e))
+        })
+        .collect()
+}
+
+/// Plots and `REPORT.md` for a results folder.
+fn publish(
+    folder: &Path,
+    results: &[report::ResultFile],
+    judgements: &[claims::Judgement],
+) -> Result<()> {
+    let plots = plot_results(folder, results, judgements)?;
+    let text = report::markdown(results, &plots, judgements);
+    report::write_atomic(&folder.join("REPORT.md"), text.as_bytes())?;
+    println!("plots and report -> {}", folder.join("REPORT.md").display());
+    Ok(())
 }
 
 /// Top-level spec fields that `--set` may override.
@@ -703,14 +797,7 @@ fn check(args: CheckArgs) -> Result<i32> {
         },
     )?;
     let exact_seed = args.seed.unwrap_or(claims::EXACT_SEED);
-    let judgements = pool.install(|| {
-        claims::judge_all(
-            &registry,
-            &specs.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
-            &results,
-            exact_seed,
-        )
-    });
+    let judgements = pool.install(|| claims::judge_all(&registry, &results, exact_seed));
     let rows: Vec<[String; 7]> = judgements
         .iter()
         .map(|j| {
@@ -755,6 +842,7 @@ fn check(args: CheckArgs) -> Result<i32> {
         &args.run.out.join("junit.xml"),
         claims::junit_xml(&judgements).as_bytes(),
     )?;
+    publish(&args.run.out, &results, &judgements)?;
     let violated = judgements
         .iter()
         .filter(|j| j.verdict == claims::Verdict::Violated)

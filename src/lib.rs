@@ -17,6 +17,7 @@ pub mod gap;
 pub mod instance;
 pub mod journal;
 pub mod numerics;
+pub mod plot;
 pub mod policy;
 pub mod preference;
 pub mod report;

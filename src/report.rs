@@ -300,3 +300,100 @@ pub fn read(path: &Path) -> Result<ResultFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::parse(path, e))
 }
+
+/// `REPORT.md`: the verdict table, then per result its description, plots, summaries,
+/// [ours] choices and provenance. `plots[i]` are the files drawn for `results[i]`.
+pub fn markdown(
+    results: &[ResultFile],
+    plots: &[Vec<String>],
+    judgements: &[crate::claims::Judgement],
+) -> String {
+    let mut s = String::from("# mrkl report\n\n");
+    s.push_str("Generated from the results in this folder; regenerate with `mrkl report <folder>` (no rerun). ");
+    s.push_str("Verdicts follow THEORY §7: exponent of the mean gap in n over the tail of the grid, with a bootstrap interval; bounds checked per n by an exact binomial test.\n\n");
+    s.push_str("## Verdicts\n\n| claim | evidence | measured exponent [CI] | claimed | bound slack | verdict | reason |\n|---|---|---|---|---|---|---|\n");
+    for j in judgements {
+        let m = match (j.measured, j.ci_low, j.ci_high) {
+            (Some(m), Some(lo), Some(hi)) => format!("{m:+.3} [{lo:+.3}, {hi:+.3}]"),
+            (Some(m), _, _) => format!("{m:+.3}"),
+            _ => "-".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {m} | {} | {} | **{}** | {} |\n",
+            j.claim,
+            j.evidence.clone().unwrap_or_default(),
+            j.claimed
+                .map(|c| format!("{c:+}"))
+                .unwrap_or_else(|| "-".into()),
+            j.bound_slack
+                .map(|b| format!("{b:.3e}"))
+                .unwrap_or_else(|| "-".into()),
+            j.verdict.name(),
+            j.reason.replace('|', "/")
+        ));
+    }
+    for (r, files) in results.iter().zip(plots) {
+        s.push_str(&format!("\n## {}\n\n", r.name));
+        if let Some(d) = r.spec.get("description").and_then(|d| d.as_str()) {
+            s.push_str(&format!("{d}.\n\n"));
+        }
+        s.push_str(&format!(
+            "Claim {}; {} {}; {} class, |X| = {}, |Y| = {}, K = {}, R_max = {}; {} replications per n; master seed {}.\n\n",
+            r.claim.clone().unwrap_or_else(|| "-".into()),
+            r.divergence.name(),
+            r.quantity.name(),
+            r.instance.reward_class,
+            r.instance.contexts,
+            r.instance.responses,
+            r.instance.references,
+            r.instance.r_max,
+            r.cells.first().map(|c| c.raw.first().map(Vec::len).unwrap_or(0)).unwrap_or(0),
+            r.provenance.seed
+        ));
+        for f in files.iter().filter(|f| f.ends_with(".png")) {
+            s.push_str(&format!("![{f}]({}/{f})\n", r.name));
+        }
+        s.push_str("\n| cell | n | mean gap | 95% CI | quantile | exponent of mean [CI] | coverage C |\n|---|---|---|---|---|---|---|\n");
+        for c in &r.cells {
+            let (first, last) = (c.summaries.first(), c.summaries.last());
+            if let (Some(a), Some(b)) = (first, last) {
+                let e = &c.exponent_mean;
+                let exp = match (e.slope, e.ci_low, e.ci_high) {
+                    (Some(m), Some(lo), Some(hi)) => format!("{m:+.3} [{lo:+.3}, {hi:+.3}]"),
+                    _ => "-".into(),
+                };
+                s.push_str(&format!(
+                    "| {} | {}..{} | {:.3e} .. {:.3e} | [{:.3e}, {:.3e}] at n_max | {:.3e} at n_max | {exp} | {} |\n",
+                    c.label,
+                    a.n,
+                    b.n,
+                    a.mean,
+                    b.mean,
+                    b.ci_low,
+                    b.ci_high,
+                    b.quantile,
+                    c.coverage.map(|v| format!("{v:.3}")).unwrap_or_else(|| "inf".into())
+                ));
+            }
+        }
+        s.push_str("\n[ours] choices: ");
+        if let Some(o) = r.ours.as_object() {
+            let items: Vec<String> = o
+                .iter()
+                .map(|(k, v)| format!("`{k}` = `{}`", v["value"]))
+                .collect();
+            s.push_str(&items.join(", "));
+        }
+        s.push_str(&format!(
+            ".\n\nProvenance: mrkl {}, git {}, spec hash {}, instance hash {}.\n",
+            r.provenance.mrkl_version,
+            r.provenance
+                .git_commit
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            r.provenance.spec_hash,
+            r.instance.hash
+        ));
+    }
+    s
+}
