@@ -10,7 +10,8 @@ What is measured, per n (every figure is the minimum over --repeats runs):
                    (draw + MLE + policy + gap), divided by R; excludes interpreter start,
                    imports and the instance set-up.
   mrkl (in-run)    mrkl's own timer around the engine (all replications: data + MLE + policy
-                   + gap), as printed by `mrkl run` ("R replications in S s (RATE/s)"),
+                   + gap + the journal append per replication), as printed by `mrkl run`
+                   ("R replications in S s (RATE/s)"),
                    i.e. 1/RATE; excludes process start, spec check, instance build, summaries
                    (bootstrap) and file writes. This is the figure of the main table.
   mrkl (marginal)  (wall(R_big) - wall(R)) / (R_big - R) of the whole `mrkl run` process at two
