@@ -769,8 +769,9 @@ pub fn validate_specs<'a>(
 }
 
 /// Judges every claim of the registry on saved results (each names its claim; delta and
-/// the gap floor come from its spec); the exact checks run with `seed`.
-pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: u64) -> Vec<Judgement> {
+/// the gap floor come from its spec); the exact checks run with `seed` (`None`: they are
+/// not run and reported as pending, as after `mrkl run`, whose results they do not concern).
+pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: Option<u64>) -> Vec<Judgement> {
     use rayon::prelude::*;
     let tagged = |id: String| {
         results
@@ -803,7 +804,10 @@ pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: u64) -> Vec<
                         }
                     }
                 }
-                ClaimKind::Exact => out.push(judge_exact(claim, seed)),
+                ClaimKind::Exact => match seed {
+                    Some(seed) => out.push(judge_exact(claim, seed)),
+                    None => out.push(Judgement::new(claim, None, Verdict::Pending, "exact checks run with `mrkl check`".into())),
+                },
                 ClaimKind::Pending => out.push(Judgement::new(
                     claim,
                     None,

@@ -393,7 +393,7 @@ fn execute_one(
         .into_iter()
         .map(|u| u.expect("every unit ran or was journaled"))
         .collect();
-    let result = report::build(spec, &engine::gather(spec, &units), commit.clone());
+    let result = pool.install(|| report::build(spec, &engine::gather(spec, &units), commit.clone()));
     report::write(&dir, spec, &result)?;
     let _ = std::fs::remove_file(&path);
     Ok((Some(result), todo.len(), secs))
@@ -629,7 +629,7 @@ fn run(args: RunArgs) -> Result<()> {
     if shard.is_none() {
         // The report describes the whole results folder, this run's specs and earlier ones.
         let all = read_results(&args.out)?;
-        publish(&args.out, &all, &judge_saved(&all))?;
+        pool.install(|| publish(&args.out, &all, &judge_saved(&all)))?;
     }
     let header = [
         "spec",
@@ -663,7 +663,7 @@ pub fn evaluate(
         .iter()
         .map(|s| report::build(s, &engine::run(s, &|| {}), None))
         .collect();
-    let judgements = claims::judge_all(registry, &results, exact_seed);
+    let judgements = claims::judge_all(registry, &results, Some(exact_seed));
     (results, judgements)
 }
 
@@ -687,9 +687,10 @@ fn read_results(folder: &Path) -> Result<Vec<report::ResultFile>> {
         .collect()
 }
 
-/// Judgements of the built-in registry on saved results (exact checks at the default seed).
+/// Judgements of the built-in registry on saved results (without the exact checks, which
+/// concern the formulas, not the results: `mrkl check` runs them).
 fn judge_saved(results: &[report::ResultFile]) -> Vec<claims::Judgement> {
-    claims::judge_all(&claims::Registry::builtin(), results, claims::EXACT_SEED)
+    claims::judge_all(&claims::Registry::builtin(), results, None)
 }
 
 /// Draws every result's plots into its folder, with the claim's overlay per cell.
@@ -698,8 +699,9 @@ fn plot_results(
     results: &[report::ResultFile],
     judgements: &[claims::Judgement],
 ) -> Result<Vec<Vec<String>>> {
+    use rayon::prelude::*;
     results
-        .iter()
+        .par_iter()
         .map(|r| {
             let overlays: Vec<crate::plot::ClaimOverlay> = r
                 .cells
@@ -797,7 +799,7 @@ fn check(args: CheckArgs) -> Result<i32> {
         },
     )?;
     let exact_seed = args.seed.unwrap_or(claims::EXACT_SEED);
-    let judgements = pool.install(|| claims::judge_all(&registry, &results, exact_seed));
+    let judgements = pool.install(|| claims::judge_all(&registry, &results, Some(exact_seed)));
     let rows: Vec<[String; 7]> = judgements
         .iter()
         .map(|j| {
@@ -842,7 +844,7 @@ fn check(args: CheckArgs) -> Result<i32> {
         &args.run.out.join("junit.xml"),
         claims::junit_xml(&judgements).as_bytes(),
     )?;
-    publish(&args.run.out, &results, &judgements)?;
+    pool.install(|| publish(&args.run.out, &results, &judgements))?;
     let violated = judgements
         .iter()
         .filter(|j| j.verdict == claims::Verdict::Violated)

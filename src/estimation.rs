@@ -22,6 +22,8 @@ pub const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-10;
 const BOUNDARY_TOLERANCE: f64 = 1e-12;
 const MAX_NEWTON: u32 = 100;
 const MAX_LAMBDA_STEPS: u32 = 200;
+/// Newton decrement below which the full step is taken without a line search.
+const FULL_STEP_DECREMENT: f64 = 1e-6;
 
 /// Finite class: index of argmax_j of the log-likelihood of candidate j (lowest index on ties).
 pub fn finite_mle(class: &FiniteReward, counts: &WinCounts) -> usize {
@@ -140,17 +142,10 @@ impl LinearFitter {
         }
         let mut iterations = 0;
         // Interior attempt (lambda = 0).
-        if let Some(it) = self.newton(ws, &mut theta, 0.0) {
+        if let Some((it, residual)) = self.newton(ws, &mut theta, 0.0) {
             iterations += it;
             if norm(&theta) <= self.bound {
-                let kkt_residual = self.kkt(ws, &theta, 0.0);
-                return LinearFit {
-                    theta,
-                    lambda: 0.0,
-                    iterations,
-                    kkt_residual,
-                    on_boundary: false,
-                };
+                return LinearFit { theta, lambda: 0.0, iterations, kkt_residual: residual, on_boundary: false };
             }
         } else {
             iterations += MAX_NEWTON;
@@ -159,7 +154,7 @@ impl LinearFitter {
         let mut lo = 1e-14;
         let mut hi = 2.0 * self.max_diff_norm / self.bound * (1.0 + 1e-9);
         let mut theta_lo = vec![0.0; d];
-        iterations += self.newton(ws, &mut theta_lo, lo).unwrap_or(MAX_NEWTON);
+        iterations += self.newton(ws, &mut theta_lo, lo).map_or(MAX_NEWTON, |r| r.0);
         if norm(&theta_lo) <= self.bound {
             // The (ridge-limit, minimum-norm) MLE lies inside: the data leave a flat direction.
             let kkt_residual = self.kkt(ws, &theta_lo, 0.0);
@@ -174,7 +169,7 @@ impl LinearFitter {
         theta.copy_from_slice(&theta_lo);
         let mut lambda = (lo * hi).sqrt();
         for _ in 0..MAX_LAMBDA_STEPS {
-            iterations += self.newton(ws, &mut theta, lambda).unwrap_or(MAX_NEWTON);
+            iterations += self.newton(ws, &mut theta, lambda).map_or(MAX_NEWTON, |r| r.0);
             let r = norm(&theta);
             if (r - self.bound).abs() <= BOUNDARY_TOLERANCE * self.bound {
                 break;
@@ -268,48 +263,59 @@ impl LinearFitter {
             .fold(0.0, f64::max)
     }
 
-    /// Damped Newton on L + lambda/2 ||theta||^2 from `theta`; Some(iterations) on
-    /// convergence (KKT gradient max-norm <= tolerance), None if the Hessian is singular
-    /// (lambda = 0 with a flat direction) or the iteration cap is hit.
-    fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<u32> {
+    /// Damped Newton on L + lambda/2 ||theta||^2 from `theta`; Some((iterations, residual))
+    /// on convergence (KKT gradient max-norm `residual` <= tolerance, measured at the returned
+    /// theta), None if the Hessian is singular (lambda = 0 with a flat direction) or the
+    /// iteration cap is hit. Steps whose Newton decrement g^T H^-1 g is below
+    /// FULL_STEP_DECREMENT are taken without a line search (inside the region of quadratic
+    /// convergence the full step always satisfies Armijo's condition), which spares the
+    /// loss evaluations on warm starts.
+    fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<(u32, f64)> {
         let d = self.dim;
-        let mut f0 = self.loss(ws, theta, lambda);
+        let mut f0: Option<f64> = None;
         for it in 0..MAX_NEWTON {
             self.hessian(ws, theta);
-            let mut g = ws.grad.clone();
-            g.iter_mut()
-                .zip(theta.iter())
-                .for_each(|(gv, t)| *gv += lambda * t);
-            if g.iter().fold(0.0f64, |a, v| a.max(v.abs())) <= self.tolerance {
-                return Some(it);
+            ws.grad.iter_mut().zip(theta.iter()).for_each(|(gv, t)| *gv += lambda * t);
+            let g = &ws.grad;
+            let residual = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            if residual <= self.tolerance {
+                return Some((it, residual));
             }
             let mut m = DMatrix::from_column_slice(d, d, &ws.hess);
             for k in 0..d {
                 m[(k, k)] += lambda;
             }
             let ch = m.cholesky()?;
-            let s = ch.solve(&DVector::from_column_slice(&g));
-            let slope: f64 = -s.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>();
+            let s = ch.solve(&DVector::from_column_slice(g));
+            let slope: f64 = -s.iter().zip(g).map(|(a, b)| a * b).sum::<f64>();
+            if -slope < FULL_STEP_DECREMENT {
+                for k in 0..d {
+                    theta[k] -= s[k];
+                }
+                f0 = None;
+                continue;
+            }
+            let start = match f0 {
+                Some(f) => f,
+                None => self.loss(ws, theta, lambda),
+            };
             let mut alpha = 1.0;
             let mut accepted = false;
             for _ in 0..60 {
                 for k in 0..d {
                     ws.trial[k] = theta[k] - alpha * s[k];
                 }
-                let trial = ws.trial.clone();
-                let f1 = self.loss(ws, &trial, lambda);
-                if f1 <= f0 + 1e-4 * alpha * slope
-                    || (f1 - f0).abs() <= 1e-15 * f0.abs().max(1e-300)
-                {
+                let f1 = self.loss(ws, &ws.trial, lambda);
+                if f1 <= start + 1e-4 * alpha * slope || (f1 - start).abs() <= 1e-15 * start.abs().max(1e-300) {
                     accepted = true;
-                    f0 = f1;
+                    f0 = Some(f1);
                     break;
                 }
                 alpha *= 0.5;
             }
             if !accepted {
                 // No decrease representable in floating point: we are at the minimum to rounding.
-                return Some(it + 1);
+                return Some((it + 1, residual));
             }
             theta.copy_from_slice(&ws.trial);
             // Separable data at lambda = 0: theta runs off; stop early, the boundary handles it.

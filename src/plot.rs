@@ -169,9 +169,19 @@ pub fn write_plots(
             .unwrap_or(levels.saturating_sub(1));
         plots.push((format!("{name}_sweep"), sweep_plot_svg(result, j)));
     }
+    // Rasterising dominates; the plots of a result are independent, so draw them in parallel
+    // (rayon's current pool), then write in order.
+    use rayon::prelude::*;
+    let rendered: Vec<(String, String, Result<Vec<u8>, String>)> = plots
+        .into_par_iter()
+        .map(|(stem, svg)| {
+            let png = svg_to_png(&svg);
+            (stem, svg, png)
+        })
+        .collect();
     let mut written = Vec::new();
-    for (stem, svg) in plots {
-        let png = svg_to_png(&svg).map_err(std::io::Error::other)?;
+    for (stem, svg, png) in rendered {
+        let png = png.map_err(std::io::Error::other)?;
         for (file, bytes) in [
             (format!("{stem}.svg"), svg.into_bytes()),
             (format!("{stem}.png"), png),

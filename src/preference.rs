@@ -61,17 +61,19 @@ impl WinCounts {
     /// Bradley-Terry log-likelihood of a reward table:
     /// sum_{x, a<b} W(a>b) ln sigma(r(a) - r(b)) + W(b>a) ln sigma(r(b) - r(a)).
     pub fn log_likelihood(&self, r: &[f64]) -> f64 {
+        // With ln sigma(-t) = ln sigma(t) - t, each pair costs one logarithm:
+        // W(a>b) ln sigma(t) + W(b>a) ln sigma(-t) = N ln sigma(t) - W(b>a) t, t = r(a) - r(b).
         let ny = self.responses;
-        let pr = pairs(ny);
         let mut ll = 0.0;
-        for x in 0..self.contexts {
-            let row = &r[x * ny..(x + 1) * ny];
-            for (p, &(a, b)) in pr.iter().enumerate() {
-                let [wa, wb] = self.wins[x * pr.len() + p];
-                if wa + wb > 0 {
-                    let t = row[a] - row[b];
-                    ll += wa as f64 * crate::numerics::ln_sigmoid(t)
-                        + wb as f64 * crate::numerics::ln_sigmoid(-t);
+        let mut cell = self.wins.iter();
+        for row in r.chunks_exact(ny).take(self.contexts) {
+            for a in 0..ny {
+                for b in a + 1..ny {
+                    let [wa, wb] = *cell.next().expect("one cell per pair");
+                    if wa + wb > 0 {
+                        let t = row[a] - row[b];
+                        ll += (wa + wb) as f64 * crate::numerics::ln_sigmoid(t) - wb as f64 * t;
+                    }
                 }
             }
         }

@@ -154,10 +154,12 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         hash: hash_hex(instance_json(spec).as_bytes()),
     };
     let o = &spec.options;
+    // Cells are summarised in parallel (the bootstrap dominates); order is preserved.
+    use rayon::prelude::*;
     let cells = spec
         .cells
-        .iter()
-        .zip(runs)
+        .par_iter()
+        .zip(runs.par_iter())
         .map(|(c, run)| {
             let summaries: Vec<Summary> = spec
                 .ns
