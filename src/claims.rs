@@ -806,7 +806,12 @@ pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: Option<u64>)
                 }
                 ClaimKind::Exact => match seed {
                     Some(seed) => out.push(judge_exact(claim, seed)),
-                    None => out.push(Judgement::new(claim, None, Verdict::Pending, "exact checks run with `mrkl check`".into())),
+                    None => out.push(Judgement::new(
+                        claim,
+                        None,
+                        Verdict::Pending,
+                        "exact checks run with `mrkl check`".into(),
+                    )),
                 },
                 ClaimKind::Pending => out.push(Judgement::new(
                     claim,

@@ -249,7 +249,8 @@ fn fmt_exponent(e: &crate::statistics::ExponentEstimate) -> String {
     match (e.slope, e.ci_low, e.ci_high) {
         (Some(s), Some(lo), Some(hi)) => format!("{s:+.3} [{lo:+.3}, {hi:+.3}]"),
         (Some(s), _, _) => format!("{s:+.3}"),
-        _ => "n/a (gaps at the floor)".into(),
+        _ if e.floor_hit => "n/a (gaps at the floor)".into(),
+        _ => format!("n/a ({} sample size(s) in the tail: no slope)", e.points),
     }
 }
 
@@ -393,7 +394,8 @@ fn execute_one(
         .into_iter()
         .map(|u| u.expect("every unit ran or was journaled"))
         .collect();
-    let result = pool.install(|| report::build(spec, &engine::gather(spec, &units), commit.clone()));
+    let result =
+        pool.install(|| report::build(spec, &engine::gather(spec, &units), commit.clone()));
     report::write(&dir, spec, &result)?;
     let _ = std::fs::remove_file(&path);
     Ok((Some(result), todo.len(), secs))

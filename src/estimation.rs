@@ -145,7 +145,13 @@ impl LinearFitter {
         if let Some((it, residual)) = self.newton(ws, &mut theta, 0.0) {
             iterations += it;
             if norm(&theta) <= self.bound {
-                return LinearFit { theta, lambda: 0.0, iterations, kkt_residual: residual, on_boundary: false };
+                return LinearFit {
+                    theta,
+                    lambda: 0.0,
+                    iterations,
+                    kkt_residual: residual,
+                    on_boundary: false,
+                };
             }
         } else {
             iterations += MAX_NEWTON;
@@ -154,7 +160,9 @@ impl LinearFitter {
         let mut lo = 1e-14;
         let mut hi = 2.0 * self.max_diff_norm / self.bound * (1.0 + 1e-9);
         let mut theta_lo = vec![0.0; d];
-        iterations += self.newton(ws, &mut theta_lo, lo).map_or(MAX_NEWTON, |r| r.0);
+        iterations += self
+            .newton(ws, &mut theta_lo, lo)
+            .map_or(MAX_NEWTON, |r| r.0);
         if norm(&theta_lo) <= self.bound {
             // The (ridge-limit, minimum-norm) MLE lies inside: the data leave a flat direction.
             let kkt_residual = self.kkt(ws, &theta_lo, 0.0);
@@ -169,7 +177,9 @@ impl LinearFitter {
         theta.copy_from_slice(&theta_lo);
         let mut lambda = (lo * hi).sqrt();
         for _ in 0..MAX_LAMBDA_STEPS {
-            iterations += self.newton(ws, &mut theta, lambda).map_or(MAX_NEWTON, |r| r.0);
+            iterations += self
+                .newton(ws, &mut theta, lambda)
+                .map_or(MAX_NEWTON, |r| r.0);
             let r = norm(&theta);
             if (r - self.bound).abs() <= BOUNDARY_TOLERANCE * self.bound {
                 break;
@@ -275,7 +285,10 @@ impl LinearFitter {
         let mut f0: Option<f64> = None;
         for it in 0..MAX_NEWTON {
             self.hessian(ws, theta);
-            ws.grad.iter_mut().zip(theta.iter()).for_each(|(gv, t)| *gv += lambda * t);
+            ws.grad
+                .iter_mut()
+                .zip(theta.iter())
+                .for_each(|(gv, t)| *gv += lambda * t);
             let g = &ws.grad;
             let residual = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             if residual <= self.tolerance {
@@ -306,7 +319,9 @@ impl LinearFitter {
                     ws.trial[k] = theta[k] - alpha * s[k];
                 }
                 let f1 = self.loss(ws, &ws.trial, lambda);
-                if f1 <= start + 1e-4 * alpha * slope || (f1 - start).abs() <= 1e-15 * start.abs().max(1e-300) {
+                if f1 <= start + 1e-4 * alpha * slope
+                    || (f1 - start).abs() <= 1e-15 * start.abs().max(1e-300)
+                {
                     accepted = true;
                     f0 = Some(f1);
                     break;

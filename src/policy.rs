@@ -351,6 +351,82 @@ impl Regularizer {
     }
 }
 
+/// The true objective E_x J(pi(.|x)) of the exact regularised policy and of the comparators
+/// of THEORY §6, for the instance's true reward: see `CellResult::comparators`. The RKL
+/// comparators are policies of the form base * e^{gamma r} with base = MRPO's harmonic mean
+/// h (optionally CTRO-clipped), the arithmetic mixture m, or a single reference pi_i, all
+/// scored by the multi-reference RKL objective with weights `weights`; a comparator that
+/// puts mass outside the escort's support scores -inf and is left out.
+pub fn comparator_objectives(
+    inst: &crate::instance::Instance,
+    divergence: Divergence,
+    weights: &[f64],
+    gamma: f64,
+    clip_eps: f64,
+) -> std::collections::BTreeMap<String, f64> {
+    let (nx, ny, k) = (inst.contexts, inst.responses, inst.k());
+    let r = inst.true_reward();
+    let mut bases: Vec<(String, Regularizer)> = vec![(
+        "exact".into(),
+        Regularizer::new(divergence, &inst.references, weights, nx, ny),
+    )];
+    if divergence == Divergence::Rkl {
+        let harmonic = |eps: f64| {
+            let mut out = vec![0.0; nx * ny];
+            for x in 0..nx {
+                let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+                log_harmonic(&refs, weights, eps, &mut out[x * ny..(x + 1) * ny]);
+            }
+            Regularizer::rkl_with_log_base(out, nx, ny)
+        };
+        bases.push(("mrpo".into(), harmonic(0.0)));
+        if clip_eps > 0.0 {
+            bases.push(("mrpo_ctro".into(), harmonic(clip_eps)));
+        }
+        let m = Regularizer::new(Divergence::Fkl, &inst.references, weights, nx, ny);
+        bases.push((
+            "arithmetic_mixture".into(),
+            Regularizer::rkl_with_log_base(
+                m.base.iter().map(|&v| crate::numerics::ln0(v)).collect(),
+                nx,
+                ny,
+            ),
+        ));
+        for i in 0..k {
+            bases.push((
+                format!("reference_{}", i + 1),
+                Regularizer::rkl_with_log_base(
+                    inst.references[i]
+                        .iter()
+                        .map(|&v| crate::numerics::ln0(v))
+                        .collect(),
+                    nx,
+                    ny,
+                ),
+            ));
+        }
+    }
+    let mut pi = vec![0.0; nx * ny];
+    let mut out = std::collections::BTreeMap::new();
+    for (name, reg) in bases {
+        reg.policy(&r, gamma, &mut pi);
+        let mut total = 0.0;
+        for x in 0..nx {
+            let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+            let (p, rr) = (&pi[x * ny..(x + 1) * ny], &r[x * ny..(x + 1) * ny]);
+            total += inst.rho[x]
+                * match divergence {
+                    Divergence::Rkl => rkl_objective(p, &refs, weights, rr, gamma),
+                    Divergence::Fkl => fkl_objective(p, &refs, weights, rr, gamma),
+                };
+        }
+        if total.is_finite() {
+            out.insert(name, total);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,14 @@ pub struct CellResult {
     /// Coverage constant C(nu; mu) of THEORY §5 (nu = escort for RKL, mixture for FKL;
     /// mu = the sampling policy); `None` = infinite.
     pub coverage: Option<f64>,
+    /// True regularised objective (the spec's divergence, this cell's weights and gamma, at
+    /// the largest n for a gamma schedule; true reward r*) of the exact policy and, for RKL,
+    /// of the comparators of THEORY §6: `exact`, `mrpo` (harmonic mean), `mrpo_ctro` (with the
+    /// clipping, when `mrpo_clip_eps` > 0), `arithmetic_mixture` (m as a single reference) and
+    /// `reference_i` (pi_i alone, i from 1). The plug-in policy's objective at n is
+    /// `exact` minus its sub-optimality gap.
+    #[serde(default)]
+    pub comparators: std::collections::BTreeMap<String, f64>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
 }
@@ -188,6 +196,13 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
             };
             let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
             CellResult {
+                comparators: crate::policy::comparator_objectives(
+                    inst,
+                    spec.divergence,
+                    &c.weights,
+                    c.gamma.at(*spec.ns.last().expect("non-empty grid")),
+                    o.mrpo_clip_eps,
+                ),
                 coverage: crate::coverage::coverage(inst, &nu, &mu),
                 label: c.label.clone(),
                 weights: c.weights.clone(),
