@@ -102,6 +102,26 @@ pub fn sweep_plot_svg(result: &ResultFile, n_index: usize) -> String {
     render(&sweep_figure(result, n_index))
 }
 
+/// The paper's Figure 1 in the bandit: the true objective of the exact solution, of each
+/// comparator, and (for suboptimality results) of the plug-in policy at the largest n with
+/// its 95% interval, against the swept parameter (gamma on a log axis; alpha_1 on a linear
+/// axis for K = 2 weight sweeps; categories otherwise).
+///
+/// The upper panel shows the objectives on a linear axis (each series with its own colour,
+/// marker and dash pattern; the exact solution as a ring so that a comparator equal to it
+/// shows inside). The lower panel shows exact − objective on a log axis, which separates
+/// series that coincide in the upper one: the plug-in policy's mean sub-optimality gap with
+/// its interval, and each comparator's shortfall. Differences within 10⁻¹²·max(1, |exact|)
+/// of zero count as equal and are not drawn there (the legend says how many); a comparator
+/// above the exact value by more than that (which THEORY rules out) is named in a note.
+pub fn objective_sweep_svg(result: &ResultFile) -> String {
+    let (upper, lower) = objective_figures(result);
+    match lower {
+        Some(lower) => render_stacked(&upper, &lower),
+        None => render(&upper),
+    }
+}
+
 /// Rasterises an SVG produced above to PNG bytes at its own size, with the embedded font.
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     svg_to_png_scaled(svg, 1.0)
@@ -134,8 +154,10 @@ pub fn svg_to_png_scaled(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
 /// are several cells, with characters other than `[A-Za-z0-9._-]` replaced by `-`) and, if
 /// the result has more than one cell, a sweep plot at the largest n (`<name>_sweep`; if every
 /// mean is 0 there, at the largest n where some cell's mean is positive). Each cell takes the
-/// overlay whose `cell` is its label, else the first one without a cell. Files are written
-/// atomically. Returns the file names written.
+/// overlay whose `cell` is its label, else the first one without a cell. If the result has
+/// more than one cell and every cell has comparator objectives, also the objective plot of
+/// [`objective_sweep_svg`] (`<name>_objective`). Files are written atomically. Returns the
+/// file names written.
 pub fn write_plots(
     result: &ResultFile,
     overlays: &[ClaimOverlay],
@@ -168,6 +190,9 @@ pub fn write_plots(
             })
             .unwrap_or(levels.saturating_sub(1));
         plots.push((format!("{name}_sweep"), sweep_plot_svg(result, j)));
+        if result.cells.iter().all(|c| !c.comparators.is_empty()) {
+            plots.push((format!("{name}_objective"), objective_sweep_svg(result)));
+        }
     }
     // Rasterising dominates; the plots of a result are independent, so draw them in parallel
     // (rayon's current pool), then write in order.
@@ -201,6 +226,13 @@ pub fn write_plots(
 enum Marker {
     Circle,
     Triangle,
+    /// Hollow circle, larger than the others, so that a marker at the same place shows
+    /// inside it.
+    Ring,
+    TriangleDown,
+    Square,
+    Diamond,
+    Cross,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -208,6 +240,9 @@ enum Stroke {
     Solid,
     Dashed,
     DashDotted,
+    Dotted,
+    LongDashed,
+    DashDotDotted,
 }
 
 /// A point with an optional error bar; `lo = None` means the bar reaches below the axis
@@ -219,6 +254,7 @@ struct Pt {
     bar: Option<(Option<f64>, f64)>,
 }
 
+#[derive(Clone)]
 enum Series {
     Points {
         pts: Vec<Pt>,
@@ -233,12 +269,16 @@ enum Series {
     },
 }
 
+#[derive(Clone)]
 enum Sample {
     Marker(Marker, RGBColor, bool),
     Line(RGBColor, u32, Stroke),
+    /// A line (if any) with a marker on it.
+    LineMarker(RGBColor, u32, Option<Stroke>, Marker),
     Note,
 }
 
+#[derive(Clone)]
 struct Entry {
     sample: Sample,
     text: String,
@@ -252,6 +292,7 @@ enum Scale {
     Categories,
 }
 
+#[derive(Clone)]
 struct AxisSpec {
     scale: Scale,
     desc: String,
@@ -260,8 +301,12 @@ struct AxisSpec {
     plain: bool,
     /// Labelled ticks at these values (axis coordinates) instead of the automatic ones.
     ticks: Option<Vec<f64>>,
+    /// At most this many labelled ticks (a log axis keeps every k-th power of ten), for a
+    /// short panel.
+    max_major: Option<usize>,
 }
 
+#[derive(Clone)]
 struct Figure {
     title: String,
     subtitle: String,
@@ -271,6 +316,8 @@ struct Figure {
     legend: Vec<Entry>,
     /// Shown in the middle of the plot when there is nothing to draw.
     empty: Option<String>,
+    /// Columns of the legend (filled column by column; notes take whole rows below).
+    legend_columns: usize,
 }
 
 fn log_axis(desc: String) -> AxisSpec {
@@ -280,6 +327,7 @@ fn log_axis(desc: String) -> AxisSpec {
         labels: vec![],
         plain: false,
         ticks: None,
+        max_major: None,
     }
 }
 
@@ -355,6 +403,7 @@ fn rate_figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverlay>) ->
         series: vec![],
         legend: vec![],
         empty: None,
+        legend_columns: 1,
     };
     let Some(cell) = result.cells.get(k) else {
         fig.subtitle = format!("spec {}", result.name);
@@ -607,18 +656,17 @@ fn swept(result: &ResultFile, j: usize) -> Swept {
     }
 }
 
-fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
-    let quantity = quantity_text(result);
-    let div = divergence_text(result);
-    let head = result.claim.clone().unwrap_or_else(|| result.name.clone());
-    let levels = result.cells.first().map(|c| c.n.len()).unwrap_or(0);
-    let j = n_index.min(levels.saturating_sub(1));
-    let n = result
-        .cells
-        .first()
-        .and_then(|c| c.n.get(j))
-        .copied()
-        .unwrap_or(0);
+/// The x axis of a sweep over the cells of a result at n level `j` (sample size `n`): the
+/// axis, the title's "vs ..." words, each cell's x (axis units; `None` = cannot be placed)
+/// and whether gamma is the swept parameter.
+struct SweepAxis {
+    axis: AxisSpec,
+    what: String,
+    xs: Vec<Option<f64>>,
+    gamma_swept: bool,
+}
+
+fn sweep_axis(result: &ResultFile, j: usize, n: u64) -> SweepAxis {
     let weight = if result.divergence.name() == "fkl" {
         "β"
     } else {
@@ -677,27 +725,66 @@ fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
             (desc, Scale::Categories, "per cell".to_string())
         }
     };
-    let gamma_part = match &sw {
-        Swept::Gamma(_) => String::new(),
-        _ => match result.cells.first() {
-            Some(c) => format!("{}, ", gamma_text(c)),
-            None => String::new(),
+    let mut axis = AxisSpec {
+        scale: x_scale,
+        desc: x_desc,
+        labels: if x_scale == Scale::Categories {
+            labels
+        } else {
+            vec![]
         },
+        plain: true,
+        ticks: None,
+        max_major: None,
+    };
+    if let Swept::Gamma(g) = &sw {
+        let mut t: Vec<f64> = g.iter().filter_map(|&v| lg(v)).collect();
+        t.sort_by(f64::total_cmp);
+        t.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        if t.len() <= 10 {
+            axis.ticks = Some(t);
+        }
+    }
+    let xs: Vec<Option<f64>> = match &sw {
+        Swept::Gamma(g) => g.iter().map(|&v| lg(v)).collect(),
+        Swept::FirstWeight(w) => w.iter().map(|&v| v.is_finite().then_some(v)).collect(),
+        Swept::Labels => (0..result.cells.len()).map(|i| Some(i as f64)).collect(),
+    };
+    SweepAxis {
+        axis,
+        what,
+        xs,
+        gamma_swept: matches!(sw, Swept::Gamma(_)),
+    }
+}
+
+fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
+    let quantity = quantity_text(result);
+    let div = divergence_text(result);
+    let head = result.claim.clone().unwrap_or_else(|| result.name.clone());
+    let levels = result.cells.first().map(|c| c.n.len()).unwrap_or(0);
+    let j = n_index.min(levels.saturating_sub(1));
+    let n = result
+        .cells
+        .first()
+        .and_then(|c| c.n.get(j))
+        .copied()
+        .unwrap_or(0);
+    let SweepAxis {
+        axis: x_spec,
+        what,
+        xs,
+        gamma_swept,
+    } = sweep_axis(result, j, n);
+    let x_scale = x_spec.scale;
+    let gamma_part = match (gamma_swept, result.cells.first()) {
+        (false, Some(c)) => format!("{}, ", gamma_text(c)),
+        _ => String::new(),
     };
     let mut fig = Figure {
         title: format!("{head}: {div} {quantity} {what} at n = {}", fmt_n(n)),
         subtitle: String::new(),
-        x: AxisSpec {
-            scale: x_scale,
-            desc: x_desc,
-            labels: if x_scale == Scale::Categories {
-                labels
-            } else {
-                vec![]
-            },
-            plain: true,
-            ticks: None,
-        },
+        x: x_spec,
         y: log_axis(format!(
             "{div} {quantity} at n = {}  ({gamma_part}{})",
             fmt_n(n),
@@ -706,6 +793,7 @@ fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
         series: vec![],
         legend: vec![],
         empty: None,
+        legend_columns: 1,
     };
     let reps = result
         .cells
@@ -723,19 +811,6 @@ fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
         fig.empty = Some("the result has no cells or no sample sizes".into());
         return fig;
     }
-    if let Swept::Gamma(g) = &sw {
-        let mut t: Vec<f64> = g.iter().filter_map(|&v| lg(v)).collect();
-        t.sort_by(f64::total_cmp);
-        t.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
-        if t.len() <= 10 {
-            fig.x.ticks = Some(t);
-        }
-    }
-    let xs: Vec<Option<f64>> = match &sw {
-        Swept::Gamma(g) => g.iter().map(|&v| lg(v)).collect(),
-        Swept::FirstWeight(w) => w.iter().map(|&v| v.is_finite().then_some(v)).collect(),
-        Swept::Labels => (0..result.cells.len()).map(|i| Some(i as f64)).collect(),
-    };
     let mut mean_pts = Vec::new();
     let mut q_pts = Vec::new();
     let mut cut_bars = 0;
@@ -819,6 +894,381 @@ fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
         });
     }
     fig
+}
+
+// Styles of the objective figure (Okabe-Ito, with the colours above).
+const C_EXACT: RGBColor = RGBColor(0x00, 0x00, 0x00);
+const C_PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
+const C_SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
+const C_GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
+
+/// Differences from the exact objective within this much (times max(1, |exact|)) are
+/// rounding: the comparator equals the exact solution there.
+const EQUAL_TOL: f64 = 1e-12;
+
+/// How a comparator of `CellResult::comparators` is named and drawn.
+struct ObjectiveStyle {
+    key: String,
+    text: String,
+    color: RGBColor,
+    stroke: Stroke,
+    marker: Marker,
+}
+
+/// The comparators present in any cell, in the order exact, MRPO, MRPO + CTRO, arithmetic
+/// mixture, references 1, 2, ..., then any others by name; each with its style.
+fn objective_styles(result: &ResultFile) -> Vec<ObjectiveStyle> {
+    let div = divergence_text(result);
+    let mut keys: Vec<&String> = result
+        .cells
+        .iter()
+        .flat_map(|c| c.comparators.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let rank = |k: &str| -> (usize, u64, String) {
+        match k {
+            "exact" => (0, 0, String::new()),
+            "mrpo" => (1, 0, String::new()),
+            "mrpo_ctro" => (2, 0, String::new()),
+            "arithmetic_mixture" => (3, 0, String::new()),
+            _ => match k
+                .strip_prefix("reference_")
+                .and_then(|i| i.parse::<u64>().ok())
+            {
+                Some(i) => (4, i, String::new()),
+                None => (5, 0, k.to_string()),
+            },
+        }
+    };
+    keys.sort_by_key(|k| rank(k));
+    let eps = result
+        .ours
+        .pointer("/mrpo_clip_eps/value")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|e| *e > 0.0);
+    let references = [
+        (C_QUANTILE, Stroke::LongDashed, Marker::Diamond),
+        (C_SKY, Stroke::DashDotDotted, Marker::Cross),
+        (C_GREY, Stroke::Dotted, Marker::TriangleDown),
+    ];
+    let mut others = 0;
+    keys.into_iter()
+        .map(|k| {
+            let (text, color, stroke, marker) = match rank(k) {
+                (0, ..) => (
+                    format!("exact multi-reference {div}"),
+                    C_EXACT,
+                    Stroke::Solid,
+                    Marker::Ring,
+                ),
+                (1, ..) => (
+                    "MRPO (harmonic mean)".to_string(),
+                    C_BOUND,
+                    Stroke::Dashed,
+                    Marker::Triangle,
+                ),
+                (2, ..) => (
+                    match eps {
+                        Some(e) => format!("MRPO + CTRO clipping (ε = {})", fmt_num(e)),
+                        None => "MRPO + CTRO clipping".to_string(),
+                    },
+                    C_PURPLE,
+                    Stroke::DashDotted,
+                    Marker::TriangleDown,
+                ),
+                (3, ..) => (
+                    "arithmetic mixture as reference".to_string(),
+                    C_CLAIM,
+                    Stroke::Dotted,
+                    Marker::Square,
+                ),
+                (4, i, _) => {
+                    let (c, s, m) = references[(i as usize).saturating_sub(1) % references.len()];
+                    (format!("reference {i} alone"), c, s, m)
+                }
+                _ => {
+                    others += 1;
+                    let (c, s, m) = references[(others - 1) % references.len()];
+                    (k.replace('_', " "), c, s, m)
+                }
+            };
+            ObjectiveStyle {
+                key: k.clone(),
+                text,
+                color,
+                stroke,
+                marker,
+            }
+        })
+        .collect()
+}
+
+/// The objective figure: the objectives (upper panel) and, when there is anything to show,
+/// exact − objective on a log axis (lower panel, sharing the x axis).
+fn objective_figures(result: &ResultFile) -> (Figure, Option<Figure>) {
+    let div = divergence_text(result);
+    let levels = result.cells.first().map(|c| c.n.len()).unwrap_or(0);
+    let j = levels.saturating_sub(1);
+    let n = result
+        .cells
+        .first()
+        .and_then(|c| c.n.get(j))
+        .copied()
+        .unwrap_or(0);
+    let SweepAxis {
+        axis: x_spec,
+        what,
+        xs,
+        gamma_swept,
+    } = sweep_axis(result, j, n);
+    let categories = x_spec.scale == Scale::Categories;
+    let mut sub = vec![
+        format!("spec {}", result.name),
+        format!("{} cells", result.cells.len()),
+        class_text(result),
+    ];
+    if !gamma_swept && let Some(c) = result.cells.first() {
+        sub.push(gamma_text(c));
+    }
+    let mut upper = Figure {
+        title: String::new(),
+        subtitle: String::new(),
+        x: x_spec.clone(),
+        y: AxisSpec {
+            scale: Scale::Linear,
+            desc: format!("{div} objective under the true reward"),
+            labels: vec![],
+            plain: false,
+            ticks: None,
+            max_major: None,
+        },
+        series: vec![],
+        legend: vec![],
+        empty: None,
+        legend_columns: 1,
+    };
+    let mut lower = Figure {
+        title: String::new(),
+        subtitle: String::new(),
+        x: x_spec,
+        y: AxisSpec {
+            max_major: Some(4),
+            ..log_axis("exact − objective".into())
+        },
+        series: vec![],
+        legend: vec![],
+        empty: None,
+        legend_columns: 1,
+    };
+    let styles = objective_styles(result);
+    if result.cells.is_empty() || styles.is_empty() {
+        upper.subtitle = sub.join("  ·  ");
+        upper.empty = Some("the result has no comparator objectives".into());
+        return (upper, None);
+    }
+    let plug_in = result.quantity.name() == "suboptimality";
+    let others = match (styles.len() > 1, plug_in) {
+        (true, _) => " and the comparators",
+        (false, true) => " and the plug-in policy",
+        (false, false) => "",
+    };
+    upper.title = format!("True {div} objective of the exact solution{others} {what}");
+    let total = xs.iter().filter(|x| x.is_some()).count();
+    // On a category axis, the series of a cell sit side by side in legend order (the exact
+    // solution and the plug-in policy first), so that equal values do not hide each other.
+    let slot_width = (0.7 / styles.len() as f64).min(0.12);
+    let dodge = |slot: usize| -> f64 {
+        if categories {
+            (slot as f64 - (styles.len() as f64 - 1.0) / 2.0) * slot_width
+        } else {
+            0.0
+        }
+    };
+    let exact: Vec<Option<f64>> = result
+        .cells
+        .iter()
+        .map(|c| {
+            c.comparators
+                .get("exact")
+                .copied()
+                .filter(|v| v.is_finite())
+        })
+        .collect();
+    // The cells' x in order: a series' line runs through neighbouring cells only, so that it
+    // breaks where a cell has no value to show.
+    let mut cell_xs: Vec<f64> = xs.iter().flatten().copied().collect();
+    cell_xs.sort_by(f64::total_cmp);
+    // A series of points, with lines through them unless x is a category.
+    let push = |fig: &mut Figure,
+                pts: Vec<Pt>,
+                color: RGBColor,
+                width: u32,
+                stroke: Stroke,
+                marker: Marker| {
+        if !categories {
+            let mut run: Vec<(f64, f64)> = Vec::new();
+            for &x in &cell_xs {
+                match pts.iter().find(|p| p.x == x) {
+                    Some(p) => run.push((p.x, p.y)),
+                    None => run.clear(),
+                }
+                let next = cell_xs.iter().find(|&&v| v > x);
+                let ends = next.is_none_or(|&v| !pts.iter().any(|p| p.x == v));
+                if ends && run.len() > 1 {
+                    fig.series.push(Series::Line {
+                        pts: std::mem::take(&mut run),
+                        color,
+                        width,
+                        stroke,
+                    });
+                }
+            }
+        }
+        fig.series.push(Series::Points { pts, marker, color });
+    };
+    let (mut equal, mut above): (usize, Vec<String>) = (0, vec![]);
+    for (slot, st) in styles.iter().enumerate() {
+        let mut up = Vec::new();
+        let mut low = Vec::new();
+        for ((c, x), e) in result.cells.iter().zip(&xs).zip(&exact) {
+            let (Some(x), Some(v)) = (*x, c.comparators.get(&st.key).copied()) else {
+                continue;
+            };
+            let x = x + dodge(slot);
+            if !v.is_finite() {
+                continue;
+            }
+            up.push(Pt { x, y: v, bar: None });
+            if st.key == "exact" {
+                continue;
+            }
+            if let Some(e) = *e {
+                let d = e - v;
+                let tol = EQUAL_TOL * e.abs().max(1.0);
+                if d > tol {
+                    low.push(Pt {
+                        x,
+                        y: d.log10(),
+                        bar: None,
+                    });
+                } else if d >= -tol {
+                    equal += 1;
+                } else {
+                    above.push(format!("{} at {}", st.text, c.label));
+                }
+            }
+        }
+        let missing = total - up.len();
+        let mut text = st.text.clone();
+        if missing > 0 {
+            text = format!("{text}; not finite at {missing} of {total} cells");
+        }
+        upper.legend.push(Entry {
+            sample: Sample::LineMarker(st.color, 2, (!categories).then_some(st.stroke), st.marker),
+            text,
+        });
+        push(&mut upper, up, st.color, 2, st.stroke, st.marker);
+        if !low.is_empty() {
+            push(&mut lower, low, st.color, 2, st.stroke, st.marker);
+        }
+    }
+    // The plug-in policy at the largest n: exact − its sub-optimality gap.
+    if plug_in {
+        let reps = result
+            .cells
+            .iter()
+            .filter_map(|c| c.summaries.get(j))
+            .map(|s| s.replications)
+            .max()
+            .unwrap_or(0);
+        let (mut up, mut low, mut cut_bars, mut no_gap) = (vec![], vec![], 0, 0);
+        for ((c, x), e) in result.cells.iter().zip(&xs).zip(&exact) {
+            let (Some(x), Some(e), Some(s)) = (*x, *e, c.summaries.get(j)) else {
+                continue;
+            };
+            let x = x + dodge(0);
+            if !s.mean.is_finite() {
+                continue;
+            }
+            up.push(Pt {
+                x,
+                y: e - s.mean,
+                bar: (s.ci_low.is_finite() && s.ci_high.is_finite())
+                    .then(|| (Some(e - s.ci_high.max(s.mean)), e - s.ci_low.min(s.mean))),
+            });
+            match lg(s.mean) {
+                Some(y) => {
+                    let lo = lg(s.ci_low).map(|l| l.min(y));
+                    if lo.is_none() {
+                        cut_bars += 1;
+                    }
+                    low.push(Pt {
+                        x,
+                        y,
+                        bar: Some((lo, lg(s.ci_high).unwrap_or(y).max(y))),
+                    });
+                }
+                None => no_gap += 1,
+            }
+        }
+        if !up.is_empty() {
+            sub.push(format!("plug-in: {reps} replications"));
+            upper.legend.insert(
+                1.min(upper.legend.len()),
+                Entry {
+                    sample: Sample::Marker(Marker::Circle, C_MEAN, true),
+                    text: format!("plug-in policy at n = {} (mean, 95% interval)", fmt_n(n)),
+                },
+            );
+            upper.series.push(Series::Points {
+                pts: up,
+                marker: Marker::Circle,
+                color: C_MEAN,
+            });
+        }
+        if !low.is_empty() {
+            push(&mut lower, low, C_MEAN, 1, Stroke::Solid, Marker::Circle);
+        }
+        if no_gap > 0 {
+            lower.legend.push(Entry {
+                sample: Sample::Note,
+                text: format!("plug-in: {no_gap} cells with mean gap ≤ 0 not on the log scale"),
+            });
+        }
+        if cut_bars > 0 {
+            lower.legend.push(Entry {
+                sample: Sample::Note,
+                text: cut_text(cut_bars),
+            });
+        }
+    }
+    if equal > 0 {
+        let what = if equal == 1 {
+            "value equals"
+        } else {
+            "values equal"
+        };
+        lower.legend.push(Entry {
+            sample: Sample::Note,
+            text: format!("{equal} comparator {what} exact to 10⁻¹²: not on the log scale"),
+        });
+    }
+    if !above.is_empty() {
+        lower.legend.push(Entry {
+            sample: Sample::Note,
+            text: format!("above exact, which THEORY rules out: {}", above.join("; ")),
+        });
+    }
+    // Notes go with the upper legend: the lower panel is short.
+    upper.legend.append(&mut lower.legend);
+    if lower.series.is_empty() {
+        upper.subtitle = sub.join("  ·  ");
+        return (upper, None);
+    }
+    sub.push("lower panel: exact − objective (log scale)".into());
+    upper.subtitle = sub.join("  ·  ");
+    (upper, Some(lower))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -962,6 +1412,24 @@ impl Axis {
                 }
                 minor.retain(|m| !t.iter().any(|v| (v - m).abs() < 1e-9));
                 major = t;
+            }
+        }
+        if let Some(m) = spec.max_major.filter(|&m| m >= 2 && major.len() > m) {
+            let decades: Vec<f64> = ((lo.ceil() as i64)..=(hi.floor() as i64))
+                .map(|e| e as f64)
+                .collect();
+            let step = decades.len().div_ceil(m).max(1) as i64;
+            let keep: Vec<f64> = decades
+                .iter()
+                .copied()
+                .filter(|&v| (v as i64).rem_euclid(step) == 0)
+                .collect();
+            if scale == Scale::Log && keep.len() >= 2 {
+                minor = decades.into_iter().filter(|v| !keep.contains(v)).collect();
+                major = keep;
+            } else {
+                let step = major.len().div_ceil(m);
+                major = major.into_iter().step_by(step).collect();
             }
         }
         Axis {
@@ -1266,7 +1734,35 @@ struct Rect {
 struct Layout {
     x_area: u32,
     y_area: u32,
+    /// The panel's vertical extent: distance of its top from the figure's top and of its
+    /// bottom from the figure's bottom (label areas included).
+    top: u32,
+    bottom: u32,
+    /// Whether the x axis has tick labels and a description (false for an upper panel that
+    /// shares the x axis of the panel below).
+    x_labels: bool,
 }
+
+/// Where a panel sits in the figure and what it must agree on with the other panels.
+#[derive(Clone, Copy)]
+struct PanelBox {
+    top: u32,
+    bottom: u32,
+    x_labels: bool,
+    /// The y label area is at least this wide (to align stacked panels).
+    min_y_area: u32,
+    /// The x range (axis units) instead of the data's padded extent.
+    x_range: Option<(f64, f64)>,
+}
+
+/// A figure of one panel.
+const FULL_PANEL: PanelBox = PanelBox {
+    top: HEADER_H,
+    bottom: MARGIN - 6,
+    x_labels: true,
+    min_y_area: 0,
+    x_range: None,
+};
 
 fn build_chart<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
@@ -1275,10 +1771,10 @@ fn build_chart<'a, 'b>(
     y: &Axis,
 ) -> Result<ChartContext<'a, SVGBackend<'b>, Coord>, String> {
     ChartBuilder::on(root)
-        .margin_top(HEADER_H)
+        .margin_top(layout.top)
         .margin_right(MARGIN + 6)
         .margin_left(MARGIN)
-        .margin_bottom(MARGIN - 6)
+        .margin_bottom(layout.bottom)
         .x_label_area_size(layout.x_area)
         .y_label_area_size(layout.y_area)
         .build_cartesian_2d(x.range(), y.range())
@@ -1301,9 +1797,9 @@ fn plot_rect(layout: &Layout, x: &Axis, y: &Axis) -> Rect {
         }
         Err(_) => Rect {
             l: (MARGIN + layout.y_area) as f64,
-            t: (HEADER_H + MARGIN) as f64,
+            t: (layout.top + MARGIN) as f64,
             r: (WIDTH - MARGIN) as f64,
-            b: (HEIGHT - MARGIN - layout.x_area) as f64,
+            b: (HEIGHT - layout.bottom - layout.x_area) as f64,
         },
     }
 }
@@ -1368,7 +1864,60 @@ const LEGEND_ROW: f64 = 20.0;
 const LEGEND_PAD: f64 = 8.0;
 const LEGEND_SAMPLE: f64 = 40.0;
 
+const LEGEND_COLUMN_GAP: f64 = 18.0;
+
+/// Width of a legend entry's sample and text.
+fn entry_width(e: &Entry) -> f64 {
+    let indent = if matches!(e.sample, Sample::Note) {
+        0.0
+    } else {
+        LEGEND_SAMPLE + 6.0
+    };
+    indent + text_width(&e.text, LEGEND_PX)
+}
+
+/// Where each legend entry goes (x offset from the first column, row) and the size of the
+/// grid, for a legend of several columns: entries other than notes fill the columns one
+/// after another, notes follow in whole rows.
+fn legend_grid(fig: &Figure) -> (Vec<(f64, usize)>, f64, usize) {
+    let cols = fig.legend_columns.max(1);
+    let keyed: Vec<usize> = (0..fig.legend.len())
+        .filter(|&i| !matches!(fig.legend[i].sample, Sample::Note))
+        .collect();
+    let rows = keyed.len().div_ceil(cols);
+    let mut widths = vec![0.0f64; cols];
+    for (k, &i) in keyed.iter().enumerate() {
+        widths[k / rows.max(1)] = widths[k / rows.max(1)].max(entry_width(&fig.legend[i]));
+    }
+    let used = widths.iter().filter(|&&w| w > 0.0).count();
+    let mut offsets = vec![0.0; cols];
+    for c in 1..cols {
+        offsets[c] = offsets[c - 1] + widths[c - 1] + LEGEND_COLUMN_GAP;
+    }
+    let mut width = offsets[used.max(1) - 1] + widths[used.max(1) - 1];
+    let mut at = vec![(0.0, 0); fig.legend.len()];
+    for (k, &i) in keyed.iter().enumerate() {
+        at[i] = (offsets[k / rows.max(1)], k % rows.max(1));
+    }
+    let mut row = rows;
+    for (i, e) in fig.legend.iter().enumerate() {
+        if matches!(e.sample, Sample::Note) {
+            at[i] = (0.0, row);
+            row += 1;
+            width = width.max(entry_width(e));
+        }
+    }
+    (at, width, row)
+}
+
 fn legend_size(fig: &Figure) -> (f64, f64) {
+    if fig.legend_columns > 1 {
+        let (_, w, rows) = legend_grid(fig);
+        return (
+            w + 2.0 * LEGEND_PAD,
+            rows as f64 * LEGEND_ROW + 2.0 * LEGEND_PAD - 4.0,
+        );
+    }
     let w = fig
         .legend
         .iter()
@@ -1387,14 +1936,108 @@ fn legend_size(fig: &Figure) -> (f64, f64) {
     )
 }
 
-/// Renders a figure to SVG text.
-fn render(fig: &Figure) -> String {
-    // Ranges.
-    let (xlo, xhi) = match fig.x.scale {
+/// The x range of a figure (axis units): the data's padded extent.
+fn x_range(fig: &Figure) -> (f64, f64) {
+    match fig.x.scale {
         Scale::Log => padded(x_values(fig), 0.08, 0.5, (0.0, 1.0)),
         Scale::Linear => padded(x_values(fig), 0.04, 0.1, (0.0, 1.0)),
         Scale::Categories => (-0.5, fig.x.labels.len().max(1) as f64 - 0.5),
-    };
+    }
+}
+
+/// A panel laid out: its axes, label areas, pixel mapping and legend box.
+struct Placed {
+    x_axis: Axis,
+    y_axis: Axis,
+    layout: Layout,
+    mapping: Mapping,
+    legend_at: (f64, f64),
+    legend_size: (f64, f64),
+    /// How much the y range grew to clear the legend's box (a fraction of the data's range).
+    extension: f64,
+}
+
+/// Renders a figure to SVG text.
+fn render(fig: &Figure) -> String {
+    let p = place(fig, FULL_PANEL);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = draw(&root, fig, &p);
+        let _ = root.present();
+    }
+    tidy_font_sizes(&svg)
+}
+
+/// Where the upper and lower panels of a stacked figure sit: the lower one takes about the
+/// lower third of the figure.
+fn stacked_boxes(x_range: (f64, f64), min_y_area: u32) -> [PanelBox; 2] {
+    let split = (HEIGHT as f64 * 0.64).round() as u32;
+    [
+        PanelBox {
+            top: HEADER_H,
+            bottom: HEIGHT - split + 4,
+            x_labels: false,
+            min_y_area,
+            x_range: Some(x_range),
+        },
+        PanelBox {
+            top: split + 12,
+            bottom: MARGIN - 6,
+            x_labels: true,
+            min_y_area,
+            x_range: Some(x_range),
+        },
+    ]
+}
+
+/// Renders two panels that share the x axis: `upper` (title, subtitle and legend; no x tick
+/// labels) above `lower`, with equal y label areas so that the plotting areas line up. The
+/// upper legend takes 1, 2 or 3 columns, whichever needs the least growth of the y range to
+/// stay clear of the data (fewer columns on a tie).
+fn render_stacked(upper: &Figure, lower: &Figure) -> String {
+    let xr = x_range(upper);
+    let keyed = upper
+        .legend
+        .iter()
+        .filter(|e| !matches!(e.sample, Sample::Note))
+        .count();
+    let mut upper = upper.clone();
+    let mut best: Option<(f64, usize)> = None;
+    for cols in 1..=3usize {
+        if cols > 1 && keyed <= cols {
+            break;
+        }
+        upper.legend_columns = cols;
+        let ext = place(&upper, stacked_boxes(xr, 0)[0]).extension;
+        if best.is_none_or(|(b, _)| ext < b - 1e-3) {
+            best = Some((ext, cols));
+        }
+    }
+    upper.legend_columns = best.map_or(1, |b| b.1);
+    let mut placed = [
+        place(&upper, stacked_boxes(xr, 0)[0]),
+        place(lower, stacked_boxes(xr, 0)[1]),
+    ];
+    let y_area = placed[0].layout.y_area.max(placed[1].layout.y_area);
+    if placed.iter().any(|p| p.layout.y_area != y_area) {
+        let boxes = stacked_boxes(xr, y_area);
+        placed = [place(&upper, boxes[0]), place(lower, boxes[1])];
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let _ = draw(&root, &upper, &placed[0]);
+        let _ = draw_panel(&root, lower, &placed[1]);
+        let _ = root.present();
+    }
+    tidy_font_sizes(&svg)
+}
+
+/// Lays a figure's panel out in `b`: ranges, ticks, label areas and the legend's corner.
+fn place(fig: &Figure, b: PanelBox) -> Placed {
+    // Ranges.
+    let (xlo, xhi) = b.x_range.unwrap_or_else(|| x_range(fig));
     let (mut ylo, yhi) = match fig.y.scale {
         Scale::Log => padded(y_values(fig), 0.08, 0.5, (-3.0, 0.0)),
         _ => padded(y_values(fig), 0.04, 0.1, (0.0, 1.0)),
@@ -1419,8 +2062,15 @@ fn render(fig: &Figure) -> String {
             .map(|&v| text_width(&y_axis.label(v), TICK_PX))
             .fold(0.0, f64::max);
         let layout = Layout {
-            x_area: (10.0 + tick_h + 10.0 + DESC_PX * 1.3) as u32,
-            y_area: (10.0 + widest + 12.0 + DESC_PX * 1.3) as u32,
+            x_area: if b.x_labels {
+                (10.0 + tick_h + 10.0 + DESC_PX * 1.3) as u32
+            } else {
+                8
+            },
+            y_area: ((10.0 + widest + 12.0 + DESC_PX * 1.3) as u32).max(b.min_y_area),
+            top: b.top,
+            bottom: b.bottom,
+            x_labels: b.x_labels,
         };
         let rect = plot_rect(&layout, &x_axis, &y_axis);
         (y_axis, layout, rect)
@@ -1510,29 +2160,30 @@ fn render(fig: &Figure) -> String {
         }
         corner = Some(k);
     }
+    // A legend too big for the plot, or that could not be cleared, counts as infinite growth.
+    let clear = fig.legend.is_empty()
+        || fig.empty.is_some()
+        || (!too_wide && fits(&rect, &y_axis, corner.unwrap_or(0)));
+    let extension = if clear {
+        (y_axis.hi - y_axis.lo) / (yhi - ylo) - 1.0
+    } else {
+        f64::INFINITY
+    };
     let legend_at = corner_at(&rect, corner.unwrap_or(0));
     let mapping = Mapping {
         rect,
         x: (x_axis.lo, x_axis.hi),
         y: (y_axis.lo, y_axis.hi),
     };
-
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = draw(
-            &root,
-            fig,
-            &layout,
-            &x_axis,
-            &y_axis,
-            &mapping,
-            legend_at,
-            (lw, lh),
-        );
-        let _ = root.present();
+    Placed {
+        x_axis,
+        y_axis,
+        layout,
+        mapping,
+        legend_at,
+        legend_size: (lw, lh),
+        extension,
     }
-    tidy_font_sizes(&svg)
 }
 
 /// Rounds the font sizes plotters writes (`size / 1.24`, e.g. "13.000000000000002") to
@@ -1555,16 +2206,11 @@ fn tidy_font_sizes(svg: &str) -> String {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Draws a figure: background, title, subtitle and its panel.
 fn draw(
     root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     fig: &Figure,
-    layout: &Layout,
-    x_axis: &Axis,
-    y_axis: &Axis,
-    m: &Mapping,
-    legend_at: (f64, f64),
-    legend_size: (f64, f64),
+    placed: &Placed,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -1582,16 +2228,41 @@ fn draw(
         text_style(SUBTITLE_PX, C_NOTE).pos(center),
     ))
     .map_err(e)?;
+    draw_panel(root, fig, placed)
+}
 
+/// Draws a figure's panel: grid, axes, series, frame, note and legend.
+fn draw_panel(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    fig: &Figure,
+    placed: &Placed,
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let Placed {
+        x_axis,
+        y_axis,
+        layout,
+        mapping: m,
+        legend_at,
+        legend_size,
+        ..
+    } = placed;
+    let (legend_at, legend_size) = (*legend_at, *legend_size);
     let mut chart = build_chart(root, layout, x_axis, y_axis)?;
-    let xf = |v: &f64| x_axis.label(*v);
+    let xf = |v: &f64| {
+        if layout.x_labels {
+            x_axis.label(*v)
+        } else {
+            String::new()
+        }
+    };
     let yf = |v: &f64| y_axis.label(*v);
-    chart
-        .configure_mesh()
-        .x_label_formatter(&xf)
-        .y_label_formatter(&yf)
-        .x_desc(fig.x.desc.clone())
-        .y_desc(fig.y.desc.clone())
+    let mut mesh = chart.configure_mesh();
+    mesh.x_label_formatter(&xf).y_label_formatter(&yf);
+    if layout.x_labels {
+        mesh.x_desc(fig.x.desc.clone());
+    }
+    mesh.y_desc(fig.y.desc.clone())
         .label_style(text_style(TICK_PX, BLACK))
         .axis_desc_style(text_style(DESC_PX, BLACK))
         .bold_line_style(C_GRID.stroke_width(1))
@@ -1663,6 +2334,8 @@ fn draw(
                             ))
                             .map_err(e)?;
                     }
+                    other => draw_marker_px(root, chart.backend_coord(&(p.x, p.y)), *other, *color)
+                        .map_err(e)?,
                 }
             }
         }
@@ -1712,9 +2385,14 @@ fn draw_legend(
         [(x0, y0), (x0 + w.round() as i32, y0 + h.round() as i32)],
         RGBColor(0xAA, 0xAA, 0xAA).stroke_width(1),
     ))?;
-    for (i, entry) in fig.legend.iter().enumerate() {
+    let grid: Vec<(f64, usize)> = if fig.legend_columns > 1 {
+        legend_grid(fig).0
+    } else {
+        (0..fig.legend.len()).map(|i| (0.0, i)).collect()
+    };
+    for (entry, &(dx, i)) in fig.legend.iter().zip(&grid) {
         let cy = y0 + (LEGEND_PAD + LEGEND_ROW * (i as f64 + 0.5) - 2.0).round() as i32;
-        let sx = x0 + LEGEND_PAD as i32;
+        let sx = x0 + LEGEND_PAD as i32 + dx.round() as i32;
         let sw = LEGEND_SAMPLE as i32;
         let mut tx = sx + sw + 6;
         match &entry.sample {
@@ -1741,7 +2419,34 @@ fn draw_legend(
                         vec![(c.0, c.1 - 6), (c.0 - 5, c.1 + 3), (c.0 + 5, c.1 + 3)],
                         color.filled(),
                     ))?,
+                    other => draw_marker_px(root, c, *other, *color)?,
                 }
+            }
+            Sample::LineMarker(color, width, dash, marker) => {
+                if let Some(dash) = dash {
+                    let unit = Mapping {
+                        rect: Rect {
+                            l: 0.0,
+                            t: 0.0,
+                            r: 1.0,
+                            b: 1.0,
+                        },
+                        x: (0.0, 1.0),
+                        y: (1.0, 0.0),
+                    };
+                    for seg in dashes(
+                        &[(sx as f64, cy as f64), ((sx + sw) as f64, cy as f64)],
+                        *dash,
+                        &unit,
+                    ) {
+                        let seg: Vec<(i32, i32)> = seg
+                            .into_iter()
+                            .map(|(a, b)| (a.round() as i32, b.round() as i32))
+                            .collect();
+                        root.draw(&PathElement::new(seg, color.stroke_width(*width)))?;
+                    }
+                }
+                draw_marker_px(root, (sx + sw / 2, cy), *marker, *color)?;
             }
             Sample::Line(color, width, dash) => {
                 let style = color.stroke_width(*width);
@@ -1783,6 +2488,44 @@ fn draw_legend(
     Ok(())
 }
 
+/// Draws a marker centred on pixel `c` of the figure.
+fn draw_marker_px(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    c: (i32, i32),
+    marker: Marker,
+    color: RGBColor,
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    let (x, y) = c;
+    let outline = color.mix(0.9).stroke_width(1);
+    match marker {
+        Marker::Circle => {
+            root.draw(&Circle::new(c, 4, color.filled()))?;
+            root.draw(&Circle::new(c, 4, WHITE.stroke_width(1)))
+        }
+        Marker::Triangle | Marker::TriangleDown | Marker::Diamond => {
+            let pts = match marker {
+                Marker::Triangle => vec![(x, y - 6), (x - 5, y + 3), (x + 5, y + 3)],
+                Marker::TriangleDown => vec![(x, y + 6), (x - 5, y - 3), (x + 5, y - 3)],
+                _ => vec![(x, y - 6), (x + 5, y), (x, y + 6), (x - 5, y)],
+            };
+            root.draw(&Polygon::new(pts.clone(), color.filled()))?;
+            let mut ring = pts.clone();
+            ring.push(pts[0]);
+            root.draw(&PathElement::new(ring, outline))
+        }
+        Marker::Ring => root.draw(&Circle::new(c, 7, color.stroke_width(2))),
+        Marker::Square => root.draw(&Rectangle::new(
+            [(x - 4, y - 4), (x + 4, y + 4)],
+            color.filled(),
+        )),
+        Marker::Cross => {
+            let s = color.stroke_width(2);
+            root.draw(&PathElement::new(vec![(x - 5, y - 5), (x + 5, y + 5)], s))?;
+            root.draw(&PathElement::new(vec![(x - 5, y + 5), (x + 5, y - 5)], s))
+        }
+    }
+}
+
 /// Splits a polyline (axis coordinates) into the drawn pieces of a dash pattern measured in
 /// pixels (through `m`).
 fn dashes(pts: &[(f64, f64)], dash: Stroke, m: &Mapping) -> Vec<Vec<(f64, f64)>> {
@@ -1790,6 +2533,9 @@ fn dashes(pts: &[(f64, f64)], dash: Stroke, m: &Mapping) -> Vec<Vec<(f64, f64)>>
         Stroke::Solid => return vec![pts.to_vec()],
         Stroke::Dashed => &[9.0, 5.0],
         Stroke::DashDotted => &[10.0, 4.0, 2.0, 4.0],
+        Stroke::Dotted => &[2.5, 3.5],
+        Stroke::LongDashed => &[16.0, 5.0],
+        Stroke::DashDotDotted => &[9.0, 3.0, 2.0, 3.0, 2.0, 3.0],
     };
     let mut out = Vec::new();
     let (mut k, mut left, mut on) = (0usize, pattern[0], true);
@@ -1973,6 +2719,96 @@ mod tests {
         let w = text_width("sample size n", 15.0);
         assert!(w > 60.0 && w < 140.0, "{w}");
         assert!(text_width("mm", 15.0) > text_width("ii", 15.0));
+    }
+
+    /// Comparator objectives for a cell with gamma `g`: exact, then each comparator lower.
+    fn comparators(g: f64) -> std::collections::BTreeMap<String, f64> {
+        let exact = 0.5 - 0.2 / g;
+        [
+            ("exact", exact),
+            ("mrpo", exact - 0.01 / g),
+            ("mrpo_ctro", exact - 0.02 / g),
+            ("arithmetic_mixture", exact - 0.03 / g),
+            ("reference_1", exact - 0.3 / g),
+            ("reference_2", exact - 0.25 / g),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    #[test]
+    fn objective_plot_names_every_series() {
+        let mut r = result(&[0.5, 2.0], &[100, 1000, 10000]);
+        for c in &mut r.cells {
+            c.comparators = comparators(c.gamma_at_n[0]);
+        }
+        let svg = objective_sweep_svg(&r);
+        for want in [
+            "True RKL objective of the exact solution and the comparators vs γ",
+            "exact multi-reference RKL",
+            "plug-in policy at n = 10000 (mean, 95% interval)",
+            "MRPO (harmonic mean)",
+            "MRPO + CTRO clipping",
+            "arithmetic mixture as reference",
+            "reference 1 alone",
+            "reference 2 alone",
+            "RKL objective under the true reward",
+            "exact − objective",
+            "regularisation γ (log scale)",
+        ] {
+            assert!(svg.contains(want), "missing {want:?}");
+        }
+        assert!(!svg.contains("THEORY rules out"));
+        svg_to_png(&svg).expect("renders");
+        // A comparator equal to exact is left off the log panel; one above exact is named.
+        let (e0, e1) = (
+            r.cells[0].comparators["exact"],
+            r.cells[1].comparators["exact"],
+        );
+        r.cells[0].comparators.insert("mrpo".into(), e0);
+        r.cells[1]
+            .comparators
+            .insert("reference_2".into(), e1 + 0.1);
+        let svg = objective_sweep_svg(&r);
+        assert!(svg.contains("1 comparator value equals exact to 10⁻¹²"));
+        assert!(svg.contains("THEORY rules out: reference 2 alone at gamma=2"));
+        svg_to_png(&svg).expect("renders");
+        // Only the exact objective and a quantity without a plug-in policy: one panel.
+        r.quantity = serde_json::from_value(json!("reward_gap")).unwrap();
+        for c in &mut r.cells {
+            c.comparators.retain(|k, _| k == "exact");
+        }
+        let svg = objective_sweep_svg(&r);
+        assert!(svg.contains("True RKL objective of the exact solution vs γ"));
+        assert!(!svg.contains("exact − objective"));
+        // No comparators at all: a figure that says so.
+        for c in &mut r.cells {
+            c.comparators.clear();
+        }
+        assert!(objective_sweep_svg(&r).contains("no comparator objectives"));
+    }
+
+    #[test]
+    fn objective_plot_only_for_sweeps_with_comparators() {
+        let names = |r: &ResultFile, tag: &str| -> Vec<String> {
+            let dir = std::env::temp_dir()
+                .join(format!("mrkl_objective_test_{}_{tag}", std::process::id()));
+            let files = write_plots(r, &[], &dir).expect("writes");
+            let _ = std::fs::remove_dir_all(&dir);
+            files
+        };
+        let mut two = result(&[0.5, 2.0], &[100, 1000, 10000]);
+        assert!(!names(&two, "bare").iter().any(|f| f.contains("objective")));
+        for c in &mut two.cells {
+            c.comparators = comparators(c.gamma_at_n[0]);
+        }
+        let files = names(&two, "two");
+        assert!(files.contains(&"unit_test_spec_objective.svg".to_string()));
+        assert!(files.contains(&"unit_test_spec_objective.png".to_string()));
+        let mut one = result(&[1.0], &[100, 1000, 10000]);
+        one.cells[0].comparators = comparators(1.0);
+        assert!(!names(&one, "one").iter().any(|f| f.contains("objective")));
     }
 
     #[test]
