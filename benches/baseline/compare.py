@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent                       # /work/main
+ROOT = HERE.parent.parent                       # the repository root
 SPEC = ROOT / "sims" / "t5_2_rkl_suboptimality.toml"
 BIN = ROOT / "target" / "release" / "mrkl"
 NS = [1_000, 10_000, 100_000]
