@@ -199,24 +199,22 @@ pub fn run_units(
 /// Regroups unit results (in [`units`] order) into per-cell [n][replication] tables.
 pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
     let levels = spec.ns.len();
-    let reps = spec.replications;
+    /// [unit][level] -> [level][unit] for one field of the units of a cell.
+    fn by_level<T: Copy>(
+        units: &[UnitResult],
+        levels: usize,
+        field: fn(&UnitResult) -> &[T],
+    ) -> Vec<Vec<T>> {
+        (0..levels)
+            .map(|j| units.iter().map(|u| field(u)[j]).collect())
+            .collect()
+    }
     results
-        .chunks_exact(reps)
-        .map(|cell_units| {
-            let column = |f: &dyn Fn(&UnitResult, usize) -> f64| -> Vec<Vec<f64>> {
-                (0..levels)
-                    .map(|j| cell_units.iter().map(|u| f(u, j)).collect())
-                    .collect()
-            };
-            CellRun {
-                values: column(&|u, j| u.values[j]),
-                iterations: (0..levels)
-                    .map(|j| cell_units.iter().map(|u| u.iterations[j]).collect())
-                    .collect(),
-                on_boundary: (0..levels)
-                    .map(|j| cell_units.iter().map(|u| u.on_boundary[j]).collect())
-                    .collect(),
-            }
+        .chunks_exact(spec.replications)
+        .map(|units| CellRun {
+            values: by_level(units, levels, |u| &u.values),
+            iterations: by_level(units, levels, |u| &u.iterations),
+            on_boundary: by_level(units, levels, |u| &u.on_boundary),
         })
         .collect()
 }

@@ -232,7 +232,8 @@ mod tests {
                 );
                 let er = |pi: &[f64]| pi.iter().zip(&rs).map(|(a, b)| a * b).sum::<f64>();
                 assert!((g.reward_gap - (er(&star) - er(&hat)).abs()).abs() < 1e-12);
-                let top = if div == Divergence::Rkl { 0.9 } else { 0.9 };
+                // max r* over the support: index 2 lies in both the intersection (RKL) and the union (FKL)
+                let top = 0.9;
                 assert!((g.optimality - (top - er(&hat))).abs() < 1e-12);
             }
         }
