@@ -151,6 +151,7 @@ mod tests {
                 zero_fraction: 0.0,
                 context_concentration: None,
                 reward,
+                family: Default::default(),
             };
             let inst = generate(&p, &mut stream(9, "cov", 0));
             let (a, b) = (&inst.references[0], &inst.references[1]);

@@ -4,12 +4,13 @@
 //! Units run in parallel with rayon and are collected in unit order, so results are
 //! bit-identical for any thread count.
 
+use crate::dpo;
 use crate::estimation::{FitWorkspace, LinearFitter, finite_mle};
-use crate::gap::{GapWorkspace, gaps};
+use crate::gap::{GapWorkspace, gaps, rkl_policy_loss};
 use crate::instance::{Instance, RewardModel};
-use crate::policy::{Regularizer, log_escort, mixture};
+use crate::policy::{Regularizer, comparator_bases, comparator_objectives, log_escort, mixture};
 use crate::preference::{Sampler, WinCounts};
-use crate::spec::{Cell, Sampling, Spec};
+use crate::spec::{Cell, Estimator, Record, Sampling, Spec};
 use crate::streams::stream;
 use rayon::prelude::*;
 
@@ -22,6 +23,8 @@ pub struct UnitResult {
     pub iterations: Vec<u32>,
     /// Whether the linear-class MLE sat on the norm ball at each n.
     pub on_boundary: Vec<bool>,
+    /// extras[s][j]: series s of [`Spec::series`] at the j-th n.
+    pub extras: Vec<Vec<f64>>,
 }
 
 /// Raw per-replication results of one cell, indexed [n level][replication].
@@ -30,6 +33,8 @@ pub struct CellRun {
     pub values: Vec<Vec<f64>>,
     pub iterations: Vec<Vec<u32>>,
     pub on_boundary: Vec<Vec<bool>>,
+    /// extras[s][level][replication], series in the order of [`Spec::series`].
+    pub extras: Vec<Vec<Vec<f64>>>,
 }
 
 /// The identity of a work unit: `<cell label>/<replication>`.
@@ -59,12 +64,44 @@ pub fn sampling_policy(instance: &Instance, sampling: Sampling, weights: &[f64])
     mu
 }
 
+/// What a cell needs that does not depend on the replication.
+struct CellPrep {
+    sampler: Sampler,
+    reg: Regularizer,
+    /// The RKL comparators of THEORY §6 (recorded with `record = ["comparators"]`).
+    comparators: Vec<Regularizer>,
+    /// J(pi*) at each n level (recorded with `record = ["objective"]`).
+    optimum: Vec<f64>,
+}
+
 /// Everything that depends on the spec and cell but not on the replication.
 pub struct Prepared<'a> {
     spec: &'a Spec,
     r_star: Vec<f64>,
     fitter: Option<LinearFitter>,
-    cells: Vec<(Sampler, Regularizer)>,
+    cells: Vec<CellPrep>,
+}
+
+/// The state of one reward fit along a sequence of growing datasets (warm starts).
+struct FitState {
+    counts: WinCounts,
+    theta: Vec<f64>,
+    r_hat: Vec<f64>,
+    ws: FitWorkspace,
+}
+
+impl FitState {
+    fn new(inst: &Instance) -> Self {
+        FitState {
+            counts: WinCounts::new(inst.contexts, inst.responses),
+            theta: match &inst.reward {
+                RewardModel::Linear(l) => vec![0.0; l.dim],
+                _ => vec![],
+            },
+            r_hat: vec![0.0; inst.cells()],
+            ws: FitWorkspace::default(),
+        }
+    }
 }
 
 impl<'a> Prepared<'a> {
@@ -94,7 +131,36 @@ impl<'a> Prepared<'a> {
                     inst.contexts,
                     inst.responses,
                 );
-                (sampler, reg)
+                let comparators = if spec.record.contains(&Record::Comparators) {
+                    comparator_bases(inst, &c.weights, spec.options.mrpo_clip_eps)
+                        .into_iter()
+                        .map(|(_, r)| r)
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let optimum = if spec.record.contains(&Record::Objective) {
+                    spec.ns
+                        .iter()
+                        .map(|&n| {
+                            comparator_objectives(
+                                inst,
+                                spec.divergence,
+                                &c.weights,
+                                c.gamma.at(n),
+                                0.0,
+                            )["exact"]
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                };
+                CellPrep {
+                    sampler,
+                    reg,
+                    comparators,
+                    optimum,
+                }
             })
             .collect();
         Prepared {
@@ -105,56 +171,206 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Runs replication `rep` of cell `cell` along the whole n grid.
+    /// Fits the reward class to `st.counts` (warm start at `st.theta`) into `st.r_hat`;
+    /// returns (Newton iterations, on the norm ball).
+    fn fit_reward(&self, st: &mut FitState) -> (u32, bool) {
+        match (&self.spec.instance.reward, &self.fitter) {
+            (RewardModel::Linear(l), Some(fitter)) => {
+                let fit = fitter.fit(&st.counts, &st.theta, &mut st.ws);
+                st.theta.copy_from_slice(&fit.theta);
+                l.table(&st.theta, &mut st.r_hat);
+                (fit.iterations, fit.on_boundary)
+            }
+            (RewardModel::Finite(f), _) => {
+                st.r_hat
+                    .copy_from_slice(&f.candidates[finite_mle(f, &st.counts)]);
+                (0, false)
+            }
+            _ => unreachable!("checked specs have a linear or finite reward"),
+        }
+    }
+
+    /// Runs replication `rep` of cell `cell` along the whole n grid: the offline walk with
+    /// nested datasets drawn from mu (stream `(seed, label, rep)`), then for an online spec
+    /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
     pub fn run_unit(&self, cell: usize, rep: usize) -> UnitResult {
         let spec = self.spec;
         let inst = &spec.instance;
         let c = &spec.cells[cell];
-        let (sampler, reg) = &self.cells[cell];
+        let prep = &self.cells[cell];
+        let reg = &prep.reg;
         let mut rng = stream(spec.seed, &c.label, rep as u64);
-        let mut counts = WinCounts::new(inst.contexts, inst.responses);
-        let mut r_hat = vec![0.0; inst.cells()];
-        let mut fit_ws = FitWorkspace::default();
+        let mut st = FitState::new(inst);
         let mut gap_ws = GapWorkspace::default();
-        let mut theta = match &inst.reward {
-            RewardModel::Linear(l) => vec![0.0; l.dim],
-            _ => vec![],
-        };
         let levels = spec.ns.len();
+        let series = spec.series().len();
         let mut out = UnitResult {
             values: Vec::with_capacity(levels),
             iterations: Vec::with_capacity(levels),
             on_boundary: Vec::with_capacity(levels),
+            extras: vec![Vec::with_capacity(levels); series],
         };
-        for &n in &spec.ns {
-            let extra = n - counts.n;
-            sampler.extend(spec.sampler, &mut counts, extra, &mut rng);
-            let (iterations, boundary) = match (&inst.reward, &self.fitter) {
-                (RewardModel::Linear(l), Some(fitter)) => {
-                    let fit = fitter.fit(&counts, &theta, &mut fit_ws);
-                    theta.copy_from_slice(&fit.theta);
-                    l.table(&theta, &mut r_hat);
-                    (fit.iterations, fit.on_boundary)
+        let mut dpo_theta = st.theta.clone();
+        let mut row = Vec::with_capacity(series);
+        for (j, &n) in spec.ns.iter().enumerate() {
+            let extra = n - st.counts.n;
+            prep.sampler
+                .extend(spec.sampler, &mut st.counts, extra, &mut rng);
+            let (iterations, boundary) = self.fit_reward(&mut st);
+            let gamma = c.gamma.at(n);
+            let plugin = gaps(reg, &inst.rho, &self.r_star, &st.r_hat, gamma, &mut gap_ws);
+            // The fitted policy's gaps, and for DPO the identity residual.
+            let (fitted, residual) = match spec.estimator {
+                Estimator::Mle => (plugin, None),
+                Estimator::DpoTabular => {
+                    let fit = dpo::fit_tabular(
+                        reg,
+                        &st.counts,
+                        gamma,
+                        spec.options.dpo_ridge,
+                        spec.options.mle_tolerance,
+                    );
+                    let g = gaps(
+                        reg,
+                        &inst.rho,
+                        &self.r_star,
+                        &fit.implied_reward,
+                        gamma,
+                        &mut gap_ws,
+                    );
+                    (g, None)
                 }
-                (RewardModel::Finite(f), _) => {
-                    r_hat.copy_from_slice(&f.candidates[finite_mle(f, &counts)]);
-                    (0, false)
+                Estimator::DpoLinear => {
+                    let RewardModel::Linear(l) = &inst.reward else {
+                        unreachable!("checked: dpo_linear needs the linear class")
+                    };
+                    let fit = dpo::fit_linear(
+                        reg,
+                        &st.counts,
+                        l,
+                        gamma,
+                        0.0,
+                        &dpo_theta,
+                        spec.options.mle_tolerance,
+                    );
+                    if fit.converged {
+                        dpo_theta.copy_from_slice(&fit.theta);
+                    }
+                    let g = gaps(
+                        reg,
+                        &inst.rho,
+                        &self.r_star,
+                        &fit.implied_reward,
+                        gamma,
+                        &mut gap_ws,
+                    );
+                    let residual = if fit.converged && !boundary {
+                        let mut pi = vec![0.0; inst.cells()];
+                        reg.policy(&st.r_hat, gamma, &mut pi);
+                        pi.iter()
+                            .zip(&fit.policy)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0.0, f64::max)
+                    } else {
+                        f64::NAN
+                    };
+                    (g, Some(residual))
                 }
-                _ => unreachable!("checked specs have a linear or finite reward"),
             };
+            row.clear();
+            for r in &spec.record {
+                match r {
+                    Record::Objective => {
+                        row.push(prep.optimum[j] - fitted.suboptimality);
+                        row.push(fitted.expected_reward);
+                    }
+                    Record::Comparators => {
+                        for comp in &prep.comparators {
+                            row.push(rkl_policy_loss(
+                                reg,
+                                comp,
+                                &inst.rho,
+                                &self.r_star,
+                                &st.r_hat,
+                                gamma,
+                                &mut gap_ws,
+                            ));
+                        }
+                    }
+                }
+            }
+            if spec.estimator != Estimator::Mle {
+                row.push(plugin.get(spec.quantity));
+            }
+            if let Some(r) = residual {
+                row.push(r);
+            }
+            if spec.rounds > 1 {
+                row.push(fitted.get(spec.quantity));
+            } else {
+                out.values.push(fitted.get(spec.quantity));
+                out.iterations.push(iterations);
+                out.on_boundary.push(boundary);
+            }
+            debug_assert_eq!(row.len(), series);
+            for (s, &v) in out.extras.iter_mut().zip(&row) {
+                s.push(v);
+            }
+        }
+        if spec.rounds > 1 {
+            self.run_online(cell, rep, &mut out);
+        }
+        out
+    }
+
+    /// Online collection (issue "comparisons", part 4) at every n of the grid, from scratch:
+    /// T = `rounds` rounds of n/T comparisons (the last takes the remainder); round 1 draws
+    /// from the spec's mu, round t > 1 from the plug-in policy fitted on all data of rounds
+    /// 1..t-1 (gamma = gamma(n) throughout). Records the final plug-in policy's quantity.
+    fn run_online(&self, cell: usize, rep: usize, out: &mut UnitResult) {
+        let spec = self.spec;
+        let inst = &spec.instance;
+        let c = &spec.cells[cell];
+        let prep = &self.cells[cell];
+        let mut rng = stream(spec.seed, &format!("{}/online", c.label), rep as u64);
+        let mut gap_ws = GapWorkspace::default();
+        let mut pi = vec![0.0; inst.cells()];
+        let rounds = spec.rounds as u64;
+        for &n in &spec.ns {
+            let mut st = FitState::new(inst);
+            let gamma = c.gamma.at(n);
+            let (mut iterations, mut boundary) = (0, false);
+            for t in 0..rounds {
+                let size = if t + 1 == rounds {
+                    n - (n / rounds) * (rounds - 1)
+                } else {
+                    n / rounds
+                };
+                let current;
+                let sampler = if t == 0 {
+                    &prep.sampler
+                } else {
+                    prep.reg.policy(&st.r_hat, gamma, &mut pi);
+                    current = Sampler::new(&inst.rho, &pi, &self.r_star, inst.responses);
+                    &current
+                };
+                sampler.extend(spec.sampler, &mut st.counts, size, &mut rng);
+                let (it, b) = self.fit_reward(&mut st);
+                iterations += it;
+                boundary = b;
+            }
             let g = gaps(
-                reg,
+                &prep.reg,
                 &inst.rho,
                 &self.r_star,
-                &r_hat,
-                c.gamma.at(n),
+                &st.r_hat,
+                gamma,
                 &mut gap_ws,
             );
             out.values.push(g.get(spec.quantity));
             out.iterations.push(iterations);
             out.on_boundary.push(boundary);
         }
-        out
     }
 }
 
@@ -199,6 +415,7 @@ pub fn run_units(
 /// Regroups unit results (in [`units`] order) into per-cell [n][replication] tables.
 pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
     let levels = spec.ns.len();
+    let series = spec.series().len();
     /// [unit][level] -> [level][unit] for one field of the units of a cell.
     fn by_level<T: Copy>(
         units: &[UnitResult],
@@ -215,6 +432,13 @@ pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
             values: by_level(units, levels, |u| &u.values),
             iterations: by_level(units, levels, |u| &u.iterations),
             on_boundary: by_level(units, levels, |u| &u.on_boundary),
+            extras: (0..series)
+                .map(|s| {
+                    (0..levels)
+                        .map(|j| units.iter().map(|u| u.extras[s][j]).collect())
+                        .collect()
+                })
+                .collect(),
         })
         .collect()
 }

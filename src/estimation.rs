@@ -362,6 +362,7 @@ mod tests {
                 bound,
                 theta_norm: 1.0,
             },
+            family: Default::default(),
         };
         let inst = generate(&p, &mut stream(11, "inst", 0));
         let RewardModel::Linear(l) = inst.reward.clone() else {
@@ -463,6 +464,7 @@ mod tests {
                 r_max: 1.0,
                 spread: 1.0,
             },
+            family: Default::default(),
         };
         let inst = generate(&p, &mut stream(3, "inst", 0));
         let RewardModel::Finite(f) = &inst.reward else {

@@ -51,6 +51,8 @@ pub struct Gaps {
     pub suboptimality: f64,
     pub reward_gap: f64,
     pub optimality: f64,
+    /// E_x E_{pi_hat} r*: the expected true reward of the plug-in policy (not a gap).
+    pub expected_reward: f64,
 }
 
 impl Gaps {
@@ -87,26 +89,27 @@ pub fn gaps(
         let base = &reg.base[x * ny..(x + 1) * ny];
         let rs = &r_star[x * ny..(x + 1) * ny];
         let rh = &r_hat[x * ny..(x + 1) * ny];
-        let (sub, rew, opt) = match reg.divergence {
+        let (sub, rew, opt, er) = match reg.divergence {
             Divergence::Rkl => rkl_context(base, rs, rh, gamma, ws),
             Divergence::Fkl => fkl_context(base, rs, rh, gamma, ws),
         };
         total.suboptimality += w * sub;
         signed_reward_gap += w * rew;
         total.optimality += w * opt;
+        total.expected_reward += w * er;
     }
     total.reward_gap = signed_reward_gap.abs();
     total
 }
 
-/// (sub-optimality, signed reward gap, optimality) of one context, RKL.
+/// (sub-optimality, signed reward gap, optimality, E_{pi_hat} r*) of one context, RKL.
 fn rkl_context(
     log_g: &[f64],
     rs: &[f64],
     rh: &[f64],
     gamma: f64,
     ws: &mut GapWorkspace,
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64) {
     rkl_log_policy(log_g, rs, gamma, &mut ws.star);
     // c = ln E_{pi*} e^{gamma dr}: ln1p of a small sum when gamma dr is small, else log-sum-exp.
     let mut small = true;
@@ -131,7 +134,7 @@ fn rkl_context(
         log_sum_exp(&ws.delta)
     };
     let top = support_max(log_g.iter().map(|&l| l > f64::NEG_INFINITY), rs);
-    let (mut kl, mut rew, mut opt) = (0.0, 0.0, 0.0);
+    let (mut kl, mut rew, mut opt, mut er) = (0.0, 0.0, 0.0, 0.0);
     for y in 0..log_g.len() {
         if log_g[y] == f64::NEG_INFINITY {
             continue;
@@ -148,22 +151,23 @@ fn rkl_context(
             rew += (p - q) * rs[y];
         }
         opt += q * (top - rs[y]);
+        er += q * rs[y];
     }
-    (kl / gamma, rew, opt)
+    (kl / gamma, rew, opt, er)
 }
 
-/// (sub-optimality, signed reward gap, optimality) of one context, FKL.
+/// (sub-optimality, signed reward gap, optimality, E_{pi_hat} r*) of one context, FKL.
 fn fkl_context(
     m: &[f64],
     rs: &[f64],
     rh: &[f64],
     gamma: f64,
     ws: &mut GapWorkspace,
-) -> (f64, f64, f64) {
+) -> (f64, f64, f64, f64) {
     let a = fkl_policy(m, rs, gamma, &mut ws.star);
     let b = fkl_policy(m, rh, gamma, &mut ws.hat);
     let top = support_max(m.iter().map(|&v| v > 0.0), rs);
-    let (mut sub, mut rew, mut opt) = (0.0, 0.0, 0.0);
+    let (mut sub, mut rew, mut opt, mut er) = (0.0, 0.0, 0.0, 0.0);
     for y in 0..m.len() {
         if m[y] == 0.0 {
             continue;
@@ -184,8 +188,56 @@ fn fkl_context(
         };
         rew += (ws.star[y] - ws.hat[y]) * rs[y];
         opt += ws.hat[y] * (top - rs[y]);
+        er += ws.hat[y] * rs[y];
     }
-    (sub / gamma, rew, opt)
+    (sub / gamma, rew, opt, er)
+}
+
+/// RKL sub-optimality of a comparator policy pi_c = base_c e^{gamma r_hat} / Z_c (THEORY
+/// §6; `comparator` from [`crate::policy::comparator_bases`]) in the multi-reference RKL
+/// objective of `exact`: by D3, which holds for every policy,
+///   J(pi*) - J(pi_c) = (1/gamma) E_x KL(pi_c || pi*),  pi* = g e^{gamma r*} / Z.
+/// +inf when pi_c puts mass where pi* has none (outside the escort's support).
+pub fn rkl_policy_loss(
+    exact: &Regularizer,
+    comparator: &Regularizer,
+    rho: &[f64],
+    r_star: &[f64],
+    r_hat: &[f64],
+    gamma: f64,
+    ws: &mut GapWorkspace,
+) -> f64 {
+    let ny = exact.responses;
+    ws.star.resize(ny, 0.0);
+    ws.hat.resize(ny, 0.0);
+    let mut total = 0.0;
+    for (x, &w) in rho.iter().enumerate() {
+        if w == 0.0 {
+            continue;
+        }
+        let cells = x * ny..(x + 1) * ny;
+        rkl_log_policy(
+            &exact.base[cells.clone()],
+            &r_star[cells.clone()],
+            gamma,
+            &mut ws.star,
+        );
+        rkl_log_policy(
+            &comparator.base[cells.clone()],
+            &r_hat[cells],
+            gamma,
+            &mut ws.hat,
+        );
+        let kl: f64 = ws
+            .hat
+            .iter()
+            .zip(&ws.star)
+            .filter(|(c, _)| **c > f64::NEG_INFINITY)
+            .map(|(&c, &s)| c.exp() * (c - s))
+            .sum();
+        total += w * kl.max(0.0);
+    }
+    total / gamma
 }
 
 fn support_max(support: impl Iterator<Item = bool>, r: &[f64]) -> f64 {

@@ -478,6 +478,68 @@ pub struct GeneratorParams {
     /// Dirichlet concentration of rho; `None` = uniform rho.
     pub context_concentration: Option<f64>,
     pub reward: GeneratorReward,
+    /// Coverage pattern of the references over the good responses (MR experiments).
+    #[serde(default, skip_serializing_if = "Family::is_plain")]
+    pub family: Family,
+}
+
+/// How the references cover the good responses (the top `good_fraction` of responses by r*
+/// at each context, at least one). Applied after the Dirichlet draw, without randomness, by
+/// multiplying a reference's probabilities on the responses it should not cover by
+/// `suppression` and renormalising. [ours]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Family {
+    /// The references as drawn.
+    #[default]
+    Plain,
+    /// Reference 1 covers the good responses, reference 2 does not (others as drawn).
+    OneCovers {
+        good_fraction: f64,
+        suppression: f64,
+    },
+    /// Each of references 1 and 2 covers half of the good responses (alternately by rank).
+    BothPartial {
+        good_fraction: f64,
+        suppression: f64,
+    },
+}
+
+impl Family {
+    pub fn is_plain(&self) -> bool {
+        *self == Family::Plain
+    }
+
+    /// Suppresses the uncovered good responses in `references` given the true reward table.
+    fn apply(&self, references: &mut [Vec<f64>], r_star: &[f64], ny: usize) {
+        let (good_fraction, suppression, partial) = match *self {
+            Family::Plain => return,
+            Family::OneCovers {
+                good_fraction,
+                suppression,
+            } => (good_fraction, suppression, false),
+            Family::BothPartial {
+                good_fraction,
+                suppression,
+            } => (good_fraction, suppression, true),
+        };
+        let good = ((good_fraction * ny as f64).ceil() as usize).clamp(1, ny);
+        for (x, r) in r_star.chunks_exact(ny).enumerate() {
+            let mut order: Vec<usize> = (0..ny).collect();
+            order.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
+            for (rank, &y) in order[..good].iter().enumerate() {
+                // one_covers: reference 2 misses every good response; both_partial: reference
+                // 1 misses the odd ranks, reference 2 the even ones.
+                let victim = if partial { 1 - rank % 2 } else { 1 };
+                references[victim][x * ny + y] *= suppression;
+            }
+            for reference in references.iter_mut().take(2) {
+                let row = &mut reference[x * ny..(x + 1) * ny];
+                let s: f64 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+        }
+    }
 }
 
 /// Reward part of [`GeneratorParams`].
@@ -596,13 +658,16 @@ pub fn generate<R: Rng + ?Sized>(p: &GeneratorParams, rng: &mut R) -> Instance {
             })
         }
     };
-    Instance {
+    let mut inst = Instance {
         contexts: nx,
         responses: ny,
         rho,
         references,
         reward,
-    }
+    };
+    let r_star = inst.true_reward();
+    p.family.apply(&mut inst.references, &r_star, ny);
+    inst
 }
 
 #[cfg(test)]
@@ -619,6 +684,7 @@ mod tests {
             zero_fraction: 0.4,
             context_concentration: Some(1.0),
             reward,
+            family: Default::default(),
         }
     }
 

@@ -46,6 +46,13 @@ pub struct Entry {
     pub values: Vec<f64>,
     pub iterations: Vec<u32>,
     pub on_boundary: Vec<bool>,
+    /// The extra series ([`crate::spec::Spec::series`]), [series][level].
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::numerics::nullable_table"
+    )]
+    pub extras: Vec<Vec<f64>>,
 }
 
 impl Entry {
@@ -56,6 +63,7 @@ impl Entry {
             values: u.values.clone(),
             iterations: u.iterations.clone(),
             on_boundary: u.on_boundary.clone(),
+            extras: u.extras.clone(),
         }
     }
 
@@ -64,6 +72,7 @@ impl Entry {
             values: self.values.clone(),
             iterations: self.iterations.clone(),
             on_boundary: self.on_boundary.clone(),
+            extras: self.extras.clone(),
         }
     }
 }

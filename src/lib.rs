@@ -10,6 +10,7 @@
 pub mod claims;
 pub mod cli;
 pub mod coverage;
+pub mod dpo;
 pub mod engine;
 pub mod error;
 pub mod estimation;

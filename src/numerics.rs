@@ -74,6 +74,28 @@ pub fn ln_sigmoid(t: f64) -> f64 {
     }
 }
 
+/// Serde for tables of values where NaN means "not applicable" (and an infinite value
+/// "unbounded"): JSON has no NaN, so non-finite values are written as `null` and read back
+/// as NaN. Used by the extra series of journals and result files.
+pub mod nullable_table {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &[Vec<f64>], s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Vec<Option<f64>>> = t
+            .iter()
+            .map(|r| r.iter().map(|&x| x.is_finite().then_some(x)).collect())
+            .collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+        let v: Vec<Vec<Option<f64>>> = Vec::deserialize(d)?;
+        Ok(v.into_iter()
+            .map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -351,12 +351,56 @@ impl Regularizer {
     }
 }
 
+/// Names of the RKL comparators of THEORY §6, in the order of [`comparator_bases`]:
+/// `mrpo`, `mrpo_ctro` (when `clip_eps` > 0), `arithmetic_mixture`, `reference_1..K`.
+pub fn comparator_names(k: usize, clip_eps: f64) -> Vec<String> {
+    let mut names = vec!["mrpo".to_string()];
+    if clip_eps > 0.0 {
+        names.push("mrpo_ctro".into());
+    }
+    names.push("arithmetic_mixture".into());
+    names.extend((1..=k).map(|i| format!("reference_{i}")));
+    names
+}
+
+/// The RKL comparators of THEORY §6 as policies base * e^{gamma r}: base = MRPO's weighted
+/// harmonic mean h (without, and when `clip_eps` > 0 with, the CTRO clipping), the
+/// arithmetic mixture m used as a single reference, and each single reference pi_i.
+pub fn comparator_bases(
+    inst: &crate::instance::Instance,
+    weights: &[f64],
+    clip_eps: f64,
+) -> Vec<(String, Regularizer)> {
+    let (nx, ny, k) = (inst.contexts, inst.responses, inst.k());
+    let harmonic = |eps: f64| {
+        let mut out = vec![0.0; nx * ny];
+        for x in 0..nx {
+            let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+            log_harmonic(&refs, weights, eps, &mut out[x * ny..(x + 1) * ny]);
+        }
+        Regularizer::rkl_with_log_base(out, nx, ny)
+    };
+    let log_of = |p: &[f64]| {
+        Regularizer::rkl_with_log_base(p.iter().map(|&v| crate::numerics::ln0(v)).collect(), nx, ny)
+    };
+    let mut bases = vec![harmonic(0.0)];
+    if clip_eps > 0.0 {
+        bases.push(harmonic(clip_eps));
+    }
+    let m = Regularizer::new(Divergence::Fkl, &inst.references, weights, nx, ny);
+    bases.push(log_of(&m.base));
+    bases.extend(inst.references.iter().map(|r| log_of(r)));
+    comparator_names(k, clip_eps)
+        .into_iter()
+        .zip(bases)
+        .collect()
+}
+
 /// The true objective E_x J(pi(.|x)) of the exact regularised policy and of the comparators
 /// of THEORY §6, for the instance's true reward: see `CellResult::comparators`. The RKL
-/// comparators are policies of the form base * e^{gamma r} with base = MRPO's harmonic mean
-/// h (optionally CTRO-clipped), the arithmetic mixture m, or a single reference pi_i, all
-/// scored by the multi-reference RKL objective with weights `weights`; a comparator that
-/// puts mass outside the escort's support scores -inf and is left out.
+/// comparators ([`comparator_bases`]) are all scored by the multi-reference RKL objective
+/// with weights `weights`; a comparator that puts mass outside the escort's support scores
+/// -inf and is left out.
 pub fn comparator_objectives(
     inst: &crate::instance::Instance,
     divergence: Divergence,
@@ -371,40 +415,7 @@ pub fn comparator_objectives(
         Regularizer::new(divergence, &inst.references, weights, nx, ny),
     )];
     if divergence == Divergence::Rkl {
-        let harmonic = |eps: f64| {
-            let mut out = vec![0.0; nx * ny];
-            for x in 0..nx {
-                let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
-                log_harmonic(&refs, weights, eps, &mut out[x * ny..(x + 1) * ny]);
-            }
-            Regularizer::rkl_with_log_base(out, nx, ny)
-        };
-        bases.push(("mrpo".into(), harmonic(0.0)));
-        if clip_eps > 0.0 {
-            bases.push(("mrpo_ctro".into(), harmonic(clip_eps)));
-        }
-        let m = Regularizer::new(Divergence::Fkl, &inst.references, weights, nx, ny);
-        bases.push((
-            "arithmetic_mixture".into(),
-            Regularizer::rkl_with_log_base(
-                m.base.iter().map(|&v| crate::numerics::ln0(v)).collect(),
-                nx,
-                ny,
-            ),
-        ));
-        for i in 0..k {
-            bases.push((
-                format!("reference_{}", i + 1),
-                Regularizer::rkl_with_log_base(
-                    inst.references[i]
-                        .iter()
-                        .map(|&v| crate::numerics::ln0(v))
-                        .collect(),
-                    nx,
-                    ny,
-                ),
-            ));
-        }
+        bases.extend(comparator_bases(inst, weights, clip_eps));
     }
     let mut pi = vec![0.0; nx * ny];
     let mut out = std::collections::BTreeMap::new();

@@ -76,8 +76,66 @@ pub struct CellResult {
     /// `exact` minus its sub-optimality gap.
     #[serde(default)]
     pub comparators: std::collections::BTreeMap<String, f64>,
+    /// The extra series the spec records (`Spec::series`), in that order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesResult>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
+}
+
+/// One extra series of a cell (see `crate::spec::Spec::series`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesResult {
+    pub name: String,
+    /// Per n: summary of the finite values (`None` if there is none; `replications` says how
+    /// many were finite).
+    pub summaries: Vec<Option<Summary>>,
+    /// For a series that is a gap of the same kind as the quantity: per n, the summary of
+    /// the paired differences (series - quantity) over replications, i.e. how much larger
+    /// the series' gap is than the spec's fitted policy's (> 0: the fitted policy is better).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference: Option<Vec<Option<Summary>>>,
+    /// raw[j][r]; `null` = not applicable (e.g. the DPO identity when the MLE is on the ball).
+    #[serde(with = "crate::numerics::nullable_table")]
+    pub raw: Vec<Vec<f64>>,
+}
+
+/// Summary of the finite entries of `values` (None if there is none).
+pub fn summarize_finite(n: u64, values: &[f64], delta: f64) -> Option<Summary> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| summarize(n, &v, delta))
+}
+
+/// The [`SeriesResult`]s of a cell from its raw run.
+fn series_results(spec: &Spec, run: &CellRun) -> Vec<SeriesResult> {
+    spec.series()
+        .into_iter()
+        .zip(&run.extras)
+        .map(|(def, raw)| {
+            let summaries = spec
+                .ns
+                .iter()
+                .zip(raw)
+                .map(|(&n, v)| summarize_finite(n, v, spec.delta))
+                .collect();
+            let difference = def.paired_gap.then(|| {
+                spec.ns
+                    .iter()
+                    .zip(raw.iter().zip(&run.values))
+                    .map(|(&n, (a, b))| {
+                        let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+                        summarize_finite(n, &d, spec.delta)
+                    })
+                    .collect()
+            });
+            SeriesResult {
+                name: def.name,
+                summaries,
+                difference,
+                raw: raw.clone(),
+            }
+        })
+        .collect()
 }
 
 /// The content of `result.json`.
@@ -132,6 +190,11 @@ pub fn ours(spec: &Spec) -> Value {
         "ci_level": { "value": o.ci_level, "meaning": "level of the exponent interval" },
         "mrpo_clip_eps": { "value": o.mrpo_clip_eps, "meaning": "MRPO's CTRO clipping (0 = off)" },
         "gap_floor": { "value": o.gap_floor, "meaning": "gaps at or below this count as zero (no exponent is fitted to them)" },
+        "estimator": { "value": spec.estimator, "meaning": "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (THEORY §6)" },
+        "dpo_ridge": { "value": o.dpo_ridge, "meaning": "tabular DPO: absolute ridge (lambda/2) sum s^2 on the implied reward (bias O(1/n)); the linear DPO class is fitted without ridge" },
+        "dpo_dropped_pairs": { "value": "off_support", "meaning": "comparisons involving a response outside the policy class's support (g = 0 for RKL, m = 0 for FKL) are left out of the DPO loss" },
+        "rounds": { "value": spec.rounds, "meaning": "online collection: T rounds of n/T comparisons, round 1 from mu, round t from the plug-in policy fitted on rounds 1..t-1 (1 = offline)" },
+        "instance_family": { "value": match &spec.instance_origin { crate::spec::InstanceOrigin::Random { generator } => serde_json::to_value(&generator.family).expect("serialises"), _ => json!("file") }, "meaning": "coverage pattern of references 1-2 over the top good_fraction of responses by r* (their probabilities multiplied by suppression)" },
     })
 }
 
@@ -222,6 +285,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     .iter()
                     .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
                     .collect(),
+                series: series_results(spec, run),
                 raw: run.values.clone(),
             }
         })

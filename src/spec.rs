@@ -7,8 +7,8 @@
 use crate::error::{Error, Result};
 use crate::gap::Quantity;
 use crate::instance::{
-    GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel, SIMPLEX_TOLERANCE,
-    generate,
+    Family, GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel,
+    SIMPLEX_TOLERANCE, generate,
 };
 use crate::policy::Divergence;
 use crate::preference::SamplerKind;
@@ -57,6 +57,9 @@ pub enum RawInstanceSpec {
         zero_fraction: f64,
         context_concentration: Option<f64>,
         reward: RawGeneratorReward,
+        /// Coverage pattern of references 1 and 2 over the good responses [ours].
+        #[serde(default)]
+        family: Family,
     },
     /// Read from a JSON file (path relative to the spec file).
     File { path: PathBuf },
@@ -107,6 +110,60 @@ pub struct RawExperiment {
     pub sampler: SamplerKind,
     #[serde(default = "default_delta")]
     pub delta: f64,
+    /// How the policy is fitted from the data: the plug-in policy of the reward MLE, or a
+    /// multi-reference DPO fit (THEORY §6).
+    #[serde(default)]
+    pub estimator: Estimator,
+    /// Online data collection (issue: comparisons, part 4): T rounds of n/T comparisons, each
+    /// drawn from the current plug-in policy; 1 = offline (mu fixed).
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    /// Extra per-replication series to record beside the quantity (see [`Record`]).
+    #[serde(default)]
+    pub record: Vec<Record>,
+}
+
+fn default_rounds() -> u32 {
+    1
+}
+
+/// How a policy is fitted from the preference data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// The plug-in policy of the reward MLE (THEORY §2).
+    #[default]
+    Mle,
+    /// Multi-reference DPO over the tabular policy class (THEORY §6).
+    DpoTabular,
+    /// Multi-reference DPO over the linear policy class (THEORY §6; linear reward class only).
+    DpoLinear,
+}
+
+impl Estimator {
+    fn is_mle(&self) -> bool {
+        *self == Estimator::Mle
+    }
+}
+
+/// Extra series a spec can record at every n and replication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Record {
+    /// The true objective J(pi_hat) of the fitted policy and its expected true reward
+    /// E_x E_{pi_hat} r* (an alpha-free yardstick for comparing weights).
+    Objective,
+    /// RKL only (THEORY §6, F1): J(pi*) - J(pi_c) for the comparators c (MRPO, MRPO-CTRO,
+    /// arithmetic mixture, each single reference) built from the same estimated reward.
+    Comparators,
+}
+
+/// A recorded series: its name and whether it is a gap of the same kind as the quantity
+/// (then the report also summarises the paired difference series - quantity).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeriesDef {
+    pub name: String,
+    pub paired_gap: bool,
 }
 
 fn default_sampling() -> String {
@@ -142,6 +199,8 @@ pub struct NGrid {
 pub struct RawSweep {
     pub gamma: Option<Vec<f64>>,
     pub weights: Option<Vec<Vec<f64>>>,
+    /// Every weight vector of the simplex grid with this step (1/step must be an integer).
+    pub simplex_step: Option<f64>,
 }
 
 /// The choices THEORY.md leaves to us [ours], with their defaults.
@@ -164,6 +223,9 @@ pub struct Options {
     pub mrpo_clip_eps: f64,
     /// Gaps at or below this are "at the numerical floor": no exponent is fitted to them.
     pub gap_floor: f64,
+    /// Tabular DPO: ridge lambda/2 sum s^2 on the implied reward table (absolute, so its
+    /// bias decays like 1/n); keeps the fit finite when a response never loses.
+    pub dpo_ridge: f64,
 }
 
 impl Default for Options {
@@ -177,6 +239,7 @@ impl Default for Options {
             ci_level: 0.9,
             mrpo_clip_eps: 0.0,
             gap_floor: 1e-300,
+            dpo_ridge: 1.0,
         }
     }
 }
@@ -272,6 +335,12 @@ pub struct Spec {
     pub sampling: Sampling,
     pub sampler: SamplerKind,
     pub delta: f64,
+    #[serde(skip_serializing_if = "Estimator::is_mle")]
+    pub estimator: Estimator,
+    #[serde(skip_serializing_if = "is_one")]
+    pub rounds: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub record: Vec<Record>,
     pub cells: Vec<Cell>,
     pub options: Options,
     pub instance_origin: InstanceOrigin,
@@ -281,6 +350,50 @@ pub struct Spec {
     /// can rebuild the spec.
     #[serde(skip)]
     pub source_toml: String,
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+impl Spec {
+    /// The extra series every unit records, in order: the `record` list, then the plug-in
+    /// MLE gap beside a DPO fit (`plugin`) and, for the linear DPO class, the identity
+    /// residual max |pi_dpo - pi_plugin| (NaN when the MLE sits on the norm ball or DPO did
+    /// not converge), then the offline gap beside an online run (`offline`).
+    pub fn series(&self) -> Vec<SeriesDef> {
+        let mut out = vec![];
+        let def = |name: &str, paired_gap| SeriesDef {
+            name: name.into(),
+            paired_gap,
+        };
+        for r in &self.record {
+            match r {
+                Record::Objective => {
+                    out.push(def("objective", false));
+                    out.push(def("expected_reward", false));
+                }
+                Record::Comparators => {
+                    for c in crate::policy::comparator_names(
+                        self.instance.k(),
+                        self.options.mrpo_clip_eps,
+                    ) {
+                        out.push(def(&format!("loss_{c}"), true));
+                    }
+                }
+            }
+        }
+        if !self.estimator.is_mle() {
+            out.push(def("plugin", true));
+        }
+        if self.estimator == Estimator::DpoLinear {
+            out.push(def("identity_residual", false));
+        }
+        if self.rounds > 1 {
+            out.push(def("offline", true));
+        }
+        out
+    }
 }
 
 fn ser_sampling<S: serde::Serializer>(
@@ -409,6 +522,53 @@ fn check_weights(field: &str, w: &[f64], k: usize) -> Result<Vec<f64>> {
     Ok(w)
 }
 
+/// Every weight vector (i_1, ..., i_K) * step with non-negative integers summing to 1/step,
+/// in lexicographic order of (i_1, ..., i_K) descending.
+fn simplex_grid(step: f64, k: usize) -> Result<Vec<Vec<f64>>> {
+    let m = (1.0 / step).round();
+    if !(step.is_finite() && step > 0.0 && step <= 1.0 && (m * step - 1.0).abs() < 1e-9) || k < 2 {
+        return Err(Error::invalid(
+            "sweep.simplex_step",
+            step,
+            "a step in (0, 1] with 1/step an integer, and at least 2 references",
+        ));
+    }
+    let m = m as usize;
+    // Number of grid points: C(m + k - 1, k - 1); refuse grids too large to be meant.
+    let mut count = 1f64;
+    for j in 1..k {
+        count = count * (m + j) as f64 / j as f64;
+    }
+    if count > 10_000.0 {
+        return Err(Error::invalid(
+            "sweep.simplex_step",
+            step,
+            format!(
+                "a step giving at most 10000 weight vectors for K = {k} (this one gives {count:.0})"
+            ),
+        ));
+    }
+    fn rec(m: usize, left: usize, k: usize, prefix: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if prefix.len() == k - 1 {
+            prefix.push(left);
+            out.push(prefix.clone());
+            prefix.pop();
+            return;
+        }
+        for i in (0..=left).rev() {
+            prefix.push(i);
+            rec(m, left - i, k, prefix, out);
+            prefix.pop();
+        }
+    }
+    let mut ints = vec![];
+    rec(m, m, k, &mut vec![], &mut ints);
+    Ok(ints
+        .into_iter()
+        .map(|v| v.into_iter().map(|i| i as f64 / m as f64).collect())
+        .collect())
+}
+
 fn fmt_num(v: f64) -> String {
     format!("{v}")
 }
@@ -510,6 +670,7 @@ impl RawSpec {
                 zero_fraction,
                 context_concentration,
                 reward,
+                family,
             } => {
                 if contexts == 0 || contexts > 100_000 {
                     return Err(Error::invalid(
@@ -628,6 +789,37 @@ impl RawSpec {
                         }
                     }
                 };
+                if let Family::OneCovers {
+                    good_fraction,
+                    suppression,
+                }
+                | Family::BothPartial {
+                    good_fraction,
+                    suppression,
+                } = family
+                {
+                    if references < 2 {
+                        return Err(Error::invalid(
+                            "instance.family",
+                            format!("{family:?}"),
+                            "a coverage family with at least 2 references (kind = \"plain\" for K = 1)",
+                        ));
+                    }
+                    in_range(
+                        "instance.family.good_fraction",
+                        good_fraction,
+                        1e-9,
+                        1.0,
+                        "a fraction in (0, 1]",
+                    )?;
+                    in_range(
+                        "instance.family.suppression",
+                        suppression,
+                        1e-12,
+                        1.0,
+                        "a factor in [1e-12, 1] (the uncovered references' probability multiplier)",
+                    )?;
+                }
                 let generator = GeneratorParams {
                     contexts,
                     responses,
@@ -636,6 +828,7 @@ impl RawSpec {
                     zero_fraction,
                     context_concentration,
                     reward,
+                    family,
                 };
                 let inst = generate(&generator, &mut stream(self.seed, "instance", 0));
                 (inst, InstanceOrigin::Random { generator })
@@ -811,9 +1004,66 @@ impl RawSpec {
             ));
         }
 
+        if e.estimator == Estimator::DpoLinear && !matches!(instance.reward, RewardModel::Linear(_))
+        {
+            return Err(Error::invalid(
+                "experiment.estimator",
+                "\"dpo_linear\"",
+                "\"dpo_linear\" with the linear reward class only (its policy class is built on the features)",
+            ));
+        }
+        if e.rounds == 0 || e.rounds > 1000 || e.rounds as u64 > ns[0] {
+            return Err(Error::invalid(
+                "experiment.rounds",
+                e.rounds,
+                format!(
+                    "an integer from 1 to min(1000, smallest n = {}) (1 = offline)",
+                    ns[0]
+                ),
+            ));
+        }
+        if e.rounds > 1 && e.estimator != Estimator::Mle {
+            return Err(Error::invalid(
+                "experiment.rounds",
+                e.rounds,
+                "1 with a DPO estimator (online collection is implemented for the plug-in MLE)",
+            ));
+        }
+        let mut record = e.record.clone();
+        record.dedup();
+        if record.contains(&Record::Comparators) && e.divergence != Divergence::Rkl {
+            return Err(Error::invalid(
+                "experiment.record",
+                "\"comparators\"",
+                "\"comparators\" with divergence = \"rkl\" only (THEORY §6 compares RKL policies)",
+            ));
+        }
+        if !self.options.dpo_ridge.is_finite()
+            || self.options.dpo_ridge < 0.0
+            || self.options.dpo_ridge > 1e6
+        {
+            return Err(Error::invalid(
+                "options.dpo_ridge",
+                self.options.dpo_ridge,
+                "a number in [0, 1e6]",
+            ));
+        }
+
         // Cells.
         let mut cells = vec![];
-        match self.sweep {
+        let sweep = match self.sweep {
+            Some(RawSweep {
+                gamma: None,
+                weights: None,
+                simplex_step: Some(step),
+            }) => Some(RawSweep {
+                gamma: None,
+                weights: Some(simplex_grid(step, k)?),
+                simplex_step: None,
+            }),
+            other => other,
+        };
+        match sweep {
             None => cells.push(Cell {
                 label: "main".into(),
                 weights: weights.clone(),
@@ -822,6 +1072,7 @@ impl RawSpec {
             Some(RawSweep {
                 gamma: Some(gs),
                 weights: None,
+                simplex_step: None,
             }) => {
                 if gs.is_empty() {
                     return Err(Error::invalid(
@@ -848,6 +1099,7 @@ impl RawSpec {
             Some(RawSweep {
                 gamma: None,
                 weights: Some(ws),
+                simplex_step: None,
             }) => {
                 if ws.is_empty() {
                     return Err(Error::invalid(
@@ -872,8 +1124,8 @@ impl RawSpec {
             Some(_) => {
                 return Err(Error::invalid(
                     "sweep",
-                    "none or both of gamma, weights",
-                    "exactly one of sweep.gamma, sweep.weights",
+                    "none or several of gamma, weights, simplex_step",
+                    "exactly one of sweep.gamma, sweep.weights, sweep.simplex_step",
                 ));
             }
         }
@@ -913,6 +1165,9 @@ impl RawSpec {
             sampling,
             sampler: e.sampler,
             delta: e.delta,
+            estimator: e.estimator,
+            rounds: e.rounds,
+            record,
             cells,
             options: self.options,
             instance_origin,
