@@ -28,6 +28,9 @@ use crate::statistics::{binomial_upper_tail, first_n_below, least_squares};
 use crate::streams::stream;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+
+mod comparisons;
+pub use comparisons::spearman;
 use std::collections::BTreeMap;
 
 /// Level of the bound's exact binomial test, before the Bonferroni split over sample sizes [ours].
@@ -40,6 +43,15 @@ pub enum ClaimKind {
     Rate,
     SampleComplexity,
     Exact,
+    /// F1: the policy named by `formula` must reach the highest true multi-reference RKL
+    /// objective among the THEORY §6 comparators (random instances and every RKL result).
+    Comparison,
+    /// MR: judged per result of a weight sweep tagged with it (bound with C_alpha per cell,
+    /// rank correlation of the gap with C_alpha, best alpha against the vertices).
+    Weights,
+    /// DPO identity: the DPO policy of `formula`'s class equals the plug-in policy of the
+    /// linear-class reward MLE (THEORY §6), on random instances and in tagged results.
+    Identity,
     Pending,
 }
 
@@ -230,8 +242,16 @@ fn check_claim(c: &Claim) -> Result<()> {
         }
     }
     if let Some(formula) = &c.formula {
-        let allowed: &[&str] = match c.divergence {
-            Some(Divergence::Rkl) => &["geometric", "arithmetic"],
+        let allowed: &[&str] = match (c.kind, c.divergence) {
+            (ClaimKind::Comparison, _) => &[
+                "exact",
+                "mrpo",
+                "mrpo_ctro",
+                "arithmetic_mixture",
+                "reference_1",
+            ],
+            (ClaimKind::Identity, _) => &["dpo_linear", "dpo_tabular"],
+            (_, Some(Divergence::Rkl)) => &["geometric", "arithmetic"],
             _ => &["implicit", "arithmetic_tilt"],
         };
         if !allowed.contains(&formula.as_str()) {
@@ -368,6 +388,52 @@ fn rate_verdict(lo: f64, hi: f64, claimed: f64, tol: f64) -> (Verdict, String) {
     }
 }
 
+/// The bound check at every n of a cell: how many replications exceed the bound, the exact
+/// binomial p-value, the slack bound / quantile; and the first violation (p below
+/// BOUND_TEST_LEVEL / L), if any.
+fn bound_checks(
+    b: &Bound,
+    r: &ResultFile,
+    cell: &CellResult,
+    delta: f64,
+) -> (Vec<BoundCheck>, Option<String>) {
+    let coverage = cell.coverage.unwrap_or(f64::INFINITY);
+    let levels = cell.n.len() as f64;
+    let mut violation = None;
+    let mut checks = vec![];
+    for (k, &n) in cell.n.iter().enumerate() {
+        let bound = b.at(
+            n,
+            cell.gamma_at_n[k],
+            coverage,
+            r.instance.r_max,
+            log_class_size(r, n),
+            delta,
+        );
+        let raw = &cell.raw[k];
+        let exceed = raw.iter().filter(|&&g| g > bound).count() as u64;
+        let p_value = binomial_upper_tail(exceed, raw.len() as u64, delta);
+        let q = cell.summaries[k].quantile;
+        let slack = if q > 0.0 { bound / q } else { f64::INFINITY };
+        if p_value < BOUND_TEST_LEVEL / levels && violation.is_none() {
+            violation = Some(format!(
+                "gap above the bound in {exceed} of {} replications at n = {n} (p = {p_value:.2e} < {:.1e})",
+                raw.len(),
+                BOUND_TEST_LEVEL / levels
+            ));
+        }
+        checks.push(BoundCheck {
+            n,
+            bound,
+            exceed,
+            replications: raw.len() as u64,
+            p_value,
+            slack: if slack.is_finite() { slack } else { f64::MAX },
+        });
+    }
+    (checks, violation)
+}
+
 /// Judges a rate claim on one cell of a result.
 pub fn judge_rate(
     claim: &Claim,
@@ -393,39 +459,10 @@ pub fn judge_rate(
     // Bound check (every n).
     let mut bound_violation = None;
     if let Some(b) = &claim.bound {
-        let coverage = cell.coverage.unwrap_or(f64::INFINITY);
-        let levels = cell.n.len() as f64;
-        for (k, &n) in cell.n.iter().enumerate() {
-            let bound = b.at(
-                n,
-                cell.gamma_at_n[k],
-                coverage,
-                r.instance.r_max,
-                log_class_size(r, n),
-                delta,
-            );
-            let raw = &cell.raw[k];
-            let exceed = raw.iter().filter(|&&g| g > bound).count() as u64;
-            let p_value = binomial_upper_tail(exceed, raw.len() as u64, delta);
-            let q = cell.summaries[k].quantile;
-            let slack = if q > 0.0 { bound / q } else { f64::INFINITY };
-            if p_value < BOUND_TEST_LEVEL / levels && bound_violation.is_none() {
-                bound_violation = Some(format!(
-                    "gap above the bound in {exceed} of {} replications at n = {n} (p = {p_value:.2e} < {:.1e})",
-                    raw.len(),
-                    BOUND_TEST_LEVEL / levels
-                ));
-            }
-            j.bound_checks.push(BoundCheck {
-                n,
-                bound,
-                exceed,
-                replications: raw.len() as u64,
-                p_value,
-                slack: if slack.is_finite() { slack } else { f64::MAX },
-            });
-        }
-        j.bound_slack = j.bound_checks.iter().map(|c| c.slack).reduce(f64::min);
+        let (checks, violation) = bound_checks(b, r, cell, delta);
+        j.bound_slack = checks.iter().map(|c| c.slack).reduce(f64::min);
+        j.bound_checks = checks;
+        bound_violation = violation;
     }
     if let Some(reason) = bound_violation {
         j.verdict = Verdict::Violated;
@@ -732,11 +769,21 @@ pub fn validate_specs<'a>(
                 format!("a registered claim id: {}", registry.ids()),
             )
         })?;
-        if !matches!(claim.kind, ClaimKind::Rate) {
+        if !matches!(
+            claim.kind,
+            ClaimKind::Rate | ClaimKind::Comparison | ClaimKind::Weights
+        ) {
             return Err(Error::invalid(
                 format!("{}: claim", s.name),
                 id,
-                "a rate claim (sample-complexity, exact and pending claims are not tagged on specs)",
+                "a rate, comparison or weights claim (sample-complexity, exact, identity and pending claims are not tagged on specs)",
+            ));
+        }
+        if claim.kind == ClaimKind::Weights && s.cells.len() < 3 {
+            return Err(Error::invalid(
+                format!("{}: sweep", s.name),
+                s.cells.len(),
+                format!("a weight sweep of at least 3 cells (claim {id} compares alphas)"),
             ));
         }
         if let Some(d) = claim.divergence {
@@ -757,7 +804,7 @@ pub fn validate_specs<'a>(
                 ));
             }
         }
-        if s.ns.len() < 4 {
+        if claim.kind == ClaimKind::Rate && s.ns.len() < 4 {
             return Err(Error::invalid(
                 format!("{}: experiment.n (levels)", s.name),
                 s.ns.len(),
@@ -813,6 +860,30 @@ pub fn judge_all(registry: &Registry, results: &[ResultFile], seed: Option<u64>)
                         "exact checks run with `mrkl check`".into(),
                     )),
                 },
+                ClaimKind::Comparison | ClaimKind::Identity => match seed {
+                    Some(seed) => out.push(if claim.kind == ClaimKind::Comparison {
+                        comparisons::judge_f1(claim, seed, results)
+                    } else {
+                        comparisons::judge_identity(claim, seed, results)
+                    }),
+                    None => out.push(Judgement::new(
+                        claim,
+                        None,
+                        Verdict::Pending,
+                        "exact checks run with `mrkl check`".into(),
+                    )),
+                },
+                ClaimKind::Weights => {
+                    for r in tagged(claim.id.clone()) {
+                        let delta = r.spec["delta"].as_f64().unwrap_or(0.05);
+                        out.push(comparisons::judge_weights(
+                            claim,
+                            r,
+                            delta,
+                            r.provenance.seed,
+                        ));
+                    }
+                }
                 ClaimKind::Pending => out.push(Judgement::new(
                     claim,
                     None,

@@ -1,46 +1,804 @@
-//! TEMPORARY STUB (replaced by the real module).
-use crate::instance::LinearReward;
-use crate::policy::Regularizer;
-use crate::preference::WinCounts;
+//! Multi-reference DPO (THEORY §6, "Multi-reference DPO [derived]"): fit a policy directly
+//! to Bradley-Terry win counts by minimising the DPO loss, for the RKL and FKL
+//! regularisations of §1, over a tabular or a linear policy class.
+//!
+//! # The losses (THEORY §6)
+//!
+//! For one comparison in which y_w beat y_l (gamma > 0, sigma the logistic function):
+//!
+//! - RKL: l = -ln sigma( (1/gamma) [ ln pi(y_w)/pi(y_l) - sum_i alpha_i ln pi_i(y_w)/pi_i(y_l) ] ).
+//!   Since sum_i alpha_i ln pi_i(y) = ln g(y) + ln F (§1, g the escort), the reference term
+//!   is ln g(y_w) - ln g(y_l), with ln g = `Regularizer::base` (RKL); F cancels.
+//! - FKL: l = -ln sigma( (1/gamma) [ m(y_l)/pi(y_l) - m(y_w)/pi(y_w) ] ), m the mixture =
+//!   `Regularizer::base` (FKL).
+//!
+//! The total loss is sum_{x, a<b} W(a>b) l(y_w=a, y_l=b) + W(b>a) l(y_w=b, y_l=a), not
+//! normalised. Convention [ours]: a comparison involving a response outside the support of
+//! the class (g(y) = 0 for RKL, m(y) = 0 for FKL; every policy of either class, and the
+//! exact solutions of §1 (D4), put no mass there) is dropped from the loss: the §6 formula
+//! is undefined for it (0/0 or ln 0 - ln 0).
+//!
+//! # Why DPO is Bradley-Terry in the implied reward
+//!
+//! Write the class as the plug-in policies pi_s of §1 for reward tables s (the "implied
+//! reward"). RKL: ln pi_s(y) = ln g(y) + gamma s(y) - ln Z, so the RKL margin
+//! (1/gamma)[ln pi_s(y_w) - ln pi_s(y_l) - ln g(y_w) + ln g(y_l)] = s(y_w) - s(y_l) (ln Z
+//! cancels). FKL: pi_s(y) = m(y) / (gamma (Z~ - s(y))), so m(y)/pi_s(y) = gamma (Z~ - s(y))
+//! on supp m and the FKL margin (1/gamma)[gamma (Z~ - s(y_l)) - gamma (Z~ - s(y_w))] =
+//! s(y_w) - s(y_l) (Z~ cancels, although it depends on s). In both cases the DPO loss of
+//! pi_s is the Bradley-Terry negative log-likelihood of s on the supported comparisons.
+//! Hence
+//! - tabular class (every policy supported on supp base, i.e. s free per cell): a per-context
+//!   Bradley-Terry fit with a shift freedom per context, made unique by a ridge;
+//! - linear class (s = <theta, phi>): logistic regression in theta, whose minimiser with
+//!   ridge 0 is the unconstrained linear MLE, so the DPO policy equals the plug-in policy of
+//!   the MLE whenever that MLE is interior (the identity of §6, tested below for RKL and FKL).
+//!
+//! Both fits use Newton's method with a backtracking (Armijo) line search. Convergence:
+//! the max-norm of the gradient of (loss + ridge term) / N is at most `tol`, N the number of
+//! informative comparisons (both responses supported) of the context (tabular) or of the
+//! whole dataset (linear), and the Newton step at that point has max-norm at most sqrt(tol).
+//! The second condition tells a true minimiser from the escape to infinity of separable
+//! data without ridge, where the gradient decays like e^{-margin} while the Newton step
+//! stays of order one; such fits end at the iteration cap with `converged = false`. A fit
+//! also reports `converged = false` (never panics) if the Hessian cannot be factorised or
+//! the line search finds no decrease in 60 halvings.
 
+use crate::instance::LinearReward;
+use crate::numerics::{ln_sigmoid, sigmoid};
+use crate::policy::{Divergence, Regularizer};
+use crate::preference::{WinCounts, pairs};
+use nalgebra::{DMatrix, DVector};
+
+/// Newton iterations allowed per fit (per context for the tabular class).
+pub const MAX_NEWTON: u32 = 100;
+/// Armijo sufficient-decrease constant of the line search.
+const ARMIJO: f64 = 1e-4;
+/// Maximum number of step halvings in one line search.
+const MAX_HALVINGS: u32 = 60;
+/// Newton decrement g^T H^-1 g (normalised objective) below which the full step is taken
+/// without a line search: inside the region of quadratic convergence it satisfies Armijo's
+/// condition anyway, and it spares loss evaluations that are then at rounding level.
+const FULL_STEP_DECREMENT: f64 = 1e-6;
+/// With ridge 0 the Hessian may be singular (the per-context shift of the tabular class,
+/// degenerate features of the linear one): a relative diagonal shift of this size keeps the
+/// Cholesky factorisation defined; the gradient has no component along exact null
+/// directions, so the step has none either, and the other directions move by a relative 1e-13.
+const NULL_SPACE_JITTER: f64 = 1e-13;
+
+/// The policy class of a DPO fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyClass {
+    /// Every policy supported on supp base: pi proportional to g e^{gamma s} (RKL),
+    /// pi = m / (gamma (Z - s)) (FKL), s a free table.
     Tabular,
+    /// pi_theta proportional to g e^{gamma <theta, phi>} (RKL),
+    /// pi_theta = m / (gamma (Z_theta - <theta, phi>)) (FKL), theta in R^d.
     Linear,
 }
 
+/// The outcome of a DPO fit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DpoFit {
+    /// The fitted policy, flat X x Y probabilities.
     pub policy: Vec<f64>,
+    /// The implied reward table (s for tabular, <theta,phi> for linear): the plug-in policy of
+    /// this table under `reg` is `policy`.
     pub implied_reward: Vec<f64>,
+    /// theta for the linear class, empty for tabular.
     pub theta: Vec<f64>,
+    /// Newton iterations (summed over contexts for the tabular class).
     pub iterations: u32,
+    /// Whether every Newton solve met the tolerance (see the module doc) before the cap.
     pub converged: bool,
 }
 
-pub fn dpo_loss(_reg: &Regularizer, _counts: &WinCounts, _pi: &[f64], _gamma: f64) -> f64 {
-    todo!()
+/// Whether response cell with base value `b` is in the support of the class: g > 0 (RKL,
+/// b = ln g > -inf) or m > 0 (FKL, b = m).
+fn supported(divergence: Divergence, b: f64) -> bool {
+    match divergence {
+        Divergence::Rkl => b > f64::NEG_INFINITY,
+        Divergence::Fkl => b > 0.0,
+    }
 }
 
+/// -[W(a>b) ln sigma(t) + W(b>a) ln sigma(-t)] for the margin t of "a beat b", with zero
+/// counts contributing nothing (also when t is infinite). An undefined margin (a policy
+/// with zero mass on both supported responses) costs +inf.
+fn pair_loss(wa: f64, wb: f64, t: f64) -> f64 {
+    if t.is_nan() {
+        return f64::INFINITY;
+    }
+    let mut l = 0.0;
+    if wa > 0.0 {
+        l -= wa * ln_sigmoid(t);
+    }
+    if wb > 0.0 {
+        l -= wb * ln_sigmoid(-t);
+    }
+    l
+}
+
+/// The §6 DPO loss of a policy table (sum over the data, not normalised).
+///
+/// RKL: margin (1/gamma) [ln pi(a) - ln pi(b) - (ln g(a) - ln g(b))];
+/// FKL: margin (1/gamma) [m(b)/pi(b) - m(a)/pi(a)], for "a beat b"; the loss of the pair is
+/// W(a>b) (-ln sigma(margin)) + W(b>a) (-ln sigma(-margin)). Comparisons involving a response
+/// outside the support of the class are dropped [ours, see the module doc]. A policy with
+/// zero mass on a supported response that won a comparison has infinite loss.
+pub fn dpo_loss(reg: &Regularizer, counts: &WinCounts, pi: &[f64], gamma: f64) -> f64 {
+    let ny = reg.responses;
+    assert_eq!(
+        counts.responses, ny,
+        "counts and regulariser disagree on |Y|"
+    );
+    let pr = pairs(ny);
+    let np = pr.len();
+    let mut loss = 0.0;
+    for x in 0..counts.contexts {
+        let base = &reg.base[x * ny..(x + 1) * ny];
+        let p = &pi[x * ny..(x + 1) * ny];
+        for (k, &(a, b)) in pr.iter().enumerate() {
+            let [wa, wb] = counts.wins[x * np + k];
+            if wa + wb == 0
+                || !supported(reg.divergence, base[a])
+                || !supported(reg.divergence, base[b])
+            {
+                continue;
+            }
+            let t = match reg.divergence {
+                Divergence::Rkl => ((p[a].ln() - p[b].ln()) - (base[a] - base[b])) / gamma,
+                Divergence::Fkl => (base[b] / p[b] - base[a] / p[a]) / gamma,
+            };
+            loss += pair_loss(wa as f64, wb as f64, t);
+        }
+    }
+    loss
+}
+
+/// Bradley-Terry (logistic) data in a parameter vector v: comparison j has margin
+/// <v, z_j> for its first response and counts [W(first won), W(second won)].
+struct Logistic {
+    dim: usize,
+    z: Vec<f64>,
+    wins: Vec<[f64; 2]>,
+    /// N = total count of the comparisons.
+    informative: f64,
+}
+
+impl Logistic {
+    fn new(dim: usize) -> Self {
+        Logistic {
+            dim,
+            z: Vec::new(),
+            wins: Vec::new(),
+            informative: 0.0,
+        }
+    }
+
+    fn push(&mut self, z: impl IntoIterator<Item = f64>, w: [u64; 2]) {
+        let before = self.z.len();
+        self.z.extend(z);
+        debug_assert_eq!(self.z.len(), before + self.dim);
+        self.wins.push([w[0] as f64, w[1] as f64]);
+        self.informative += (w[0] + w[1]) as f64;
+    }
+
+    /// The negative log-likelihood sum_j pair_loss(W_j, <v, z_j>), not normalised.
+    fn value(&self, v: &[f64]) -> f64 {
+        self.z
+            .chunks_exact(self.dim)
+            .zip(&self.wins)
+            .map(|(z, w)| pair_loss(w[0], w[1], dot(z, v)))
+            .sum()
+    }
+
+    /// Gradient sum_j c_j z_j and Hessian sum_j h_j z_j z_j^T (column-major) of `value`,
+    /// with c = d l / d t = W_b sigma(t) - W_a sigma(-t) (= N sigma(t) - W_a, written without
+    /// cancellation in the tails) and h = N sigma(t) sigma(-t).
+    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+        let d = self.dim;
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        hess.iter_mut().for_each(|h| *h = 0.0);
+        for (z, w) in self.z.chunks_exact(d).zip(&self.wins) {
+            let t = dot(z, v);
+            let (sp, sm) = (sigmoid(t), sigmoid(-t));
+            let c = w[1] * sp - w[0] * sm;
+            let h = (w[0] + w[1]) * sp * sm;
+            for j in 0..d {
+                if z[j] == 0.0 {
+                    continue;
+                }
+                grad[j] += c * z[j];
+                for k in 0..d {
+                    hess[j * d + k] += h * z[j] * z[k];
+                }
+            }
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
+    a.into_iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+/// Damped Newton on (value(v) + ridge/2 ||v||^2) / N from `v`, with the analytic gradient
+/// and Hessian of `problem` and the line search on `objective(v)` (unnormalised loss + ridge
+/// term, which the caller may compute by another route, e.g. from policy tables). With
+/// `center`, steps are projected onto sum_k step_k = 0 (the shift freedom of the tabular
+/// class without ridge). Returns (iterations, converged).
+fn newton(
+    problem: &Logistic,
+    v: &mut [f64],
+    ridge: f64,
+    tol: f64,
+    center: bool,
+    mut objective: impl FnMut(&[f64]) -> f64,
+) -> (u32, bool) {
+    let d = problem.dim;
+    let n = problem.informative;
+    let mut grad = vec![0.0; d];
+    let mut hess = vec![0.0; d * d];
+    let mut trial = vec![0.0; d];
+    let mut f_current: Option<f64> = None;
+    for it in 0..MAX_NEWTON {
+        problem.gradient_hessian(v, &mut grad, &mut hess);
+        for (g, &vk) in grad.iter_mut().zip(v.iter()) {
+            *g = (*g + ridge * vk) / n;
+        }
+        let mut m = DMatrix::from_column_slice(d, d, &hess) / n;
+        let max_diag = (0..d).fold(0.0f64, |a, k| a.max(m[(k, k)]));
+        let shift = if ridge > 0.0 {
+            ridge / n
+        } else {
+            NULL_SPACE_JITTER * max_diag.max(f64::MIN_POSITIVE)
+        };
+        for k in 0..d {
+            m[(k, k)] += shift;
+        }
+        let Some(ch) = m.cholesky() else {
+            return (it, false);
+        };
+        let mut step = ch.solve(&DVector::from_column_slice(&grad));
+        if center {
+            let mean = step.mean();
+            step.add_scalar_mut(-mean);
+        }
+        let residual = max_abs(grad.iter().copied());
+        if residual <= tol && step.amax() <= tol.sqrt() {
+            return (it, true);
+        }
+        let decrement = dot(step.as_slice(), &grad);
+        if !decrement.is_finite() {
+            return (it, false);
+        }
+        if decrement < FULL_STEP_DECREMENT {
+            v.iter_mut().zip(step.iter()).for_each(|(a, s)| *a -= s);
+            f_current = None;
+            continue;
+        }
+        let f0 = f_current.unwrap_or_else(|| objective(v) / n);
+        let mut alpha = 1.0;
+        let mut accepted = None;
+        for _ in 0..MAX_HALVINGS {
+            for k in 0..d {
+                trial[k] = v[k] - alpha * step[k];
+            }
+            let f1 = objective(&trial) / n;
+            // NaN fails the comparison and shrinks the step.
+            if f1 <= f0 - ARMIJO * alpha * decrement {
+                accepted = Some(f1);
+                break;
+            }
+            alpha *= 0.5;
+        }
+        let Some(f1) = accepted else {
+            return (it + 1, false);
+        };
+        v.copy_from_slice(&trial);
+        f_current = Some(f1);
+    }
+    (MAX_NEWTON, false)
+}
+
+/// Tabular DPO: minimises DPO loss + (ridge/2) sum_{supported (x,y)} s(x,y)^2 over the
+/// implied reward table s (THEORY §6; module doc: the loss is Bradley-Terry in s), one
+/// context at a time by Newton's method in the |supp base(x)| free values. `ridge` is
+/// absolute (not divided by n); ridge > 0 makes each problem strictly convex with a finite
+/// minimiser even for separable data (it then also fixes the per-context shift: sum_y s = 0
+/// over the support at the minimiser). With ridge = 0 the shift is fixed by keeping
+/// sum_y s = 0, and separable data end with `converged = false`. `tol` bounds the max-norm of
+/// the gradient divided by that context's number of informative comparisons (module doc).
+/// s is 0 off the support and on contexts without informative comparisons (policy = the
+/// §1 solution for reward 0, i.e. g for RKL, m for FKL).
 pub fn fit_tabular(
-    _reg: &Regularizer,
-    _counts: &WinCounts,
-    _gamma: f64,
-    _ridge: f64,
-    _tol: f64,
+    reg: &Regularizer,
+    counts: &WinCounts,
+    gamma: f64,
+    ridge: f64,
+    tol: f64,
 ) -> DpoFit {
-    todo!()
+    assert!(gamma > 0.0 && ridge >= 0.0 && tol > 0.0);
+    let ny = reg.responses;
+    assert_eq!(
+        counts.responses, ny,
+        "counts and regulariser disagree on |Y|"
+    );
+    let nx = counts.contexts;
+    let pr = pairs(ny);
+    let np = pr.len();
+    let mut s = vec![0.0; nx * ny];
+    let mut iterations = 0;
+    let mut converged = true;
+    let mut index = vec![usize::MAX; ny];
+    for x in 0..nx {
+        let base = &reg.base[x * ny..(x + 1) * ny];
+        let support: Vec<usize> = (0..ny)
+            .filter(|&y| supported(reg.divergence, base[y]))
+            .collect();
+        index.iter_mut().for_each(|i| *i = usize::MAX);
+        for (i, &y) in support.iter().enumerate() {
+            index[y] = i;
+        }
+        let k = support.len();
+        let mut problem = Logistic::new(k);
+        for (p, &(a, b)) in pr.iter().enumerate() {
+            let w = counts.wins[x * np + p];
+            if w[0] + w[1] == 0 || index[a] == usize::MAX || index[b] == usize::MAX {
+                continue;
+            }
+            // margin s(a) - s(b): z = e_a - e_b in the coordinates of the support.
+            let (ia, ib) = (index[a], index[b]);
+            problem.push(
+                (0..k).map(|i| {
+                    if i == ia {
+                        1.0
+                    } else if i == ib {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                }),
+                w,
+            );
+        }
+        if problem.informative == 0.0 {
+            continue;
+        }
+        let mut v = vec![0.0; k];
+        let (it, ok) = newton(&problem, &mut v, ridge, tol, ridge == 0.0, |v| {
+            problem.value(v) + 0.5 * ridge * dot(v, v)
+        });
+        iterations += it;
+        converged &= ok;
+        for (i, &y) in support.iter().enumerate() {
+            s[x * ny + y] = v[i];
+        }
+    }
+    let mut policy = vec![0.0; nx * ny];
+    reg.policy(&s, gamma, &mut policy);
+    DpoFit {
+        policy,
+        implied_reward: s,
+        theta: Vec::new(),
+        iterations,
+        converged,
+    }
 }
 
+/// Linear DPO: minimises DPO loss(pi_theta) + (ridge/2) ||theta||^2 over theta in R^d, where
+/// pi_theta is the plug-in policy of r_theta = <theta, phi> under `reg` (RKL: proportional to
+/// g e^{gamma r_theta}; FKL: m / (gamma (Z_theta - r_theta))). `ridge` is absolute and may be
+/// 0 (then the minimiser is the unconstrained Bradley-Terry MLE of the linear class; separable
+/// data have none and end with `converged = false` at the iteration cap).
+///
+/// Newton's method from `start` with a backtracking line search. The loss value used by the
+/// line search is computed literally from the policy tables ([`Regularizer::policy`] then
+/// [`dpo_loss`]); the gradient and Hessian use the analytic margin derivative: the DPO
+/// margin of pi_theta equals <theta, phi(y_w) - phi(y_l)> for both divergences (module doc:
+/// ln Z_theta resp. Z~_theta cancel between y_w and y_l), so its theta-derivative is
+/// phi(y_w) - phi(y_l) although pi_theta depends on theta through the normaliser too. `tol`
+/// bounds the max-norm of the gradient divided by the number of informative comparisons.
 pub fn fit_linear(
-    _reg: &Regularizer,
-    _counts: &WinCounts,
-    _class: &LinearReward,
-    _gamma: f64,
-    _ridge: f64,
-    _start: &[f64],
-    _tol: f64,
+    reg: &Regularizer,
+    counts: &WinCounts,
+    class: &LinearReward,
+    gamma: f64,
+    ridge: f64,
+    start: &[f64],
+    tol: f64,
 ) -> DpoFit {
-    todo!()
+    assert!(gamma > 0.0 && ridge >= 0.0 && tol > 0.0);
+    let ny = reg.responses;
+    assert_eq!(
+        counts.responses, ny,
+        "counts and regulariser disagree on |Y|"
+    );
+    let d = class.dim;
+    assert_eq!(start.len(), d, "start has the wrong dimension");
+    let nx = counts.contexts;
+    let pr = pairs(ny);
+    let np = pr.len();
+    let phi = |x: usize, y: usize| &class.features[(x * ny + y) * d..(x * ny + y + 1) * d];
+    let mut problem = Logistic::new(d);
+    for x in 0..nx {
+        let base = &reg.base[x * ny..(x + 1) * ny];
+        for (p, &(a, b)) in pr.iter().enumerate() {
+            let w = counts.wins[x * np + p];
+            if w[0] + w[1] == 0
+                || !supported(reg.divergence, base[a])
+                || !supported(reg.divergence, base[b])
+            {
+                continue;
+            }
+            problem.push(phi(x, a).iter().zip(phi(x, b)).map(|(u, v)| u - v), w);
+        }
+    }
+    let mut theta = start.to_vec();
+    let (iterations, converged) = if problem.informative == 0.0 {
+        // No informative comparison: with a ridge theta = 0 is the minimiser; without, every
+        // theta is, and we take the minimum-norm one.
+        theta.iter_mut().for_each(|t| *t = 0.0);
+        (0, true)
+    } else {
+        let mut r = vec![0.0; nx * ny];
+        let mut pi = vec![0.0; nx * ny];
+        newton(&problem, &mut theta, ridge, tol, false, |th| {
+            class.table(th, &mut r);
+            reg.policy(&r, gamma, &mut pi);
+            dpo_loss(reg, counts, &pi, gamma) + 0.5 * ridge * dot(th, th)
+        })
+    };
+    let mut implied_reward = vec![0.0; nx * ny];
+    class.table(&theta, &mut implied_reward);
+    let mut policy = vec![0.0; nx * ny];
+    reg.policy(&implied_reward, gamma, &mut policy);
+    DpoFit {
+        policy,
+        implied_reward,
+        theta,
+        iterations,
+        converged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimation::{FitWorkspace, LinearFitter};
+    use crate::instance::{GeneratorParams, GeneratorReward, Instance, RewardModel, generate};
+    use crate::preference::Sampler;
+    use crate::streams::stream;
+    use rand::RngExt;
+
+    const WEIGHTS: [f64; 2] = [0.3, 0.7];
+    const TOL: f64 = 1e-10;
+
+    fn instance(seed: u64, zero_fraction: f64, reward: GeneratorReward) -> Instance {
+        let p = GeneratorParams {
+            contexts: 4,
+            responses: 5,
+            references: 2,
+            concentration: 2.0,
+            zero_fraction,
+            context_concentration: None,
+            reward,
+            family: Default::default(),
+        };
+        generate(&p, &mut stream(seed, "dpo-inst", 0))
+    }
+
+    fn linear_reward(inst: &Instance) -> LinearReward {
+        match &inst.reward {
+            RewardModel::Linear(l) => l.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    const LINEAR: GeneratorReward = GeneratorReward::Linear {
+        dim: 3,
+        bound: 1.0,
+        theta_norm: 0.5,
+    };
+    const FINITE: GeneratorReward = GeneratorReward::Finite {
+        candidates: 2,
+        r_max: 1.0,
+        spread: 1.0,
+    };
+
+    fn regularizer(inst: &Instance, divergence: Divergence) -> Regularizer {
+        Regularizer::new(
+            divergence,
+            &inst.references,
+            &WEIGHTS,
+            inst.contexts,
+            inst.responses,
+        )
+    }
+
+    /// Counts from n comparisons with uniform mu (every pair compared), grown from `counts`.
+    fn grow(inst: &Instance, counts: &mut WinCounts, n: u64, seed: u64) {
+        let mu = vec![1.0 / inst.responses as f64; inst.cells()];
+        let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
+        let mut rng = stream(seed, "dpo-data", counts.n);
+        sampler.extend_counts(counts, n - counts.n, &mut rng);
+    }
+
+    fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+        max_abs(a.iter().zip(b).map(|(u, v)| u - v))
+    }
+
+    #[test]
+    fn dpo_loss_is_the_bradley_terry_loss_of_the_implied_reward() {
+        // Instance with holes in the supports, random counts on every pair (also the
+        // unsupported ones) and a random policy supported on supp base.
+        let inst = instance(1, 0.3, FINITE);
+        let (nx, ny) = (inst.contexts, inst.responses);
+        let pr = pairs(ny);
+        let mut rng = stream(1, "dpo-loss", 0);
+        let mut counts = WinCounts::new(nx, ny);
+        for w in counts.wins.iter_mut() {
+            *w = [rng.random::<u64>() % 20, rng.random::<u64>() % 20];
+        }
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            let ok = |x: usize, y: usize| supported(divergence, reg.base[x * ny + y]);
+            // The same data without the comparisons the convention drops.
+            let mut kept = counts.clone();
+            let mut dropped = 0;
+            for x in 0..nx {
+                for (p, &(a, b)) in pr.iter().enumerate() {
+                    if !(ok(x, a) && ok(x, b)) {
+                        dropped += (kept.wins[x * pr.len() + p] != [0, 0]) as usize;
+                        kept.wins[x * pr.len() + p] = [0, 0];
+                    }
+                }
+            }
+            assert!(
+                dropped > 0,
+                "the instance must exercise the support convention"
+            );
+            let mut pi = vec![0.0; nx * ny];
+            for x in 0..nx {
+                let row = &mut pi[x * ny..(x + 1) * ny];
+                for (y, p) in row.iter_mut().enumerate() {
+                    *p = if ok(x, y) {
+                        0.05 + rng.random::<f64>()
+                    } else {
+                        0.0
+                    };
+                }
+                let total: f64 = row.iter().sum();
+                row.iter_mut().for_each(|p| *p /= total);
+            }
+            for gamma in [0.1, 1.0, 10.0] {
+                let s: Vec<f64> = (0..nx * ny)
+                    .map(|c| match (divergence, pi[c] > 0.0) {
+                        (_, false) => 0.0,
+                        (Divergence::Rkl, true) => (pi[c].ln() - reg.base[c]) / gamma,
+                        (Divergence::Fkl, true) => -reg.base[c] / (gamma * pi[c]),
+                    })
+                    .collect();
+                let loss = dpo_loss(&reg, &counts, &pi, gamma);
+                let bt = -kept.log_likelihood(&s);
+                assert!(
+                    (loss - bt).abs() <= 1e-12 * bt.abs(),
+                    "{divergence:?} gamma {gamma}: {loss} vs {bt}"
+                );
+                assert_eq!(loss, dpo_loss(&reg, &kept, &pi, gamma));
+            }
+        }
+    }
+
+    #[test]
+    fn linear_dpo_equals_the_plug_in_policy_of_the_linear_mle() {
+        let inst = instance(2, 0.0, LINEAR);
+        let lin = linear_reward(&inst);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        grow(&inst, &mut counts, 200_000, 2);
+        let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, TOL);
+        let mle = fitter.fit(&counts, &[0.0; 3], &mut FitWorkspace::default());
+        assert!(!mle.on_boundary, "{mle:?}");
+        let mut r_mle = vec![0.0; inst.cells()];
+        lin.table(&mle.theta, &mut r_mle);
+        let r_star = inst.true_reward();
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            // From 0 (full steps accepted by the line search) and from far away (the line
+            // search on the policy-table loss must backtrack, through infinite losses too).
+            for (gamma, start) in [0.1, 1.0, 10.0]
+                .into_iter()
+                .flat_map(|g| [(g, [0.0; 3]), (g, [8.0, -6.0, 5.0])])
+            {
+                let fit = fit_linear(&reg, &counts, &lin, gamma, 0.0, &start, TOL);
+                assert!(fit.converged, "{fit:?}");
+                let mut plug_in = vec![0.0; inst.cells()];
+                reg.policy(&r_mle, gamma, &mut plug_in);
+                let residual = max_abs_diff(&fit.policy, &plug_in);
+                let theta_residual = max_abs_diff(&fit.theta, &mle.theta);
+                // Not vacuous: the policy of the true reward is far from both.
+                let mut truth = vec![0.0; inst.cells()];
+                reg.policy(&r_star, gamma, &mut truth);
+                let distance_to_truth = max_abs_diff(&fit.policy, &truth);
+                eprintln!(
+                    "identity {divergence:?} gamma {gamma} start {start:?}: \
+                     max|pi_dpo - pi_mle| = {residual:.3e}, \
+                     max|theta diff| = {theta_residual:.3e}, Newton iterations {}, \
+                     max|pi_dpo - pi*| = {distance_to_truth:.3e}",
+                    fit.iterations
+                );
+                assert!(residual < 1e-8, "{divergence:?} gamma {gamma}: {residual}");
+                assert!(distance_to_truth > 1e3 * residual.max(1e-12));
+                // The DPO loss of the plug-in policy is not below that of the fit.
+                let l_fit = dpo_loss(&reg, &counts, &fit.policy, gamma);
+                let l_mle = dpo_loss(&reg, &counts, &plug_in, gamma);
+                assert!(l_fit <= l_mle * (1.0 + 1e-13), "{l_fit} vs {l_mle}");
+            }
+        }
+    }
+
+    /// Loss + ridge term of the tabular objective, computed through the policy tables.
+    fn tabular_objective(
+        reg: &Regularizer,
+        counts: &WinCounts,
+        s: &[f64],
+        gamma: f64,
+        ridge: f64,
+    ) -> f64 {
+        let mut pi = vec![0.0; s.len()];
+        reg.policy(s, gamma, &mut pi);
+        let ridge_term: f64 = s
+            .iter()
+            .zip(&reg.base)
+            .filter(|(_, b)| supported(reg.divergence, **b))
+            .map(|(v, _)| v * v)
+            .sum();
+        dpo_loss(reg, counts, &pi, gamma) + 0.5 * ridge * ridge_term
+    }
+
+    #[test]
+    fn tabular_fit_is_a_stationary_point() {
+        let inst = instance(3, 0.2, FINITE);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        grow(&inst, &mut counts, 20_000, 3);
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            let ridge = 1e-2;
+            let gamma = 1.0;
+            let fit = fit_tabular(&reg, &counts, gamma, ridge, TOL);
+            assert!(fit.converged, "{fit:?}");
+            let mut check = vec![0.0; inst.cells()];
+            reg.policy(&fit.implied_reward, gamma, &mut check);
+            assert_eq!(check, fit.policy);
+            let f0 = tabular_objective(&reg, &counts, &fit.implied_reward, gamma, ridge);
+            let mut s = fit.implied_reward.clone();
+            let mut worst: f64 = f64::INFINITY;
+            for c in 0..s.len() {
+                if !supported(divergence, reg.base[c]) {
+                    continue;
+                }
+                for h in [1e-4, -1e-4] {
+                    s[c] += h;
+                    let f1 = tabular_objective(&reg, &counts, &s, gamma, ridge);
+                    s[c] -= h;
+                    worst = worst.min(f1 - f0);
+                }
+            }
+            eprintln!(
+                "tabular {divergence:?}: objective {f0:.6}, smallest change under ±1e-4 \
+                 perturbations {worst:.3e}"
+            );
+            // The change is the curvature term h^2 H_cc / 2 > 0; rounding of f0 is ~1e-15 f0.
+            assert!(worst > 1e-12 * f0, "{divergence:?}: {worst}");
+        }
+    }
+
+    #[test]
+    fn tabular_implied_reward_differences_approach_the_true_ones() {
+        // The tabular DPO implied reward is the per-context Bradley-Terry MLE of r* (up to a
+        // shift): its pairwise differences converge at rate n^-1/2 on the support.
+        let inst = instance(4, 0.2, FINITE);
+        let ny = inst.responses;
+        let r_star = inst.true_reward();
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            let mut counts = WinCounts::new(inst.contexts, ny);
+            let mut errors = vec![];
+            for n in [10_000u64, 1_000_000] {
+                grow(&inst, &mut counts, n, 4);
+                let fit = fit_tabular(&reg, &counts, 1.0, 1e-9, TOL);
+                assert!(fit.converged);
+                let s = &fit.implied_reward;
+                let mut err: f64 = 0.0;
+                for x in 0..inst.contexts {
+                    for (a, b) in pairs(ny) {
+                        let (ca, cb) = (x * ny + a, x * ny + b);
+                        if supported(divergence, reg.base[ca])
+                            && supported(divergence, reg.base[cb])
+                        {
+                            err = err.max(((s[ca] - s[cb]) - (r_star[ca] - r_star[cb])).abs());
+                        }
+                    }
+                }
+                errors.push(err);
+            }
+            eprintln!(
+                "tabular {divergence:?}: max reward-difference error at n = 1e4, 1e6: {errors:?}"
+            );
+            // Expected shrink factor 10; require 3.
+            assert!(
+                errors[1] < errors[0] / 3.0 && errors[1] < 0.05,
+                "{errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fkl_dpo_policies_are_distributions() {
+        let inst = instance(5, 0.2, LINEAR);
+        let lin = linear_reward(&inst);
+        let ny = inst.responses;
+        let mut counts = WinCounts::new(inst.contexts, ny);
+        grow(&inst, &mut counts, 50_000, 5);
+        let reg = regularizer(&inst, Divergence::Fkl);
+        for gamma in [1e-3, 1.0, 1e4] {
+            let fits = [
+                fit_tabular(&reg, &counts, gamma, 1e-3, TOL),
+                fit_linear(&reg, &counts, &lin, gamma, 0.0, &[0.0; 3], TOL),
+            ];
+            for fit in &fits {
+                assert!(fit.converged, "gamma {gamma}: {fit:?}");
+                for (x, row) in fit.policy.chunks_exact(ny).enumerate() {
+                    let total: f64 = row.iter().sum();
+                    assert!((total - 1.0).abs() <= 1e-12, "gamma {gamma}: {total}");
+                    for (y, &p) in row.iter().enumerate() {
+                        assert!(p >= 0.0 && p.is_finite());
+                        // Zero exactly off supp m, positive on it.
+                        assert_eq!(p > 0.0, reg.base[x * ny + y] > 0.0, "gamma {gamma}");
+                    }
+                }
+            }
+            // The linear fit's theta does not depend on gamma (the margin is <theta, z>).
+            let reference = fit_linear(&reg, &counts, &lin, 1.0, 0.0, &[0.0; 3], TOL);
+            assert!(max_abs_diff(&fits[1].theta, &reference.theta) < 1e-8);
+        }
+    }
+
+    #[test]
+    fn separable_data_need_a_ridge() {
+        // Every comparison won by the response with the larger true reward.
+        let inst = instance(6, 0.0, LINEAR);
+        let lin = linear_reward(&inst);
+        let (nx, ny) = (inst.contexts, inst.responses);
+        let r = inst.true_reward();
+        let mut counts = WinCounts::new(nx, ny);
+        let pr = pairs(ny);
+        for x in 0..nx {
+            for (p, &(a, b)) in pr.iter().enumerate() {
+                counts.wins[x * pr.len() + p] = if r[x * ny + a] > r[x * ny + b] {
+                    [5, 0]
+                } else {
+                    [0, 5]
+                };
+                counts.n += 5;
+            }
+        }
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            let free = fit_linear(&reg, &counts, &lin, 1.0, 0.0, &[0.0; 3], TOL);
+            assert!(!free.converged, "no minimiser exists: {free:?}");
+            assert!(free.policy.iter().all(|p| p.is_finite()));
+            let ridged = fit_linear(&reg, &counts, &lin, 1.0, 1.0, &[0.0; 3], TOL);
+            assert!(ridged.converged, "{ridged:?}");
+            let tab = fit_tabular(&reg, &counts, 1.0, 1e-2, TOL);
+            assert!(tab.converged && tab.implied_reward.iter().all(|s| s.is_finite()));
+            let tab_free = fit_tabular(&reg, &counts, 1.0, 0.0, TOL);
+            assert!(!tab_free.converged);
+        }
+    }
 }
