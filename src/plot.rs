@@ -122,6 +122,101 @@ pub fn objective_sweep_svg(result: &ResultFile) -> String {
     }
 }
 
+/// Paired-series plot of one cell: the mean of the spec's quantity (the fitted policy:
+/// exact plug-in, DPO or online) and of every recorded series that is a gap of the same
+/// kind (the comparators' losses J(pi*) - J(pi_c), the plug-in MLE beside DPO, the offline
+/// run beside online), each with its 95% interval, against n on log-log axes.
+pub fn series_plot_svg(result: &ResultFile, cell: usize) -> String {
+    render(&series_figure(result, cell))
+}
+
+fn series_figure(result: &ResultFile, k: usize) -> Figure {
+    let quantity = quantity_text(result);
+    let div = divergence_text(result);
+    let c = &result.cells[k];
+    let fitted = match result.spec["estimator"].as_str() {
+        Some("dpo_tabular") => "DPO (tabular class)".to_string(),
+        Some("dpo_linear") => "DPO (linear class)".to_string(),
+        _ if result.spec["rounds"].as_u64().unwrap_or(1) > 1 => {
+            format!("online ({} rounds)", result.spec["rounds"])
+        }
+        _ => "exact plug-in".to_string(),
+    };
+    let mut fig = Figure {
+        title: format!(
+            "{}: {div} {quantity}, {fitted} vs recorded alternatives",
+            result.name
+        ),
+        subtitle: format!(
+            "cell {}  ·  {}  ·  mean over replications with 95% intervals",
+            c.label,
+            gamma_text(c)
+        ),
+        x: log_axis("sample size n".into()),
+        y: log_axis(format!("{div} {quantity} (J(pi*) - J(pi))")),
+        series: vec![],
+        legend: vec![],
+        empty: None,
+        legend_columns: 2,
+    };
+    let palette = [
+        C_MEAN, C_QUANTILE, C_CLAIM, C_BOUND, C_PURPLE, C_NOTE, C_FIT,
+    ];
+    let markers = [
+        Marker::Circle,
+        Marker::Triangle,
+        Marker::Square,
+        Marker::Diamond,
+        Marker::TriangleDown,
+        Marker::Cross,
+        Marker::Ring,
+    ];
+    let mut curves: Vec<(String, Vec<Option<crate::statistics::Summary>>)> =
+        vec![(fitted, c.summaries.iter().cloned().map(Some).collect())];
+    for s in c.series.iter().filter(|s| s.difference.is_some()) {
+        let name = s
+            .name
+            .strip_prefix("loss_")
+            .unwrap_or(&s.name)
+            .replace('_', " ");
+        curves.push((name, s.summaries.clone()));
+    }
+    for (i, (name, sums)) in curves.iter().enumerate() {
+        let color = palette[i % palette.len()];
+        let marker = markers[i % markers.len()];
+        let pts: Vec<Pt> = sums
+            .iter()
+            .flatten()
+            .filter_map(|s| {
+                let (x, y) = (lg(s.n as f64)?, lg(s.mean)?);
+                Some(Pt {
+                    x,
+                    y,
+                    bar: Some((
+                        lg(s.ci_low).map(|l| l.min(y)),
+                        lg(s.ci_high).unwrap_or(y).max(y),
+                    )),
+                })
+            })
+            .collect();
+        fig.series.push(Series::Line {
+            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
+            color,
+            width: 1,
+            stroke: Stroke::Solid,
+        });
+        fig.series.push(Series::Points { pts, marker, color });
+        fig.legend.push(Entry {
+            sample: Sample::LineMarker(color, 1, Some(Stroke::Solid), marker),
+            text: name.clone(),
+        });
+    }
+    if curves.len() == 1 {
+        fig.empty = Some("no paired series recorded in this cell".into());
+    }
+    fig
+}
+
 /// Rasterises an SVG produced above to PNG bytes at its own size, with the embedded font.
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     svg_to_png_scaled(svg, 1.0)
@@ -165,7 +260,17 @@ pub fn write_plots(
 ) -> std::io::Result<Vec<String>> {
     let name = file_safe(&result.name);
     let mut plots: Vec<(String, String)> = Vec::new();
-    for (k, c) in result.cells.iter().enumerate() {
+    // Per-cell rate plots up to 8 cells (beyond, the sweep plot shows the cells together).
+    let per_cell = result.cells.len() <= 8;
+    for (k, c) in result.cells.iter().enumerate().filter(|_| per_cell) {
+        if c.series.iter().any(|s| s.difference.is_some()) {
+            let stem = if result.cells.len() > 1 {
+                format!("{name}_series_{}", file_safe(&c.label))
+            } else {
+                format!("{name}_series")
+            };
+            plots.push((stem, series_plot_svg(result, k)));
+        }
         let overlay = overlays
             .iter()
             .find(|o| o.cell.as_deref() == Some(c.label.as_str()))

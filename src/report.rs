@@ -457,6 +457,33 @@ pub fn markdown(
                 ));
             }
         }
+        if r.cells.iter().any(|c| !c.series.is_empty()) {
+            s.push_str("\nRecorded series (mean over replications; for a gap series, the paired difference series - quantity with its 95% interval: > 0 means the spec's fitted policy has the smaller gap):\n\n| cell | series | mean at n_min | mean at n_max | difference at n_min [95% CI] | difference at n_max [95% CI] |\n|---|---|---|---|---|---|\n");
+            let mean = |v: Option<&Option<Summary>>| {
+                v.and_then(|s| s.as_ref())
+                    .map(|s| format!("{:.4e}", s.mean))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let diff = |v: Option<&Option<Summary>>| {
+                v.and_then(|s| s.as_ref())
+                    .map(|s| format!("{:+.3e} [{:+.3e}, {:+.3e}]", s.mean, s.ci_low, s.ci_high))
+                    .unwrap_or_else(|| "-".into())
+            };
+            for c in &r.cells {
+                for se in &c.series {
+                    let d = se.difference.as_ref();
+                    s.push_str(&format!(
+                        "| {} | {} | {} | {} | {} | {} |\n",
+                        c.label,
+                        se.name,
+                        mean(se.summaries.first()),
+                        mean(se.summaries.last()),
+                        d.map(|d| diff(d.first())).unwrap_or_else(|| "-".into()),
+                        d.map(|d| diff(d.last())).unwrap_or_else(|| "-".into()),
+                    ));
+                }
+            }
+        }
         s.push_str("\n[ours] choices: ");
         if let Some(o) = r.ours.as_object() {
             let items: Vec<String> = o
