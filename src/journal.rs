@@ -357,6 +357,8 @@ mod tests {
                 values: awkward.clone(),
                 iterations: vec![i as u32],
                 on_boundary: vec![i == 1],
+                // "not applicable" (NaN) must survive JSON, which has no NaN.
+                extras: vec![vec![0.1 + i as f64, f64::NAN]],
             })
             .unwrap();
         }
@@ -366,6 +368,8 @@ mod tests {
         for (a, b) in c.entries[&2].values.iter().zip(&awkward) {
             assert_eq!(a.to_bits(), b.to_bits());
         }
+        assert_eq!(c.entries[&2].extras[0][0], 2.1);
+        assert!(c.entries[&2].extras[0][1].is_nan());
         // Tear the last line and flip a byte in the middle one.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 7);
