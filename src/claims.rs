@@ -618,6 +618,58 @@ fn maximise_on_simplex(
     value
 }
 
+/// A random one-context problem of the exact checks: K = `min_k` + (0..=3) references over
+/// |Y| = 2..=8 responses (each response but one shared one dropped with probability 1/4),
+/// weights on the simplex, gamma log-uniform in [1e-3, 1e4], r uniform in [-R_max, R_max]
+/// with R_max uniform in [0, 5]; drawn from the stream ("exact/<claim id>", instance).
+pub(crate) struct RandomContext {
+    pub k: usize,
+    pub ny: usize,
+    pub gamma: f64,
+    pub refs: Vec<Vec<f64>>,
+    pub w: Vec<f64>,
+    pub r: Vec<f64>,
+}
+
+pub(crate) fn random_context(seed: u64, id: &str, instance: usize, min_k: usize) -> RandomContext {
+    let mut rng = stream(seed, &format!("exact/{id}"), instance as u64);
+    let k = min_k + (rng.random::<u64>() % 4) as usize;
+    let ny = 2 + (rng.random::<u64>() % 7) as usize;
+    let gamma = 10f64.powf(-3.0 + 7.0 * rng.random::<f64>());
+    let r_max = 5.0 * rng.random::<f64>();
+    let shared = (rng.random::<u64>() % ny as u64) as usize;
+    let refs: Vec<Vec<f64>> = (0..k)
+        .map(|_| {
+            let mut p: Vec<f64> = (0..ny)
+                .map(|y| {
+                    if y != shared && rng.random::<f64>() < 0.25 {
+                        0.0
+                    } else {
+                        -rng.random::<f64>().ln()
+                    }
+                })
+                .collect();
+            let s: f64 = p.iter().sum();
+            p.iter_mut().for_each(|v| *v /= s);
+            p
+        })
+        .collect();
+    let mut w: Vec<f64> = (0..k).map(|_| -rng.random::<f64>().ln()).collect();
+    let s: f64 = w.iter().sum();
+    w.iter_mut().for_each(|v| *v /= s);
+    let r: Vec<f64> = (0..ny)
+        .map(|_| r_max * (2.0 * rng.random::<f64>() - 1.0))
+        .collect();
+    RandomContext {
+        k,
+        ny,
+        gamma,
+        refs,
+        w,
+        r,
+    }
+}
+
 /// Exact checks of T5.1 (RKL) or T6.1 (FKL) on `claim.instances` random one-context
 /// instances: the closed form (or the planted `formula`) against the generic maximiser, plus
 /// the residuals of D1-D6. `violated` if the maximiser beats the formula beyond round-off
@@ -630,34 +682,14 @@ pub fn judge_exact(claim: &Claim, seed: u64) -> Judgement {
     let mut worst_identity: f64 = 0.0;
     let mut worst_where = String::new();
     for inst in 0..count {
-        let mut rng = stream(seed, &format!("exact/{}", claim.id), inst as u64);
-        let k = 1 + (rng.random::<u64>() % 4) as usize;
-        let ny = 2 + (rng.random::<u64>() % 7) as usize;
-        let gamma = 10f64.powf(-3.0 + 7.0 * rng.random::<f64>());
-        let r_max = 5.0 * rng.random::<f64>();
-        let shared = (rng.random::<u64>() % ny as u64) as usize;
-        let refs: Vec<Vec<f64>> = (0..k)
-            .map(|_| {
-                let mut p: Vec<f64> = (0..ny)
-                    .map(|y| {
-                        if y != shared && rng.random::<f64>() < 0.25 {
-                            0.0
-                        } else {
-                            -rng.random::<f64>().ln()
-                        }
-                    })
-                    .collect();
-                let s: f64 = p.iter().sum();
-                p.iter_mut().for_each(|v| *v /= s);
-                p
-            })
-            .collect();
-        let mut w: Vec<f64> = (0..k).map(|_| -rng.random::<f64>().ln()).collect();
-        let s: f64 = w.iter().sum();
-        w.iter_mut().for_each(|v| *v /= s);
-        let r: Vec<f64> = (0..ny)
-            .map(|_| r_max * (2.0 * rng.random::<f64>() - 1.0))
-            .collect();
+        let RandomContext {
+            k,
+            ny,
+            gamma,
+            refs,
+            w,
+            r,
+        } = random_context(seed, &claim.id, inst, 1);
         let rr: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
         let (j_formula, j_numeric, identity) = match div {
             Divergence::Rkl => {

@@ -190,6 +190,47 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// The DPO fit of the spec's class (THEORY §6) on the data of `st`, warm-started (linear
+    /// class) at `dpo_theta`, and for the linear class the identity residual
+    /// max |pi_dpo - pi_plugin| against the plug-in policy of `st.r_hat` (NaN where the MLE
+    /// is on the norm ball or DPO did not converge: the identity does not apply there).
+    fn fit_dpo(
+        &self,
+        reg: &Regularizer,
+        st: &FitState,
+        gamma: f64,
+        boundary: bool,
+        dpo_theta: &mut [f64],
+    ) -> (dpo::DpoFit, Option<f64>) {
+        let spec = self.spec;
+        let inst = &spec.instance;
+        let tol = spec.options.mle_tolerance;
+        match (spec.estimator, &inst.reward) {
+            (Estimator::DpoLinear, RewardModel::Linear(l)) => {
+                let fit = dpo::fit_linear(reg, &st.counts, l, gamma, 0.0, dpo_theta, tol);
+                if fit.converged {
+                    dpo_theta.copy_from_slice(&fit.theta);
+                }
+                let residual = if fit.converged && !boundary {
+                    let mut pi = vec![0.0; inst.cells()];
+                    reg.policy(&st.r_hat, gamma, &mut pi);
+                    pi.iter()
+                        .zip(&fit.policy)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max)
+                } else {
+                    f64::NAN
+                };
+                (fit, Some(residual))
+            }
+            (Estimator::DpoLinear, _) => unreachable!("checked: dpo_linear needs the linear class"),
+            _ => (
+                dpo::fit_tabular(reg, &st.counts, gamma, spec.options.dpo_ridge, tol),
+                None,
+            ),
+        }
+    }
+
     /// Runs replication `rep` of cell `cell` along the whole n grid: the offline walk with
     /// nested datasets drawn from mu (stream `(seed, label, rep)`), then for an online spec
     /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
@@ -222,14 +263,8 @@ impl<'a> Prepared<'a> {
             // The fitted policy's gaps, and for DPO the identity residual.
             let (fitted, residual) = match spec.estimator {
                 Estimator::Mle => (plugin, None),
-                Estimator::DpoTabular => {
-                    let fit = dpo::fit_tabular(
-                        reg,
-                        &st.counts,
-                        gamma,
-                        spec.options.dpo_ridge,
-                        spec.options.mle_tolerance,
-                    );
+                Estimator::DpoTabular | Estimator::DpoLinear => {
+                    let (fit, residual) = self.fit_dpo(reg, &st, gamma, boundary, &mut dpo_theta);
                     let g = gaps(
                         reg,
                         &inst.rho,
@@ -238,43 +273,7 @@ impl<'a> Prepared<'a> {
                         gamma,
                         &mut gap_ws,
                     );
-                    (g, None)
-                }
-                Estimator::DpoLinear => {
-                    let RewardModel::Linear(l) = &inst.reward else {
-                        unreachable!("checked: dpo_linear needs the linear class")
-                    };
-                    let fit = dpo::fit_linear(
-                        reg,
-                        &st.counts,
-                        l,
-                        gamma,
-                        0.0,
-                        &dpo_theta,
-                        spec.options.mle_tolerance,
-                    );
-                    if fit.converged {
-                        dpo_theta.copy_from_slice(&fit.theta);
-                    }
-                    let g = gaps(
-                        reg,
-                        &inst.rho,
-                        &self.r_star,
-                        &fit.implied_reward,
-                        gamma,
-                        &mut gap_ws,
-                    );
-                    let residual = if fit.converged && !boundary {
-                        let mut pi = vec![0.0; inst.cells()];
-                        reg.policy(&st.r_hat, gamma, &mut pi);
-                        pi.iter()
-                            .zip(&fit.policy)
-                            .map(|(a, b)| (a - b).abs())
-                            .fold(0.0, f64::max)
-                    } else {
-                        f64::NAN
-                    };
-                    (g, Some(residual))
+                    (g, residual)
                 }
             };
             row.clear();

@@ -57,10 +57,22 @@ fn planted_false_claims_are_violated() {
     assert_eq!(reward_gap[0].verdict, Verdict::Violated);
     // Every FKL sub-optimality run tagged T6.2 (plug-in, online, linear DPO) is caught.
     let t62 = verdicts_of(&js, "T6.2");
-    assert!(!t62.is_empty() && t62.iter().all(|v| *v == Verdict::Violated), "{t62:?}");
+    assert!(
+        !t62.is_empty() && t62.iter().all(|v| *v == Verdict::Violated),
+        "{t62:?}"
+    );
     assert_eq!(verdicts_of(&js, "T5.1"), vec![Verdict::Violated]);
     // The claims that were not tampered with are not violated.
-    for id in ["T6.1", "T6.3", "R5.4", "R6.4", "MR", "F1", "DPO", "DPO.identity"] {
+    for id in [
+        "T6.1",
+        "T6.3",
+        "R5.4",
+        "R6.4",
+        "MR",
+        "F1",
+        "DPO",
+        "DPO.identity",
+    ] {
         assert!(
             verdicts_of(&js, id).iter().all(|v| *v != Verdict::Violated),
             "{id}"

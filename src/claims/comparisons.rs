@@ -11,7 +11,7 @@
 //! - DPO identity ([`judge_identity`]): the DPO policy of the linear class equals the
 //!   plug-in policy of the linear-class MLE (to 1e-8), on random instances and in results.
 
-use super::{Claim, Judgement, Verdict, bound_checks};
+use super::{Claim, Judgement, RandomContext, Verdict, bound_checks, random_context};
 use crate::dpo;
 use crate::estimation::{FitWorkspace, LinearFitter};
 use crate::instance::{Family, GeneratorParams, GeneratorReward, RewardModel, generate};
@@ -73,8 +73,8 @@ fn one_context_objectives(refs: &[&[f64]], w: &[f64], r: &[f64], gamma: f64) -> 
 
 /// F1: the policy named by `claim.formula` (the paper's: `exact`) must never be beaten by
 /// another comparator beyond round-off, on `claim.instances` random one-context instances
-/// (K from 2 to 5, |Y| from 2 to 8, gamma log-uniform in [1e-3, 1e4], R_max up to 5, 25%
-/// zeros) and on the true-reward comparators of every RKL result.
+/// ([`random_context`] with K from 2 to 5) and on the true-reward comparators of every RKL
+/// result.
 pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
     let claimed = claim.formula.clone().unwrap_or_else(|| "exact".into());
     let count = claim.instances.unwrap_or(300);
@@ -86,34 +86,14 @@ pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
         }
     };
     for inst in 0..count {
-        let mut rng = stream(seed, &format!("exact/{}", claim.id), inst as u64);
-        let k = 2 + (rng.random::<u64>() % 4) as usize;
-        let ny = 2 + (rng.random::<u64>() % 7) as usize;
-        let gamma = 10f64.powf(-3.0 + 7.0 * rng.random::<f64>());
-        let r_max = 5.0 * rng.random::<f64>();
-        let shared = (rng.random::<u64>() % ny as u64) as usize;
-        let refs: Vec<Vec<f64>> = (0..k)
-            .map(|_| {
-                let mut p: Vec<f64> = (0..ny)
-                    .map(|y| {
-                        if y != shared && rng.random::<f64>() < 0.25 {
-                            0.0
-                        } else {
-                            -rng.random::<f64>().ln()
-                        }
-                    })
-                    .collect();
-                let s: f64 = p.iter().sum();
-                p.iter_mut().for_each(|v| *v /= s);
-                p
-            })
-            .collect();
-        let mut w: Vec<f64> = (0..k).map(|_| -rng.random::<f64>().ln()).collect();
-        let s: f64 = w.iter().sum();
-        w.iter_mut().for_each(|v| *v /= s);
-        let r: Vec<f64> = (0..ny)
-            .map(|_| r_max * (2.0 * rng.random::<f64>() - 1.0))
-            .collect();
+        let RandomContext {
+            k,
+            ny,
+            gamma,
+            refs,
+            w,
+            r,
+        } = random_context(seed, &claim.id, inst, 2);
         let rr: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
         let js = one_context_objectives(&rr, &w, &r, gamma);
         let Some(&(_, jc)) = js.iter().find(|(n, _)| *n == claimed) else {
