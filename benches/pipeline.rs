@@ -29,6 +29,21 @@ fn spec(nx: usize, ny: usize, d: usize, k: usize, class: &str, sampler: &str, n:
     parse(&text, Path::new("bench.toml"), "bench", None).expect("bench spec is valid")
 }
 
+/// n comparisons of the spec's instance drawn from the escort of its first cell (fixed stream).
+fn counts_from_escort(s: &Spec, n: u64) -> WinCounts {
+    let inst = &s.instance;
+    let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
+    let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
+    let mut counts = WinCounts::new(inst.contexts, inst.responses);
+    sampler.extend(
+        SamplerKind::Counts,
+        &mut counts,
+        n,
+        &mut stream(1, "bench", 0),
+    );
+    counts
+}
+
 fn label((nx, ny, d, k): (usize, usize, usize, usize)) -> String {
     format!("{nx}x{ny}x{d}x{k}")
 }
@@ -75,15 +90,7 @@ fn estimation(c: &mut Criterion) {
         for class in ["linear", "finite"] {
             let s = spec(size.0, size.1, size.2, size.3, class, "counts", 100_000);
             let inst = &s.instance;
-            let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
-            let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
-            let mut counts = WinCounts::new(inst.contexts, inst.responses);
-            sampler.extend(
-                SamplerKind::Counts,
-                &mut counts,
-                100_000,
-                &mut stream(1, "bench", 0),
-            );
+            let counts = counts_from_escort(&s, 100_000);
             match &inst.reward {
                 RewardModel::Linear(l) => {
                     let fitter = LinearFitter::new(l, inst.contexts, inst.responses, 1e-10);
@@ -101,6 +108,55 @@ fn estimation(c: &mut Criterion) {
                 _ => unreachable!(),
             }
         }
+    }
+    g.finish();
+}
+
+/// The comparison paths (THEORY §6): DPO fits over the tabular and the linear class (cold
+/// start, 1e5 comparisons), and the F1 loss J(pi*) - J(pi_c) of one comparator.
+fn comparisons(c: &mut Criterion) {
+    let mut g = c.benchmark_group("comparisons");
+    for size in SIZES {
+        let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 100_000);
+        let inst = &s.instance;
+        let w = &s.cells[0].weights;
+        let r = inst.true_reward();
+        let counts = counts_from_escort(&s, 100_000);
+        let RewardModel::Linear(l) = &inst.reward else {
+            unreachable!()
+        };
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(div, &inst.references, w, inst.contexts, inst.responses);
+            g.bench_function(format!("dpo_tabular/{}/{}", div.name(), label(size)), |b| {
+                b.iter(|| {
+                    black_box(mrkl::dpo::fit_tabular(&reg, &counts, 1.0, 1.0, 1e-10).iterations)
+                })
+            });
+            let zero = vec![0.0; l.dim];
+            g.bench_function(format!("dpo_linear/{}/{}", div.name(), label(size)), |b| {
+                b.iter(|| {
+                    black_box(
+                        mrkl::dpo::fit_linear(&reg, &counts, l, 1.0, 0.0, &zero, 1e-10).iterations,
+                    )
+                })
+            });
+        }
+        let exact = Regularizer::new(
+            Divergence::Rkl,
+            &inst.references,
+            w,
+            inst.contexts,
+            inst.responses,
+        );
+        let (_, mrpo) = &mrkl::policy::comparator_bases(inst, w, 0.0)[0];
+        let mut ws = Default::default();
+        g.bench_function(format!("f1_loss_mrpo/{}", label(size)), |b| {
+            b.iter(|| {
+                black_box(mrkl::gap::rkl_policy_loss(
+                    &exact, mrpo, &inst.rho, &r, &r, 1.0, &mut ws,
+                ))
+            })
+        });
     }
     g.finish();
 }
@@ -152,6 +208,6 @@ fn full_replication(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = data_generation, estimation, policies, full_replication
+    targets = data_generation, estimation, comparisons, policies, full_replication
 }
 criterion_main!(benches);

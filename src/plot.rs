@@ -10,6 +10,9 @@
 //! out, and the legend says how many; odd results (one n level, equal values, all-zero gaps,
 //! a missing exponent) give a figure with a note, never a panic.
 
+mod simplex;
+pub use simplex::simplex_plot_svg;
+
 use crate::report::{CellResult, ResultFile};
 use crate::statistics::ExponentEstimate;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
@@ -294,7 +297,15 @@ pub fn write_plots(
                     .any(|c| c.summaries.get(j).is_some_and(|s| lg(s.mean).is_some()))
             })
             .unwrap_or(levels.saturating_sub(1));
-        plots.push((format!("{name}_sweep"), sweep_plot_svg(result, j)));
+        // A K = 3 simplex grid is drawn on the simplex; its category sweep plot would have
+        // too many cells to label.
+        let simplex = simplex::simplex_plot_svg(result);
+        if simplex.is_none() || result.cells.len() <= 12 {
+            plots.push((format!("{name}_sweep"), sweep_plot_svg(result, j)));
+        }
+        if let Some(svg) = simplex {
+            plots.push((format!("{name}_simplex"), svg));
+        }
         if result.cells.iter().all(|c| !c.comparators.is_empty()) {
             plots.push((format!("{name}_objective"), objective_sweep_svg(result)));
         }

@@ -256,3 +256,21 @@ fn new_options_reject_bad_values_naming_the_field() {
     .to_string();
     assert!(e.contains("instance.family.suppression = 0"), "{e}");
 }
+
+/// A K = 3 weight sweep gets a simplex plot: one dot per cell in each panel (gap, expected
+/// reward), the best of each ringed, and it rasterises; other results get none.
+#[test]
+fn simplex_plot_draws_every_cell_of_a_k3_sweep() {
+    let s = spec(&format!(
+        "{}record = [\"objective\"]\n[sweep]\nsimplex_step = 0.5\n",
+        SMALL
+            .replace("references = 2", "references = 3")
+            .replace("weights = [0.4, 0.6]", "weights = [0.4, 0.3, 0.3]")
+    ));
+    assert_eq!(s.cells.len(), 6);
+    let svg = mrkl::plot::simplex_plot_svg(&build(&s)).expect("a K = 3 sweep");
+    assert_eq!(svg.matches("r=\"8\"").count(), 12, "6 cells x 2 panels");
+    assert_eq!(svg.matches("r=\"12\"").count(), 2, "one ring per panel");
+    assert!(mrkl::plot::svg_to_png(&svg).unwrap().len() > 1000);
+    assert!(mrkl::plot::simplex_plot_svg(&build(&spec(SMALL))).is_none());
+}
