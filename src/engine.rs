@@ -240,7 +240,7 @@ impl<'a> Prepared<'a> {
         let c = &spec.cells[cell];
         let prep = &self.cells[cell];
         let reg = &prep.reg;
-        let mut rng = stream(spec.seed, &c.label, rep as u64);
+        let mut rng = stream(spec.seed, spec.stream_label(c), rep as u64);
         let mut st = FitState::new(inst);
         let mut gap_ws = GapWorkspace::default();
         let levels = spec.ns.len();
@@ -331,7 +331,11 @@ impl<'a> Prepared<'a> {
         let inst = &spec.instance;
         let c = &spec.cells[cell];
         let prep = &self.cells[cell];
-        let mut rng = stream(spec.seed, &format!("{}/online", c.label), rep as u64);
+        let mut rng = stream(
+            spec.seed,
+            &format!("{}/online", spec.stream_label(c)),
+            rep as u64,
+        );
         let mut gap_ws = GapWorkspace::default();
         let mut pi = vec![0.0; inst.cells()];
         let rounds = spec.rounds as u64;

@@ -483,10 +483,10 @@ pub struct GeneratorParams {
     pub family: Family,
 }
 
-/// How the references cover the good responses (the top `good_fraction` of responses by r*
-/// at each context, at least one). Applied after the Dirichlet draw, without randomness, by
-/// multiplying a reference's probabilities on the responses it should not cover by
-/// `suppression` and renormalising. [ours]
+/// How the references treat the good responses (the top `good_fraction` of responses by r*
+/// at each context, at least one) or the bad ones (the bottom `bad_fraction`). Applied after
+/// the Dirichlet draw, without randomness, by multiplying some of a reference's
+/// probabilities by `suppression` (or `boost`) and renormalising. [ours]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Family {
@@ -503,6 +503,10 @@ pub enum Family {
         good_fraction: f64,
         suppression: f64,
     },
+    /// References 1 and 2 make different mistakes: of the bad responses (the bottom
+    /// `bad_fraction` by r*), reference 1 multiplies those of even rank from the bottom
+    /// (the worst, the third worst, ...) by `boost`, reference 2 those of odd rank.
+    DistinctErrors { bad_fraction: f64, boost: f64 },
 }
 
 impl Family {
@@ -510,10 +514,30 @@ impl Family {
         *self == Family::Plain
     }
 
-    /// Suppresses the uncovered good responses in `references` given the true reward table.
+    /// Applies the family to `references` given the true reward table (then renormalises
+    /// references 1 and 2).
     fn apply(&self, references: &mut [Vec<f64>], r_star: &[f64], ny: usize) {
         let (good_fraction, suppression, partial) = match *self {
             Family::Plain => return,
+            Family::DistinctErrors {
+                bad_fraction,
+                boost,
+            } => {
+                let bad = ((bad_fraction * ny as f64).ceil() as usize).clamp(1, ny);
+                for (x, r) in r_star.chunks_exact(ny).enumerate() {
+                    let mut order: Vec<usize> = (0..ny).collect();
+                    order.sort_by(|&a, &b| r[a].total_cmp(&r[b]).then(a.cmp(&b)));
+                    for (rank, &y) in order[..bad].iter().enumerate() {
+                        references[rank % 2][x * ny + y] *= boost;
+                    }
+                    for reference in references.iter_mut().take(2) {
+                        let row = &mut reference[x * ny..(x + 1) * ny];
+                        let s: f64 = row.iter().sum();
+                        row.iter_mut().for_each(|v| *v /= s);
+                    }
+                }
+                return;
+            }
             Family::OneCovers {
                 good_fraction,
                 suppression,

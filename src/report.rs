@@ -193,6 +193,7 @@ pub fn ours(spec: &Spec) -> Value {
         "estimator": { "value": spec.estimator, "meaning": "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (THEORY §6)" },
         "dpo_ridge": { "value": o.dpo_ridge, "meaning": "tabular DPO: absolute ridge (lambda/2) sum s^2 on the implied reward (bias O(1/n)); the linear DPO class is fitted without ridge" },
         "dpo_dropped_pairs": { "value": "off_support", "meaning": "comparisons involving a response outside the policy class's support (g = 0 for RKL, m = 0 for FKL) are left out of the DPO loss" },
+        "streams": { "value": o.streams, "meaning": "per_cell: each cell's replications have their own RNG streams; shared: replication r of every cell uses the same stream (paired comparisons across cells whose sampling policy does not depend on the cell)" },
         "rounds": { "value": spec.rounds, "meaning": "online collection: T rounds of n/T comparisons, round 1 from mu, round t from the plug-in policy fitted on rounds 1..t-1 (1 = offline)" },
         "instance_family": { "value": match &spec.instance_origin { crate::spec::InstanceOrigin::Random { generator } => serde_json::to_value(&generator.family).expect("serialises"), _ => json!("file") }, "meaning": "coverage pattern of references 1-2 over the top good_fraction of responses by r* (their probabilities multiplied by suppression)" },
     })

@@ -226,6 +226,10 @@ pub struct Options {
     /// Tabular DPO: ridge lambda/2 sum s^2 on the implied reward table (absolute, so its
     /// bias decays like 1/n); keeps the fit finite when a response never loses.
     pub dpo_ridge: f64,
+    /// RNG streams of the cells: `per_cell` (keyed by the cell label) or `shared` (every
+    /// cell's replication r uses the same stream, so cells whose sampling policy does not
+    /// depend on the cell see the same data: paired comparisons across cells).
+    pub streams: String,
 }
 
 impl Default for Options {
@@ -240,6 +244,7 @@ impl Default for Options {
             mrpo_clip_eps: 0.0,
             gap_floor: 1e-300,
             dpo_ridge: 1.0,
+            streams: "per_cell".into(),
         }
     }
 }
@@ -357,6 +362,15 @@ fn is_one(v: &u32) -> bool {
 }
 
 impl Spec {
+    /// The name of the RNG stream of a cell's replications (see `Options::streams`).
+    pub fn stream_label<'a>(&self, cell: &'a Cell) -> &'a str {
+        if self.options.streams == "shared" {
+            "shared"
+        } else {
+            &cell.label
+        }
+    }
+
     /// The extra series every unit records, in order: the `record` list, then the plug-in
     /// MLE gap beside a DPO fit (`plugin`) and, for the linear DPO class, the identity
     /// residual max |pi_dpo - pi_plugin| (NaN when the MLE sits on the norm ball or DPO did
@@ -820,6 +834,33 @@ impl RawSpec {
                         "a factor in [1e-12, 1] (the uncovered references' probability multiplier)",
                     )?;
                 }
+                if let Family::DistinctErrors {
+                    bad_fraction,
+                    boost,
+                } = family
+                {
+                    if references < 2 {
+                        return Err(Error::invalid(
+                            "instance.family",
+                            format!("{family:?}"),
+                            "a family with at least 2 references (kind = \"plain\" for K = 1)",
+                        ));
+                    }
+                    in_range(
+                        "instance.family.bad_fraction",
+                        bad_fraction,
+                        1e-9,
+                        1.0,
+                        "a fraction in (0, 1]",
+                    )?;
+                    in_range(
+                        "instance.family.boost",
+                        boost,
+                        1.0,
+                        1e12,
+                        "a factor in [1, 1e12] (the erring reference's probability multiplier)",
+                    )?;
+                }
                 let generator = GeneratorParams {
                     contexts,
                     responses,
@@ -1046,6 +1087,14 @@ impl RawSpec {
                 "options.dpo_ridge",
                 self.options.dpo_ridge,
                 "a number in [0, 1e6]",
+            ));
+        }
+
+        if self.options.streams != "per_cell" && self.options.streams != "shared" {
+            return Err(Error::invalid(
+                "options.streams",
+                format!("\"{}\"", self.options.streams),
+                "\"per_cell\" or \"shared\"",
             ));
         }
 

@@ -209,6 +209,34 @@ fn simplex_sweep_and_coverage_family_are_built_as_specified() {
     }
 }
 
+/// distinct_errors: of the bottom half by r*, reference 1 has the worst, third worst, ...
+/// boosted 20x, reference 2 the others (relative to the plain draw from the same stream).
+#[test]
+fn distinct_errors_family_boosts_alternate_bad_responses() {
+    let fam = default_spec("mr_alpha_distinct_errors");
+    let text = std::fs::read_to_string("sims/mr_alpha_distinct_errors.toml").unwrap();
+    let plain = spec(&text.replace(
+        "family = { kind = \"distinct_errors\", bad_fraction = 0.5, boost = 20.0 }",
+        "",
+    ));
+    let (ny, r) = (10, fam.instance.true_reward());
+    for x in 0..fam.instance.contexts {
+        let row = &r[x * ny..(x + 1) * ny];
+        let mut order: Vec<usize> = (0..ny).collect();
+        order.sort_by(|&a, &b| row[a].total_cmp(&row[b])); // worst first
+        for i in 0..2 {
+            let p = &plain.instance.references[i][x * ny..(x + 1) * ny];
+            let q = &fam.instance.references[i][x * ny..(x + 1) * ny];
+            let best = order[9];
+            let scale = q[best] / p[best];
+            for (rank, &y) in order.iter().enumerate() {
+                let expected = if rank < 5 && rank % 2 == i { 20.0 } else { 1.0 };
+                assert!((q[y] / p[y] / scale - expected).abs() < 1e-9 * expected);
+            }
+        }
+    }
+}
+
 #[test]
 fn new_options_reject_bad_values_naming_the_field() {
     let err = |extra: &str| {
@@ -255,6 +283,8 @@ fn new_options_reject_bad_values_naming_the_field() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("instance.family.suppression = 0"), "{e}");
+    let e = err("[options]\nstreams = \"per_thread\"\n");
+    assert!(e.contains("options.streams") && e.contains("shared"), "{e}");
 }
 
 /// A K = 3 weight sweep gets a simplex plot: one dot per cell in each panel (gap, expected

@@ -266,11 +266,30 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
     let best_vertex = (0..gap.len())
         .filter(|&i| vertex(&r.cells[i]))
         .min_by(|&a, &b| gap[a].total_cmp(&gap[b]));
-    let se = |i: usize| r.cells[i].summaries[last].std_err;
+    // Best vertex minus best alpha at n_max with a 95% interval: paired over replications
+    // when the cells share their streams and data (options.streams = "shared" with a
+    // sampling policy that does not depend on the cell), else from independent means.
+    let paired = r.spec["options"]["streams"].as_str() == Some("shared")
+        && matches!(r.spec["sampling"].as_str(), Some(s) if s == "uniform" || s.starts_with("ref:"));
+    let difference = |v: usize| -> (f64, f64, f64) {
+        if paired {
+            let d: Vec<f64> = r.cells[v].raw[last]
+                .iter()
+                .zip(&r.cells[best].raw[last])
+                .map(|(a, b)| a - b)
+                .collect();
+            let s = crate::statistics::summarize(n_max, &d, 0.05);
+            (s.mean, s.ci_low, s.ci_high)
+        } else {
+            let se = |i: usize| r.cells[i].summaries[last].std_err;
+            let d = gap[v] - gap[best];
+            let h = 1.96 * (se(v).powi(2) + se(best).powi(2)).sqrt();
+            (d, d - h, d + h)
+        }
+    };
     let versus_vertex = best_vertex.map(|v| {
-        let d = gap[v] - gap[best];
-        let h = 1.96 * (se(v).powi(2) + se(best).powi(2)).sqrt();
-        json!({ "best_vertex": r.cells[v].label, "best_vertex_gap": gap[v], "best_gap": gap[best], "vertex_minus_best": d, "ci95": [d - h, d + h] })
+        let (d, lo, hi) = difference(v);
+        json!({ "best_vertex": r.cells[v].label, "best_vertex_gap": gap[v], "best_gap": gap[best], "vertex_minus_best": d, "ci95": [lo, hi], "paired": paired })
     });
     let reward = |c: &crate::report::CellResult| {
         c.series
@@ -279,10 +298,38 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
             .and_then(|s| s.summaries[last].as_ref())
             .map(|s| s.mean)
     };
+    // The alpha-free yardstick: expected true reward of the plug-in policy, best cell
+    // against the best vertex (paired differences when the cells share their data).
+    let rewards: Vec<Option<f64>> = r.cells.iter().map(reward).collect();
     let best_reward = (0..gap.len())
-        .filter_map(|i| reward(&r.cells[i]).map(|v| (i, v)))
+        .filter_map(|i| rewards[i].map(|v| (i, v)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(i, v)| json!({ "cell": r.cells[i].label, "expected_reward": v }));
+        .map(|(i, v)| {
+            let vertex_best = (0..gap.len())
+                .filter(|&k| vertex(&r.cells[k]))
+                .filter_map(|k| rewards[k].map(|v| (k, v)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let versus = vertex_best.map(|(k, vk)| {
+                let raw = |c: usize| {
+                    r.cells[c]
+                        .series
+                        .iter()
+                        .find(|s| s.name == "expected_reward")
+                        .map(|s| s.raw[last].clone())
+                        .unwrap_or_default()
+                };
+                let (a, b) = (raw(i), raw(k));
+                let ci = if paired && !a.is_empty() {
+                    let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+                    let s = crate::statistics::summarize(n_max, &d, 0.05);
+                    json!([s.ci_low, s.ci_high])
+                } else {
+                    serde_json::Value::Null
+                };
+                json!({ "best_vertex": r.cells[k].label, "best_vertex_reward": vk, "best_minus_vertex": v - vk, "ci95_paired": ci })
+            });
+            json!({ "cell": r.cells[i].label, "expected_reward": v, "versus_best_vertex": versus })
+        });
     j.measured = Some(rho);
     j.details = json!({
         "n": n_max,
@@ -295,9 +342,18 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
     });
     let vertex_text = best_vertex
         .map(|v| {
-            let d = gap[v] - gap[best];
-            let h = 1.96 * (se(v).powi(2) + se(best).powi(2)).sqrt();
-            format!("; best alpha {} (gap {:.3e}) vs best vertex {} (gap {:.3e}): difference {:.2e} [{:.2e}, {:.2e}]", r.cells[best].label, gap[best], r.cells[v].label, gap[v], d, d - h, d + h)
+            let (d, lo, hi) = difference(v);
+            format!(
+                "; best alpha {} (gap {:.3e}) vs best vertex {} (gap {:.3e}): difference {:.2e} [{:.2e}, {:.2e}]{}",
+                r.cells[best].label,
+                gap[best],
+                r.cells[v].label,
+                gap[v],
+                d,
+                lo,
+                hi,
+                if paired { " (paired)" } else { " (independent cells)" }
+            )
         })
         .unwrap_or_default();
     if let Some(v) = violation {
