@@ -13,6 +13,7 @@ use crate::preference::{Sampler, WinCounts};
 use crate::spec::{Cell, Estimator, Record, Sampling, Spec};
 use crate::streams::stream;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// What one work unit measured along the n grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +81,19 @@ pub struct Prepared<'a> {
     r_star: Vec<f64>,
     fitter: Option<LinearFitter>,
     cells: Vec<CellPrep>,
+    /// When every cell sees the same data (shared streams, one sampling policy for all
+    /// cells, offline plug-in MLE), the fits along the grid of replication r are the same in
+    /// every cell: computed once and kept here (see [`Prepared::shared_walk`]).
+    /// Entries are dropped once every cell has used them (units are processed replication by
+    /// replication then, see [`run_units`]), so the cache stays small.
+    shared: Option<std::sync::Mutex<std::collections::HashMap<usize, (Arc<Vec<LevelFit>>, usize)>>>,
+}
+
+/// The reward fit at one level of the n grid.
+struct LevelFit {
+    r_hat: Vec<f64>,
+    iterations: u32,
+    on_boundary: bool,
 }
 
 /// The state of one reward fit along a sequence of growing datasets (warm starts).
@@ -118,11 +132,20 @@ impl<'a> Prepared<'a> {
             )),
             _ => None,
         };
+        let mus: Vec<Vec<f64>> = spec
+            .cells
+            .iter()
+            .map(|c| sampling_policy(inst, spec.sampling, &c.weights))
+            .collect();
+        let same_data = spec.options.streams == "shared"
+            && spec.estimator == Estimator::Mle
+            && spec.rounds == 1
+            && mus.iter().all(|m| *m == mus[0]);
         let cells = spec
             .cells
             .iter()
-            .map(|c| {
-                let mu = sampling_policy(inst, spec.sampling, &c.weights);
+            .zip(mus)
+            .map(|(c, mu)| {
                 let sampler = Sampler::new(&inst.rho, &mu, &r_star, inst.responses);
                 let reg = Regularizer::new(
                     spec.divergence,
@@ -168,7 +191,54 @@ impl<'a> Prepared<'a> {
             r_star,
             fitter,
             cells,
+            shared: same_data.then(Default::default),
         }
+    }
+
+    /// The fits along the grid of replication `rep` when every cell sees the same data:
+    /// computed by the first unit of that replication to ask (cell 0's sampler, which equals
+    /// every cell's; the shared stream), then reused. Any unit would compute bit-identical
+    /// fits, so the result does not depend on which one comes first.
+    fn shared_walk(&self, rep: usize) -> Option<Arc<Vec<LevelFit>>> {
+        let cache = self.shared.as_ref()?;
+        let cells = self.spec.cells.len();
+        // Takes the walk of `rep` for one cell, dropping the entry after its last use.
+        let take = |map: &mut std::collections::HashMap<usize, (Arc<Vec<LevelFit>>, usize)>| {
+            let entry = map.get_mut(&rep)?;
+            entry.1 += 1;
+            let walk = entry.0.clone();
+            if entry.1 == cells {
+                map.remove(&rep);
+            }
+            Some(walk)
+        };
+        if let Some(w) = take(&mut cache.lock().expect("no panics while held")) {
+            return Some(w);
+        }
+        let spec = self.spec;
+        let mut rng = stream(spec.seed, spec.stream_label(&spec.cells[0]), rep as u64);
+        let mut st = FitState::new(&spec.instance);
+        let walk: Vec<LevelFit> = spec
+            .ns
+            .iter()
+            .map(|&n| {
+                let extra = n - st.counts.n;
+                self.cells[0]
+                    .sampler
+                    .extend(spec.sampler, &mut st.counts, extra, &mut rng);
+                let (iterations, on_boundary) = self.fit_reward(&mut st);
+                LevelFit {
+                    r_hat: st.r_hat.clone(),
+                    iterations,
+                    on_boundary,
+                }
+            })
+            .collect();
+        let mut map = cache.lock().expect("no panics while held");
+        // Another unit of the same replication may have finished first: its walk is
+        // bit-identical, either serves.
+        map.entry(rep).or_insert((Arc::new(walk), 0));
+        take(&mut map)
     }
 
     /// Fits the reward class to `st.counts` (warm start at `st.theta`) into `st.r_hat`;
@@ -253,11 +323,20 @@ impl<'a> Prepared<'a> {
         };
         let mut dpo_theta = st.theta.clone();
         let mut row = Vec::with_capacity(series);
+        let shared = self.shared_walk(rep);
         for (j, &n) in spec.ns.iter().enumerate() {
-            let extra = n - st.counts.n;
-            prep.sampler
-                .extend(spec.sampler, &mut st.counts, extra, &mut rng);
-            let (iterations, boundary) = self.fit_reward(&mut st);
+            let (iterations, boundary) = match &shared {
+                Some(walk) => {
+                    st.r_hat.copy_from_slice(&walk[j].r_hat);
+                    (walk[j].iterations, walk[j].on_boundary)
+                }
+                None => {
+                    let extra = n - st.counts.n;
+                    prep.sampler
+                        .extend(spec.sampler, &mut st.counts, extra, &mut rng);
+                    self.fit_reward(&mut st)
+                }
+            };
             let gamma = c.gamma.at(n);
             let plugin = gaps(reg, &inst.rho, &self.r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
@@ -405,14 +484,24 @@ pub fn run_units(
 ) -> Vec<(usize, UnitResult)> {
     let prepared = Prepared::new(spec);
     let all = units(spec);
-    todo.par_iter()
-        .map(|&i| {
+    // With shared fits, replication-major order lets each replication's cached walk be
+    // dropped soon after it is made; the results go back to the order of `todo`.
+    let mut order: Vec<usize> = (0..todo.len()).collect();
+    if prepared.shared.is_some() {
+        order.sort_by_key(|&k| (all[todo[k]].1, all[todo[k]].0));
+    }
+    let mut out: Vec<(usize, (usize, UnitResult))> = order
+        .par_iter()
+        .map(|&k| {
+            let i = todo[k];
             let (c, r) = all[i];
             let u = prepared.run_unit(c, r);
             done(i, &u);
-            (i, u)
+            (k, (i, u))
         })
-        .collect()
+        .collect();
+    out.sort_by_key(|(k, _)| *k);
+    out.into_iter().map(|(_, x)| x).collect()
 }
 
 /// Regroups unit results (in [`units`] order) into per-cell [n][replication] tables.
