@@ -330,6 +330,28 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
             });
             json!({ "cell": r.cells[i].label, "expected_reward": v, "versus_best_vertex": versus })
         });
+    let reward_text = best_reward
+        .as_ref()
+        .map(|b| {
+            let v = &b["versus_best_vertex"];
+            let ci = match v["ci95_paired"].as_array() {
+                Some(a) => format!(
+                    " [{:+.2e}, {:+.2e}]",
+                    a[0].as_f64().unwrap_or(f64::NAN),
+                    a[1].as_f64().unwrap_or(f64::NAN)
+                ),
+                None => String::new(),
+            };
+            format!(
+                "; by expected true reward: best {} ({:.4}) vs best vertex {} ({:.4}): {:+.2e}{ci}",
+                b["cell"].as_str().unwrap_or("-"),
+                b["expected_reward"].as_f64().unwrap_or(f64::NAN),
+                v["best_vertex"].as_str().unwrap_or("-"),
+                v["best_vertex_reward"].as_f64().unwrap_or(f64::NAN),
+                v["best_minus_vertex"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unwrap_or_default();
     j.measured = Some(rho);
     j.details = json!({
         "n": n_max,
@@ -366,7 +388,7 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
             Verdict::Inconclusive
         };
         j.reason = format!(
-            "at n = {n_max}: Spearman(gap, C_alpha) = {rho:.2} (permutation p = {p:.3}){vertex_text}"
+            "at n = {n_max}: Spearman(gap, C_alpha) = {rho:.2} (permutation p = {p:.3}){vertex_text}{reward_text}"
         );
     }
     j
