@@ -473,7 +473,9 @@ pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judge
     }
     let mut from_results = 0.0f64;
     let mut result_values = 0usize;
-    for r in results {
+    // The results' `identity_residual` series measure the linear class: they bear on the
+    // claim only when it names that class.
+    for r in results.iter().filter(|_| formula == "dpo_linear") {
         for c in &r.cells {
             for s in c.series.iter().filter(|s| s.name == "identity_residual") {
                 for v in s.raw.iter().flatten().filter(|v| v.is_finite()) {
