@@ -306,6 +306,23 @@ fn newton(
     (MAX_NEWTON, false)
 }
 
+/// The callers' contract of both fits (checked specs guarantee it): gamma > 0, ridge >= 0,
+/// tol > 0, and counts over the regulariser's responses. Returns |Y|.
+fn checked_responses(
+    reg: &Regularizer,
+    counts: &WinCounts,
+    gamma: f64,
+    ridge: f64,
+    tol: f64,
+) -> usize {
+    assert!(gamma > 0.0 && ridge >= 0.0 && tol > 0.0);
+    assert_eq!(
+        counts.responses, reg.responses,
+        "counts and regulariser disagree on |Y|"
+    );
+    reg.responses
+}
+
 /// Tabular DPO: minimises DPO loss + (ridge/2) sum_{supported (x,y)} s(x,y)^2 over the
 /// implied reward table s (THEORY §6; module doc: the loss is Bradley-Terry in s), one
 /// context at a time by Newton's method in the |supp base(x)| free values. `ridge` is
@@ -323,12 +340,7 @@ pub fn fit_tabular(
     ridge: f64,
     tol: f64,
 ) -> DpoFit {
-    assert!(gamma > 0.0 && ridge >= 0.0 && tol > 0.0);
-    let ny = reg.responses;
-    assert_eq!(
-        counts.responses, ny,
-        "counts and regulariser disagree on |Y|"
-    );
+    let ny = checked_responses(reg, counts, gamma, ridge, tol);
     let nx = counts.contexts;
     let pr = pairs(ny);
     let np = pr.len();
@@ -413,12 +425,7 @@ pub fn fit_linear(
     start: &[f64],
     tol: f64,
 ) -> DpoFit {
-    assert!(gamma > 0.0 && ridge >= 0.0 && tol > 0.0);
-    let ny = reg.responses;
-    assert_eq!(
-        counts.responses, ny,
-        "counts and regulariser disagree on |Y|"
-    );
+    let ny = checked_responses(reg, counts, gamma, ridge, tol);
     let d = class.dim;
     assert_eq!(start.len(), d, "start has the wrong dimension");
     let nx = counts.contexts;

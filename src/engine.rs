@@ -8,7 +8,7 @@ use crate::dpo;
 use crate::estimation::{FitWorkspace, LinearFitter, finite_mle};
 use crate::gap::{GapWorkspace, gaps, rkl_policy_loss};
 use crate::instance::{Instance, RewardModel};
-use crate::policy::{Regularizer, comparator_bases, comparator_objectives, log_escort, mixture};
+use crate::policy::{Regularizer, comparator_bases, log_escort, mixture, true_objective};
 use crate::preference::{Sampler, WinCounts};
 use crate::spec::{Cell, Estimator, Record, Sampling, Spec};
 use crate::streams::stream;
@@ -81,6 +81,8 @@ pub struct Prepared<'a> {
     r_star: Vec<f64>,
     fitter: Option<LinearFitter>,
     cells: Vec<CellPrep>,
+    /// Number of extra series each unit records (`Spec::series`).
+    series: usize,
     /// When every cell sees the same data (shared streams, one sampling policy for all
     /// cells, offline plug-in MLE), the fits along the grid of replication r are the same in
     /// every cell: computed once and kept here (see [`Prepared::shared_walk`]).
@@ -162,17 +164,19 @@ impl<'a> Prepared<'a> {
                 } else {
                     vec![]
                 };
+                // J(pi*) at each n: the exact policy of this cell's regulariser, true reward.
                 let optimum = if spec.record.contains(&Record::Objective) {
                     spec.ns
                         .iter()
                         .map(|&n| {
-                            comparator_objectives(
+                            true_objective(
                                 inst,
+                                &reg,
                                 spec.divergence,
                                 &c.weights,
+                                &r_star,
                                 c.gamma.at(n),
-                                0.0,
-                            )["exact"]
+                            )
                         })
                         .collect()
                 } else {
@@ -191,6 +195,7 @@ impl<'a> Prepared<'a> {
             r_star,
             fitter,
             cells,
+            series: spec.series().len(),
             shared: same_data.then(Default::default),
         }
     }
@@ -314,7 +319,7 @@ impl<'a> Prepared<'a> {
         let mut st = FitState::new(inst);
         let mut gap_ws = GapWorkspace::default();
         let levels = spec.ns.len();
-        let series = spec.series().len();
+        let series = self.series;
         let mut out = UnitResult {
             values: Vec::with_capacity(levels),
             iterations: Vec::with_capacity(levels),

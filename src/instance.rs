@@ -517,45 +517,37 @@ impl Family {
     /// Applies the family to `references` given the true reward table (then renormalises
     /// references 1 and 2).
     fn apply(&self, references: &mut [Vec<f64>], r_star: &[f64], ny: usize) {
-        let (good_fraction, suppression, partial) = match *self {
+        // (fraction of responses touched, counted from the top of r* or from the bottom,
+        // the multiplier, which reference it hits at a given rank among those touched).
+        let (fraction, from_top, factor, victim): (f64, bool, f64, fn(usize) -> usize) = match *self
+        {
             Family::Plain => return,
-            Family::DistinctErrors {
-                bad_fraction,
-                boost,
-            } => {
-                let bad = ((bad_fraction * ny as f64).ceil() as usize).clamp(1, ny);
-                for (x, r) in r_star.chunks_exact(ny).enumerate() {
-                    let mut order: Vec<usize> = (0..ny).collect();
-                    order.sort_by(|&a, &b| r[a].total_cmp(&r[b]).then(a.cmp(&b)));
-                    for (rank, &y) in order[..bad].iter().enumerate() {
-                        references[rank % 2][x * ny + y] *= boost;
-                    }
-                    for reference in references.iter_mut().take(2) {
-                        let row = &mut reference[x * ny..(x + 1) * ny];
-                        let s: f64 = row.iter().sum();
-                        row.iter_mut().for_each(|v| *v /= s);
-                    }
-                }
-                return;
-            }
+            // Reference 2 misses every good response.
             Family::OneCovers {
                 good_fraction,
                 suppression,
-            } => (good_fraction, suppression, false),
+            } => (good_fraction, true, suppression, |_| 1),
+            // Reference 1 misses the good responses of odd rank, reference 2 the others.
             Family::BothPartial {
                 good_fraction,
                 suppression,
-            } => (good_fraction, suppression, true),
+            } => (good_fraction, true, suppression, |rank| 1 - rank % 2),
+            // Reference 1 boosts the worst, third worst, ...; reference 2 the others.
+            Family::DistinctErrors {
+                bad_fraction,
+                boost,
+            } => (bad_fraction, false, boost, |rank| rank % 2),
         };
-        let good = ((good_fraction * ny as f64).ceil() as usize).clamp(1, ny);
+        let count = ((fraction * ny as f64).ceil() as usize).clamp(1, ny);
         for (x, r) in r_star.chunks_exact(ny).enumerate() {
             let mut order: Vec<usize> = (0..ny).collect();
-            order.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
-            for (rank, &y) in order[..good].iter().enumerate() {
-                // one_covers: reference 2 misses every good response; both_partial: reference
-                // 1 misses the odd ranks, reference 2 the even ones.
-                let victim = if partial { 1 - rank % 2 } else { 1 };
-                references[victim][x * ny + y] *= suppression;
+            if from_top {
+                order.sort_by(|&a, &b| r[b].total_cmp(&r[a]).then(a.cmp(&b)));
+            } else {
+                order.sort_by(|&a, &b| r[a].total_cmp(&r[b]).then(a.cmp(&b)));
+            }
+            for (rank, &y) in order[..count].iter().enumerate() {
+                references[victim(rank)][x * ny + y] *= factor;
             }
             for reference in references.iter_mut().take(2) {
                 let row = &mut reference[x * ny..(x + 1) * ny];

@@ -396,6 +396,34 @@ pub fn comparator_bases(
         .collect()
 }
 
+/// E_x J(pi(.|x)) for the policy `policy` builds from the reward table `r` at `gamma`
+/// (its base times e^{gamma r}, or the FKL form), scored by the `divergence` objective of
+/// THEORY §1 with the instance's references, weights `weights` and the same reward `r`.
+/// -inf for an RKL policy with mass outside the escort's support.
+pub fn true_objective(
+    inst: &crate::instance::Instance,
+    policy: &Regularizer,
+    divergence: Divergence,
+    weights: &[f64],
+    r: &[f64],
+    gamma: f64,
+) -> f64 {
+    let (nx, ny, k) = (inst.contexts, inst.responses, inst.k());
+    let mut pi = vec![0.0; nx * ny];
+    policy.policy(r, gamma, &mut pi);
+    let mut total = 0.0;
+    for x in 0..nx {
+        let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+        let (p, rr) = (&pi[x * ny..(x + 1) * ny], &r[x * ny..(x + 1) * ny]);
+        total += inst.rho[x]
+            * match divergence {
+                Divergence::Rkl => rkl_objective(p, &refs, weights, rr, gamma),
+                Divergence::Fkl => fkl_objective(p, &refs, weights, rr, gamma),
+            };
+    }
+    total
+}
+
 /// The true objective E_x J(pi(.|x)) of the exact regularised policy and of the comparators
 /// of THEORY §6, for the instance's true reward: see `CellResult::comparators`. The RKL
 /// comparators ([`comparator_bases`]) are all scored by the multi-reference RKL objective
@@ -408,7 +436,7 @@ pub fn comparator_objectives(
     gamma: f64,
     clip_eps: f64,
 ) -> std::collections::BTreeMap<String, f64> {
-    let (nx, ny, k) = (inst.contexts, inst.responses, inst.k());
+    let (nx, ny) = (inst.contexts, inst.responses);
     let r = inst.true_reward();
     let mut bases: Vec<(String, Regularizer)> = vec![(
         "exact".into(),
@@ -417,20 +445,9 @@ pub fn comparator_objectives(
     if divergence == Divergence::Rkl {
         bases.extend(comparator_bases(inst, weights, clip_eps));
     }
-    let mut pi = vec![0.0; nx * ny];
     let mut out = std::collections::BTreeMap::new();
     for (name, reg) in bases {
-        reg.policy(&r, gamma, &mut pi);
-        let mut total = 0.0;
-        for x in 0..nx {
-            let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
-            let (p, rr) = (&pi[x * ny..(x + 1) * ny], &r[x * ny..(x + 1) * ny]);
-            total += inst.rho[x]
-                * match divergence {
-                    Divergence::Rkl => rkl_objective(p, &refs, weights, rr, gamma),
-                    Divergence::Fkl => fkl_objective(p, &refs, weights, rr, gamma),
-                };
-        }
+        let total = true_objective(inst, &reg, divergence, weights, &r, gamma);
         if total.is_finite() {
             out.insert(name, total);
         }

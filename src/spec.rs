@@ -803,41 +803,38 @@ impl RawSpec {
                         }
                     }
                 };
-                if let Family::OneCovers {
-                    good_fraction,
-                    suppression,
-                }
-                | Family::BothPartial {
-                    good_fraction,
-                    suppression,
-                } = family
-                {
-                    if references < 2 {
-                        return Err(Error::invalid(
-                            "instance.family",
-                            format!("{family:?}"),
-                            "a coverage family with at least 2 references (kind = \"plain\" for K = 1)",
-                        ));
-                    }
-                    in_range(
-                        "instance.family.good_fraction",
+                // (fraction field, value, multiplier field, value, its range, what is allowed)
+                let limits = match family {
+                    Family::Plain => None,
+                    Family::OneCovers {
                         good_fraction,
-                        1e-9,
-                        1.0,
-                        "a fraction in (0, 1]",
-                    )?;
-                    in_range(
-                        "instance.family.suppression",
                         suppression,
-                        1e-12,
-                        1.0,
-                        "a factor in [1e-12, 1] (the uncovered references' probability multiplier)",
-                    )?;
-                }
-                if let Family::DistinctErrors {
-                    bad_fraction,
-                    boost,
-                } = family
+                    }
+                    | Family::BothPartial {
+                        good_fraction,
+                        suppression,
+                    } => Some((
+                        "good_fraction",
+                        good_fraction,
+                        "suppression",
+                        suppression,
+                        (1e-12, 1.0),
+                        "a factor in [1e-12, 1] (the uncovering reference's probability multiplier)",
+                    )),
+                    Family::DistinctErrors {
+                        bad_fraction,
+                        boost,
+                    } => Some((
+                        "bad_fraction",
+                        bad_fraction,
+                        "boost",
+                        boost,
+                        (1.0, 1e12),
+                        "a factor in [1, 1e12] (the erring reference's probability multiplier)",
+                    )),
+                };
+                if let Some((fraction_field, fraction, factor_field, factor, (lo, hi), allowed)) =
+                    limits
                 {
                     if references < 2 {
                         return Err(Error::invalid(
@@ -847,18 +844,18 @@ impl RawSpec {
                         ));
                     }
                     in_range(
-                        "instance.family.bad_fraction",
-                        bad_fraction,
+                        &format!("instance.family.{fraction_field}"),
+                        fraction,
                         1e-9,
                         1.0,
                         "a fraction in (0, 1]",
                     )?;
                     in_range(
-                        "instance.family.boost",
-                        boost,
-                        1.0,
-                        1e12,
-                        "a factor in [1, 1e12] (the erring reference's probability multiplier)",
+                        &format!("instance.family.{factor_field}"),
+                        factor,
+                        lo,
+                        hi,
+                        allowed,
                     )?;
                 }
                 let generator = GeneratorParams {
