@@ -139,10 +139,9 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|c| sampling_policy(inst, spec.sampling, &c.weights))
             .collect();
-        let same_data = spec.options.streams == "shared"
-            && spec.estimator == Estimator::Mle
-            && spec.rounds == 1
-            && mus.iter().all(|m| *m == mus[0]);
+        // One fit serves every cell when the cells share their data and the fit does not
+        // depend on the cell (plug-in MLE, offline).
+        let same_data = spec.shared_data() && spec.estimator == Estimator::Mle && spec.rounds == 1;
         let cells = spec
             .cells
             .iter()

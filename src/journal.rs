@@ -202,7 +202,7 @@ impl Writer {
         for e in entries.values() {
             text.push_str(&line(e));
         }
-        crate::report::write_atomic(path, text.as_bytes())?;
+        crate::fsio::write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)

@@ -3,10 +3,13 @@
 //!
 //! Data flows one way, one module per concept:
 //! spec -> instance -> preference data -> estimation -> policy -> gap -> engine (parallel
-//! replications) -> statistics (summaries, exponents) -> report (result files).
-//! The formulas are those of THEORY.md (shipped beside the project as shared/THEORY.md);
-//! doc comments cite its items (D1-D7, §1-§7).
+//! replications) -> analysis (summaries, exponents: a typed `result`) -> claims (judgements)
+//! -> rendering (report, plot). `suite` runs the pipeline for the command line and the
+//! tests; `cli` only turns flags into its settings.
+//! The formulas are those of the project's theory document (`docs/theory.md`); doc comments
+//! cite its items (D1-D7, §1-§8).
 
+pub mod analysis;
 pub mod claims;
 pub mod cli;
 pub mod coverage;
@@ -14,16 +17,21 @@ pub mod dpo;
 pub mod engine;
 pub mod error;
 pub mod estimation;
+pub mod fsio;
 pub mod gap;
 pub mod instance;
 pub mod journal;
 pub mod numerics;
+pub mod overrides;
 pub mod plot;
 pub mod policy;
 pub mod preference;
 pub mod report;
+pub mod result;
+pub mod solve;
 pub mod spec;
 pub mod statistics;
 pub mod streams;
+pub mod suite;
 
 pub use error::{Error, Result};

@@ -96,9 +96,53 @@ pub mod nullable_table {
     }
 }
 
+/// A number in at most four significant digits, in plain notation for 1e-3 <= |v| < 1e4 and
+/// scientific otherwise ("0.25", "2.4e4", "3.9e-14"): for messages and tables, where 1e300
+/// must not print with 301 digits.
+pub fn compact(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if (1e-3..1e4).contains(&v.abs()) {
+        let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+        trim(format!("{v:.digits$}"))
+    } else {
+        let s = format!("{v:.1e}");
+        let (m, e) = s.split_once('e').expect("scientific");
+        format!("{}e{e}", trim(m.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_numbers_are_short() {
+        assert_eq!(compact(0.25), "0.25");
+        assert_eq!(compact(24_000.0), "2.4e4");
+        assert_eq!(compact(3.9e-14), "3.9e-14");
+        assert_eq!(compact(1e300), "1e300");
+        assert_eq!(compact(1.0), "1");
+        assert_eq!(compact(-12.345), "-12.35");
+        assert_eq!(compact(f64::INFINITY), "inf");
+    }
 
     #[test]
     fn lse_handles_zeros_and_large_values() {

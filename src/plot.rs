@@ -13,7 +13,7 @@
 mod simplex;
 pub use simplex::simplex_plot_svg;
 
-use crate::report::{CellResult, ResultFile};
+use crate::result::{CellResult, ResultFile};
 use crate::statistics::ExponentEstimate;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
@@ -137,11 +137,12 @@ fn series_figure(result: &ResultFile, k: usize) -> Figure {
     let quantity = quantity_text(result);
     let div = divergence_text(result);
     let c = &result.cells[k];
-    let fitted = match result.spec["estimator"].as_str() {
-        Some("dpo_tabular") => "DPO (tabular class)".to_string(),
-        Some("dpo_linear") => "DPO (linear class)".to_string(),
-        _ if result.spec["rounds"].as_u64().unwrap_or(1) > 1 => {
-            format!("online ({} rounds)", result.spec["rounds"])
+    use crate::spec::Estimator;
+    let fitted = match result.spec.estimator {
+        Estimator::DpoTabular => "DPO (tabular class)".to_string(),
+        Estimator::DpoLinear => "DPO (linear class)".to_string(),
+        _ if result.spec.rounds > 1 => {
+            format!("online ({} rounds)", result.spec.rounds)
         }
         _ => "exact plug-in".to_string(),
     };
@@ -327,7 +328,7 @@ pub fn write_plots(
             (format!("{stem}.svg"), svg.into_bytes()),
             (format!("{stem}.png"), png),
         ] {
-            crate::report::write_atomic(&dir.join(&file), &bytes)
+            crate::fsio::write_atomic(&dir.join(&file), &bytes)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             written.push(file);
         }
@@ -467,7 +468,7 @@ fn divergence_text(result: &ResultFile) -> String {
 
 fn class_text(result: &ResultFile) -> String {
     let i = &result.instance;
-    match (i.reward_class.as_str(), i.dim, i.candidates) {
+    match (i.reward_class.name(), i.dim, i.candidates) {
         ("linear", Some(d), _) => format!("linear class, d = {d}"),
         ("finite", _, Some(m)) => format!("finite class, M = {m}"),
         (c, _, _) => format!("{c} class"),
@@ -476,10 +477,10 @@ fn class_text(result: &ResultFile) -> String {
 
 /// "γ = 1" for a fixed gamma, "γ(n) = 0.1·n^0.5" for a schedule.
 fn gamma_text(cell: &CellResult) -> String {
-    let num = |k: &str| cell.gamma.get(k).and_then(serde_json::Value::as_f64);
-    if let Some(g) = num("fixed") {
+    use crate::spec::GammaRule;
+    if let GammaRule::Fixed(g) = cell.gamma {
         format!("γ = {}", fmt_num(g))
-    } else if let (Some(c), Some(p)) = (num("c"), num("p")) {
+    } else if let GammaRule::Schedule(crate::spec::GammaSchedule { c, p }) = cell.gamma {
         let power = match p {
             0.0 => String::new(),
             0.5 => "√n".into(),
@@ -504,7 +505,7 @@ fn claim_name(result: &ResultFile, overlay: Option<&ClaimOverlay>) -> Option<Str
     overlay
         .map(|o| o.id.clone())
         .filter(|s| !s.is_empty())
-        .or_else(|| result.claim.clone())
+        .or_else(|| result.claims.first().cloned())
 }
 
 fn rate_figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverlay>) -> Figure {
@@ -792,7 +793,10 @@ fn sweep_axis(result: &ResultFile, j: usize, n: u64) -> SweepAxis {
     let mut labels: Vec<String> = result.cells.iter().map(|c| c.label.clone()).collect();
     let (x_desc, x_scale, what) = match &sw {
         Swept::Gamma(_) => {
-            let sched = result.cells.iter().any(|c| c.gamma.get("fixed").is_none());
+            let sched = result
+                .cells
+                .iter()
+                .any(|c| !matches!(c.gamma, crate::spec::GammaRule::Fixed(_)));
             let d = if sched {
                 format!("γ at n = {}", fmt_n(n))
             } else {
@@ -877,7 +881,11 @@ fn sweep_axis(result: &ResultFile, j: usize, n: u64) -> SweepAxis {
 fn sweep_figure(result: &ResultFile, n_index: usize) -> Figure {
     let quantity = quantity_text(result);
     let div = divergence_text(result);
-    let head = result.claim.clone().unwrap_or_else(|| result.name.clone());
+    let head = result
+        .claims
+        .first()
+        .cloned()
+        .unwrap_or_else(|| result.name.clone());
     let levels = result.cells.first().map(|c| c.n.len()).unwrap_or(0);
     let j = n_index.min(levels.saturating_sub(1));
     let n = result
@@ -1058,11 +1066,7 @@ fn objective_styles(result: &ResultFile) -> Vec<ObjectiveStyle> {
         }
     };
     keys.sort_by_key(|k| rank(k));
-    let eps = result
-        .ours
-        .pointer("/mrpo_clip_eps/value")
-        .and_then(serde_json::Value::as_f64)
-        .filter(|e| *e > 0.0);
+    let eps = Some(result.ours.mrpo_clip_eps.value).filter(|e| *e > 0.0);
     let references = [
         (C_QUANTILE, Stroke::LongDashed, Marker::Diamond),
         (C_SKY, Stroke::DashDotDotted, Marker::Cross),
@@ -2739,21 +2743,30 @@ mod tests {
                     "mle_iterations_mean": ns.iter().map(|_| 0.0).collect::<Vec<_>>(),
                     "mle_boundary_fraction": ns.iter().map(|_| 0.0).collect::<Vec<_>>(),
                     "coverage": 1.0,
+                    "comparators": {},
                     "raw": ns.iter().map(|_| vec![0.0; 2]).collect::<Vec<_>>(),
                 })
             })
             .collect();
+        // The typed parts that the figures do not vary come from a real checked spec.
+        let spec = crate::spec::parse(
+            "seed = 1\nreplications = 50\n[instance]\nsource = \"random\"\ncontexts = 2\nresponses = 2\nreferences = 2\n[instance.reward]\nclass = \"linear\"\ndim = 3\nbound = 1.0\n[experiment]\ndivergence = \"rkl\"\nquantity = \"suboptimality\"\nweights = [0.5, 0.5]\ngamma = 1.0\nn = [100, 1000]\n",
+            std::path::Path::new("unit_test_spec.toml"),
+            "unit_test_spec",
+            None,
+        )
+        .expect("a spec");
         serde_json::from_value(json!({
-            "format": "mrkl-result/1",
+            "format": crate::result::FORMAT,
             "name": "unit_test_spec",
-            "claim": "T5.2",
+            "claims": ["T5.2"],
             "divergence": "rkl",
             "quantity": "suboptimality",
             "provenance": { "mrkl_version": "0", "git_commit": null, "spec_hash": "0", "seed": 1 },
-            "ours": {},
-            "spec": {},
+            "ours": crate::analysis::ours(&spec),
+            "spec": spec.record(),
             "instance": {
-                "origin": {}, "contexts": 2, "responses": 2, "references": 2,
+                "origin": spec.record().instance_origin, "contexts": 2, "responses": 2, "references": 2,
                 "reward_class": "linear", "dim": 3, "candidates": null, "r_max": 1.0, "hash": "0"
             },
             "cells": cells,

@@ -363,36 +363,55 @@ pub fn comparator_names(k: usize, clip_eps: f64) -> Vec<String> {
     names
 }
 
-/// The RKL comparators of THEORY §6 as policies base * e^{gamma r}: base = MRPO's weighted
-/// harmonic mean h (without, and when `clip_eps` > 0 with, the CTRO clipping), the
-/// arithmetic mixture m used as a single reference, and each single reference pi_i.
+/// The log bases of the RKL comparators of THEORY §6 at one context, in the order of
+/// [`comparator_names`]: MRPO's weighted harmonic mean ln h (without, and when `clip_eps` > 0
+/// with, the CTRO clipping), the arithmetic mixture m used as a single reference, and each
+/// single reference pi_i. The comparator's policy is base * e^{gamma r}. This is the one
+/// comparator list: results, recorded series and the F1 check all build from it.
+pub fn comparator_log_bases(refs: &[&[f64]], weights: &[f64], clip_eps: f64) -> Vec<Vec<f64>> {
+    let ny = refs.first().map_or(0, |r| r.len());
+    let harmonic = |eps: f64| {
+        let mut out = vec![0.0; ny];
+        log_harmonic(refs, weights, eps, &mut out);
+        out
+    };
+    let mut bases = vec![harmonic(0.0)];
+    if clip_eps > 0.0 {
+        bases.push(harmonic(clip_eps));
+    }
+    let mut m = vec![0.0; ny];
+    mixture(refs, weights, &mut m);
+    bases.push(m.iter().map(|&v| crate::numerics::ln0(v)).collect());
+    bases.extend(
+        refs.iter()
+            .map(|p| p.iter().map(|&v| crate::numerics::ln0(v)).collect()),
+    );
+    bases
+}
+
+/// The RKL comparators of THEORY §6 ([`comparator_log_bases`]) over every context, as
+/// policies, named by [`comparator_names`].
 pub fn comparator_bases(
     inst: &crate::instance::Instance,
     weights: &[f64],
     clip_eps: f64,
 ) -> Vec<(String, Regularizer)> {
     let (nx, ny, k) = (inst.contexts, inst.responses, inst.k());
-    let harmonic = |eps: f64| {
-        let mut out = vec![0.0; nx * ny];
-        for x in 0..nx {
-            let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
-            log_harmonic(&refs, weights, eps, &mut out[x * ny..(x + 1) * ny]);
+    let names = comparator_names(k, clip_eps);
+    let mut tables = vec![vec![0.0; nx * ny]; names.len()];
+    for x in 0..nx {
+        let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
+        for (t, b) in tables
+            .iter_mut()
+            .zip(comparator_log_bases(&refs, weights, clip_eps))
+        {
+            t[x * ny..(x + 1) * ny].copy_from_slice(&b);
         }
-        Regularizer::rkl_with_log_base(out, nx, ny)
-    };
-    let log_of = |p: &[f64]| {
-        Regularizer::rkl_with_log_base(p.iter().map(|&v| crate::numerics::ln0(v)).collect(), nx, ny)
-    };
-    let mut bases = vec![harmonic(0.0)];
-    if clip_eps > 0.0 {
-        bases.push(harmonic(clip_eps));
     }
-    let m = Regularizer::new(Divergence::Fkl, &inst.references, weights, nx, ny);
-    bases.push(log_of(&m.base));
-    bases.extend(inst.references.iter().map(|r| log_of(r)));
-    comparator_names(k, clip_eps)
+    names
         .into_iter()
-        .zip(bases)
+        .zip(tables)
+        .map(|(name, t)| (name, Regularizer::rkl_with_log_base(t, nx, ny)))
         .collect()
 }
 

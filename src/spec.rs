@@ -31,7 +31,10 @@ pub const MAX_R_MAX: f64 = 50.0;
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
     pub name: Option<String>,
+    /// The claim this spec measures (shorthand for `claims = [ID]`).
     pub claim: Option<String>,
+    /// The claims this spec measures.
+    pub claims: Option<Vec<String>>,
     pub description: Option<String>,
     pub seed: u64,
     pub replications: usize,
@@ -203,14 +206,53 @@ pub struct RawSweep {
     pub simplex_step: Option<f64>,
 }
 
+/// The R_max convention [ours] (THEORY §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardRange {
+    /// |r| <= R_max.
+    #[default]
+    Symmetric,
+}
+
+/// log|R| of the linear class in the bounds [ours] (THEORY §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogClassSize {
+    /// The covering number d ln(1 + 2 B n).
+    #[default]
+    Covering,
+}
+
+/// RNG streams of the cells [ours].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Streams {
+    /// Each cell's replications have their own streams, keyed by the cell label.
+    #[default]
+    PerCell,
+    /// Replication r of every cell uses the same stream: where the sampling policy does not
+    /// depend on the cell, every cell sees the same data ([`Spec::shared_data`]).
+    Shared,
+}
+
+impl Streams {
+    pub fn name(self) -> &'static str {
+        match self {
+            Streams::PerCell => "per_cell",
+            Streams::Shared => "shared",
+        }
+    }
+}
+
 /// The choices THEORY.md leaves to us [ours], with their defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
-    /// Convention for R_max: `symmetric` means |r| <= R_max.
-    pub reward_range: String,
-    /// log|R| in the bounds for the linear class: `covering` = d ln(1 + 2 B n).
-    pub log_class_size: String,
+    /// Convention for R_max.
+    pub reward_range: RewardRange,
+    /// log|R| in the bounds for the linear class.
+    pub log_class_size: LogClassSize,
     /// Max-norm tolerance on the KKT gradient of the linear-class MLE.
     pub mle_tolerance: f64,
     /// Which levels of the n grid count as asymptotic for the exponent fit.
@@ -226,17 +268,15 @@ pub struct Options {
     /// Tabular DPO: ridge lambda/2 sum s^2 on the implied reward table (absolute, so its
     /// bias decays like 1/n); keeps the fit finite when a response never loses.
     pub dpo_ridge: f64,
-    /// RNG streams of the cells: `per_cell` (keyed by the cell label) or `shared` (every
-    /// cell's replication r uses the same stream, so cells whose sampling policy does not
-    /// depend on the cell see the same data: paired comparisons across cells).
-    pub streams: String,
+    /// RNG streams of the cells.
+    pub streams: Streams,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            reward_range: "symmetric".into(),
-            log_class_size: "covering".into(),
+            reward_range: RewardRange::Symmetric,
+            log_class_size: LogClassSize::Covering,
             mle_tolerance: crate::estimation::DEFAULT_GRADIENT_TOLERANCE,
             tail: TailRule::default(),
             bootstrap_resamples: 1000,
@@ -244,7 +284,7 @@ impl Default for Options {
             mrpo_clip_eps: 0.0,
             gap_floor: 1e-300,
             dpo_ridge: 1.0,
-            streams: "per_cell".into(),
+            streams: Streams::PerCell,
         }
     }
 }
@@ -291,7 +331,7 @@ impl Sampling {
 }
 
 /// gamma of a cell: fixed, or a schedule in n.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GammaRule {
     Fixed(f64),
@@ -309,7 +349,7 @@ impl GammaRule {
 }
 
 /// One parameter setting of a spec (a spec without sweep has one cell).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     /// Stable identity of the cell: part of every replication's RNG stream name.
     pub label: String,
@@ -318,7 +358,7 @@ pub struct Cell {
 }
 
 /// Where the checked instance came from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum InstanceOrigin {
     Random { generator: GeneratorParams },
@@ -326,35 +366,69 @@ pub enum InstanceOrigin {
 }
 
 /// A checked spec: every field valid, the instance built. The engine trusts it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
-    pub claim: Option<String>,
+    /// The claims this spec measures (registry ids).
+    pub claims: Vec<String>,
     pub description: Option<String>,
     pub seed: u64,
     pub replications: usize,
     pub divergence: Divergence,
     pub quantity: Quantity,
     pub ns: Vec<u64>,
-    #[serde(serialize_with = "ser_sampling")]
     pub sampling: Sampling,
     pub sampler: SamplerKind,
     pub delta: f64,
-    #[serde(skip_serializing_if = "Estimator::is_mle")]
     pub estimator: Estimator,
-    #[serde(skip_serializing_if = "is_one")]
     pub rounds: u32,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub record: Vec<Record>,
     pub cells: Vec<Cell>,
     pub options: Options,
     pub instance_origin: InstanceOrigin,
-    #[serde(skip)]
     pub instance: Instance,
     /// The spec's TOML (after command-line overrides): journals carry it so that `merge`
     /// can rebuild the spec.
-    #[serde(skip)]
     pub source_toml: String,
+    /// See [`Spec::shared_data`]; fixed by the check.
+    shared_data: bool,
+}
+
+/// The checked spec as written into every result (`result.json` → `spec`): every field of
+/// [`Spec`] but the instance (which has its own file) and the TOML text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub replications: usize,
+    pub divergence: Divergence,
+    pub quantity: Quantity,
+    pub ns: Vec<u64>,
+    /// The sampling policy, as spelled in specs (`geometric`, `ref:1`, ...).
+    pub sampling: String,
+    pub sampler: SamplerKind,
+    pub delta: f64,
+    #[serde(default, skip_serializing_if = "Estimator::is_mle")]
+    pub estimator: Estimator,
+    #[serde(default = "default_rounds", skip_serializing_if = "is_one")]
+    pub rounds: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record: Vec<Record>,
+    pub cells: Vec<Cell>,
+    pub options: Options,
+    pub instance_origin: InstanceOrigin,
+    /// Whether every cell sees the same data ([`Spec::shared_data`]).
+    pub shared_data: bool,
+}
+
+impl Serialize for Spec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.record().serialize(s)
+    }
 }
 
 fn is_one(v: &u32) -> bool {
@@ -362,9 +436,41 @@ fn is_one(v: &u32) -> bool {
 }
 
 impl Spec {
+    /// The spec as recorded in results.
+    pub fn record(&self) -> SpecRecord {
+        SpecRecord {
+            name: self.name.clone(),
+            claims: self.claims.clone(),
+            description: self.description.clone(),
+            seed: self.seed,
+            replications: self.replications,
+            divergence: self.divergence,
+            quantity: self.quantity,
+            ns: self.ns.clone(),
+            sampling: self.sampling.label(),
+            sampler: self.sampler,
+            delta: self.delta,
+            estimator: self.estimator,
+            rounds: self.rounds,
+            record: self.record.clone(),
+            cells: self.cells.clone(),
+            options: self.options.clone(),
+            instance_origin: self.instance_origin.clone(),
+            shared_data: self.shared_data,
+        }
+    }
+
+    /// The one definition of "the cells share their data": the streams are shared
+    /// (`options.streams = "shared"`) and the sampling policy does not depend on the cell
+    /// (uniform, a single reference, or one weight vector for every cell). Then replication
+    /// r of every cell compares on the same dataset, so differences across cells are paired.
+    pub fn shared_data(&self) -> bool {
+        self.shared_data
+    }
+
     /// The name of the RNG stream of a cell's replications (see `Options::streams`).
     pub fn stream_label<'a>(&self, cell: &'a Cell) -> &'a str {
-        if self.options.streams == "shared" {
+        if self.options.streams == Streams::Shared {
             "shared"
         } else {
             &cell.label
@@ -410,13 +516,6 @@ impl Spec {
     }
 }
 
-fn ser_sampling<S: serde::Serializer>(
-    s: &Sampling,
-    ser: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    ser.serialize_str(&s.label())
-}
-
 /// Reads and checks a spec file. `name` defaults to the file stem.
 pub fn load(path: &Path) -> Result<Spec> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
@@ -444,67 +543,14 @@ pub fn parse_with(
 ) -> Result<Spec> {
     let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
     for (key, v) in overrides {
-        set_or_add(&mut value, key, v)?;
+        let path: Vec<&str> = key.split('.').collect();
+        crate::overrides::set(&mut value, &path, key, v, crate::overrides::Missing::Add)?;
     }
     let source_toml = toml::to_string(&value).map_err(|e| Error::parse(origin, e))?;
     let raw = RawSpec::deserialize(value).map_err(|e| Error::parse(origin, e))?;
     let mut spec = raw.check(default_name, base)?;
     spec.source_toml = source_toml;
     Ok(spec)
-}
-
-/// Sets a dotted key in a TOML document; an existing value keeps its type (the text must
-/// parse as it), a new one is read as an integer, a float, a boolean or else a string.
-fn set_or_add(root: &mut toml::Value, key: &str, text: &str) -> Result<()> {
-    let path: Vec<&str> = key.split('.').collect();
-    let mut v = root;
-    for p in &path[..path.len() - 1] {
-        let t = v.as_table_mut().ok_or_else(|| {
-            Error::invalid(
-                format!("--set {key}"),
-                text,
-                "a key inside a table of the spec",
-            )
-        })?;
-        v = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
-    }
-    let t = v.as_table_mut().ok_or_else(|| {
-        Error::invalid(
-            format!("--set {key}"),
-            text,
-            "a key inside a table of the spec",
-        )
-    })?;
-    let last = path[path.len() - 1];
-    let new = match t.get(last) {
-        Some(toml::Value::Float(_)) => text
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(toml::Value::Float),
-        Some(toml::Value::Integer(_)) => text.parse::<i64>().ok().map(toml::Value::Integer),
-        Some(toml::Value::Boolean(_)) => text.parse::<bool>().ok().map(toml::Value::Boolean),
-        Some(toml::Value::String(_)) => Some(toml::Value::String(text.into())),
-        Some(_) => None,
-        None => Some(
-            text.parse::<i64>()
-                .map(toml::Value::Integer)
-                .or_else(|_| text.parse::<f64>().map(toml::Value::Float))
-                .or_else(|_| text.parse::<bool>().map(toml::Value::Boolean))
-                .unwrap_or_else(|_| toml::Value::String(text.into())),
-        ),
-    };
-    let kind = match t.get(last) {
-        Some(toml::Value::Float(_)) => "a number",
-        Some(toml::Value::Integer(_)) => "an integer",
-        Some(toml::Value::Boolean(_)) => "true or false",
-        _ => "a scalar (this key holds a table or list)",
-    };
-    let new = new.ok_or_else(|| Error::invalid(format!("--set {key}"), text, kind))?;
-    t.insert(last.to_string(), new);
-    Ok(())
 }
 
 fn in_range(field: &str, v: f64, lo: f64, hi: f64, allowed: &str) -> Result<()> {
@@ -610,20 +656,6 @@ impl RawSpec {
             ));
         }
         let o = &self.options;
-        if o.reward_range != "symmetric" {
-            return Err(Error::invalid(
-                "options.reward_range",
-                format!("\"{}\"", o.reward_range),
-                "\"symmetric\" (|r| <= R_max)",
-            ));
-        }
-        if o.log_class_size != "covering" {
-            return Err(Error::invalid(
-                "options.log_class_size",
-                format!("\"{}\"", o.log_class_size),
-                "\"covering\" (d ln(1 + 2 B n) for the linear class)",
-            ));
-        }
         in_range(
             "options.mle_tolerance",
             o.mle_tolerance,
@@ -1087,14 +1119,6 @@ impl RawSpec {
             ));
         }
 
-        if self.options.streams != "per_cell" && self.options.streams != "shared" {
-            return Err(Error::invalid(
-                "options.streams",
-                format!("\"{}\"", self.options.streams),
-                "\"per_cell\" or \"shared\"",
-            ));
-        }
-
         // Cells.
         let mut cells = vec![];
         let sweep = match self.sweep {
@@ -1199,9 +1223,25 @@ impl RawSpec {
                 }
             }
         }
+        let claims = match (self.claim, self.claims) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "claim",
+                    "both claim and claims",
+                    "one of `claim = \"ID\"` or `claims = [\"ID\", ...]`",
+                ));
+            }
+            (Some(c), None) => vec![c],
+            (None, Some(cs)) => cs,
+            (None, None) => vec![],
+        };
+        let shared_data = self.options.streams == Streams::Shared
+            && (matches!(sampling, Sampling::Uniform | Sampling::Reference(_))
+                || cells.iter().all(|c| c.weights == cells[0].weights));
         Ok(Spec {
             name,
-            claim: self.claim,
+            claims,
+            shared_data,
             description: self.description,
             seed: self.seed,
             replications: self.replications,

@@ -375,6 +375,30 @@ pub fn fit_exponent(
     floor: f64,
     seed: u64,
 ) -> ExponentEstimate {
+    let x: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+    let mut e = fit_exponent_in(
+        &x, raw, statistic, delta, tail, resamples, ci_level, floor, seed,
+    );
+    e.tail_from_n = ns.get(tail.first_index(ns.len())).copied().unwrap_or(0);
+    e
+}
+
+/// [`fit_exponent`] in any positive variable `x` (strictly increasing): the exponent `a` of
+/// `stat(x) ~ C x^a`, e.g. in gamma across the cells of a gamma sweep. `tail_from_n` of the
+/// estimate is 0 (the caller that fits in n sets it).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_exponent_in(
+    x: &[f64],
+    raw: &[Vec<f64>],
+    statistic: RateStatistic,
+    delta: f64,
+    tail: TailRule,
+    resamples: usize,
+    ci_level: f64,
+    floor: f64,
+    seed: u64,
+) -> ExponentEstimate {
+    let ns = x;
     let levels = ns.len();
     debug_assert!(levels >= 2, "fit_exponent: fewer than 2 levels");
     debug_assert_eq!(
@@ -383,7 +407,7 @@ pub fn fit_exponent(
         "fit_exponent: raw and ns differ in length"
     );
     debug_assert!(
-        ns.first().is_none_or(|&n| n > 0) && ns.windows(2).all(|w| w[0] < w[1]),
+        ns.first().is_none_or(|&n| n > 0.0) && ns.windows(2).all(|w| w[0] < w[1]),
         "fit_exponent: ns not strictly increasing and positive"
     );
     debug_assert!(
@@ -407,7 +431,7 @@ pub fn fit_exponent(
         .iter()
         .map(|v| statistic_of(statistic, v, level, &mut buf))
         .collect();
-    let xs_all: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
+    let xs_all: Vec<f64> = ns.iter().map(|&n| n.ln()).collect();
 
     let pairwise = (0..levels.saturating_sub(1))
         .map(|j| {
@@ -433,7 +457,7 @@ pub fn fit_exponent(
         ci_low: None,
         ci_high: None,
         ci_level,
-        tail_from_n: ns.get(first).copied().unwrap_or(0),
+        tail_from_n: 0,
         points,
         pairwise,
         bootstrap_resamples: 0,

@@ -4,7 +4,7 @@
 //!   claim are printed (run with `--nocapture` to see them).
 
 use mrkl::claims::{Registry, Verdict};
-use mrkl::cli::{evaluate, load_specs};
+use mrkl::suite::{evaluate, load_specs};
 use std::collections::BTreeMap;
 
 fn verdicts_of(js: &[mrkl::claims::Judgement], id: &str) -> Vec<Verdict> {

@@ -2,8 +2,8 @@
 //! must reproduce its committed `result.json` byte for byte (the provenance's git commit is
 //! an input, taken from the committed file; everything computed is compared).
 
-use mrkl::cli::load_specs;
-use mrkl::{engine, report};
+use mrkl::suite::load_specs;
+use mrkl::{analysis, engine, result};
 
 fn reproduce(name: &str) {
     let path = std::path::Path::new("results")
@@ -15,18 +15,18 @@ fn reproduce(name: &str) {
             path.display()
         )
     });
-    let saved = report::read(&path).unwrap();
+    let saved = result::read(&path).unwrap();
     let specs = load_specs(&[], &[]).unwrap();
     let (_, spec) = specs
         .iter()
         .find(|(_, s)| s.name == name)
         .expect("the spec is in the default suite");
-    let rebuilt = report::build(
+    let rebuilt = analysis::build(
         spec,
         &engine::run(spec, &|| {}),
         saved.provenance.git_commit.clone(),
     );
-    let text = report::result_json(&rebuilt);
+    let text = result::to_json(&rebuilt);
     assert!(
         text == committed,
         "{name}: a re-run differs from the committed result; if the change is intended, regenerate results/ with `cargo run --release`"

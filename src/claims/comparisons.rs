@@ -11,19 +11,24 @@
 //! - DPO identity ([`judge_identity`]): the DPO policy of the linear class equals the
 //!   plug-in policy of the linear-class MLE (to 1e-8), on random instances and in results.
 
-use super::{Claim, Judgement, RandomContext, Verdict, bound_checks, random_context};
+use super::exact::{RandomContext, random_context};
+use super::judgement::{
+    BestByReward, CheckOutcome, CorrelationOutcome, Details, Finding, Judgement, Measure,
+    MleDifference, RewardVersusVertex, VersusVertex, WeightCell,
+};
+use super::rate::bound_finding;
+use super::registry::{Claim, Formula};
 use crate::dpo;
 use crate::estimation::{FitWorkspace, LinearFitter};
 use crate::instance::{Family, GeneratorParams, GeneratorReward, RewardModel, generate};
-use crate::numerics::ln0;
 use crate::policy::{
-    Divergence, Regularizer, log_escort, log_harmonic, mixture, rkl_log_policy, rkl_objective,
+    Divergence, Regularizer, comparator_log_bases, comparator_names, log_escort, rkl_log_policy,
+    rkl_objective,
 };
 use crate::preference::{Sampler, WinCounts};
-use crate::report::ResultFile;
+use crate::result::{CellResult, ResultFile};
 use crate::streams::stream;
 use rand::RngExt;
-use serde_json::json;
 
 /// Round-off allowance of the exact comparisons, relative to 1 + |J| (objectives are sums of
 /// at most 8 terms of size up to R_max plus log terms; 1e-10 is far above double rounding
@@ -36,33 +41,23 @@ const RANK_TEST_LEVEL: f64 = 0.05;
 /// Random permutations of the MR rank test [ours].
 const PERMUTATIONS: usize = 20_000;
 
-/// True RKL objectives (one context) of the exact solution and the comparators of §6.
-fn one_context_objectives(refs: &[&[f64]], w: &[f64], r: &[f64], gamma: f64) -> Vec<(String, f64)> {
+/// True RKL objectives (one context) of the exact solution and the comparators of §6
+/// ([`comparator_log_bases`], CTRO with `clip_eps`).
+fn one_context_objectives(
+    refs: &[&[f64]],
+    w: &[f64],
+    r: &[f64],
+    gamma: f64,
+    clip_eps: f64,
+) -> Vec<(String, f64)> {
     let ny = r.len();
-    let mut bases: Vec<(String, Vec<f64>)> = vec![];
     let mut lg = vec![0.0; ny];
     log_escort(refs, w, &mut lg);
-    bases.push(("exact".into(), lg));
-    for (name, eps) in [("mrpo", 0.0), ("mrpo_ctro", 0.1)] {
-        let mut lh = vec![0.0; ny];
-        log_harmonic(refs, w, eps, &mut lh);
-        bases.push((name.into(), lh));
-    }
-    let mut m = vec![0.0; ny];
-    mixture(refs, w, &mut m);
-    bases.push((
-        "arithmetic_mixture".into(),
-        m.iter().map(|&v| ln0(v)).collect(),
-    ));
-    for (i, p) in refs.iter().enumerate() {
-        bases.push((
-            format!("reference_{}", i + 1),
-            p.iter().map(|&v| ln0(v)).collect(),
-        ));
-    }
+    let names = std::iter::once("exact".to_string()).chain(comparator_names(refs.len(), clip_eps));
+    let bases = std::iter::once(lg).chain(comparator_log_bases(refs, w, clip_eps));
     let mut lp = vec![0.0; ny];
-    bases
-        .into_iter()
+    names
+        .zip(bases)
         .map(|(name, b)| {
             rkl_log_policy(&b, r, gamma, &mut lp);
             let pi: Vec<f64> = lp.iter().map(|v| v.exp()).collect();
@@ -76,8 +71,12 @@ fn one_context_objectives(refs: &[&[f64]], w: &[f64], r: &[f64], gamma: f64) -> 
 /// ([`random_context`] with K from 2 to 5) and on the true-reward comparators of every RKL
 /// result.
 pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
-    let claimed = claim.formula.clone().unwrap_or_else(|| "exact".into());
+    let claimed = claim
+        .formula
+        .expect("checked: comparison claims name a formula")
+        .name();
     let count = claim.instances.unwrap_or(300);
+    let clip_eps = claim.mrpo_clip_eps.unwrap_or(0.0);
     let (mut worst, mut worst_where) = (f64::NEG_INFINITY, String::new());
     let mut record = |beat: f64, at: String| {
         if beat > worst {
@@ -95,7 +94,7 @@ pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
             r,
         } = random_context(seed, &claim.id, inst, 2);
         let rr: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
-        let js = one_context_objectives(&rr, &w, &r, gamma);
+        let js = one_context_objectives(&rr, &w, &r, gamma, clip_eps);
         let Some(&(_, jc)) = js.iter().find(|(n, _)| *n == claimed) else {
             continue; // reference_1 exists for every K >= 2; names are checked
         };
@@ -116,7 +115,7 @@ pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
     let mut cells = 0;
     for r in results.iter().filter(|r| r.divergence == Divergence::Rkl) {
         for c in &r.cells {
-            let Some(&jc) = c.comparators.get(&claimed) else {
+            let Some(&jc) = c.comparators.get(claimed) else {
                 continue;
             };
             cells += 1;
@@ -132,47 +131,69 @@ pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
     }
     // With the MLE reward: the difference J(exact plug-in) - J(comparator plug-in), per n.
     let mut mle = vec![];
-    for r in results
-        .iter()
-        .filter(|r| r.claim.as_deref() == Some(claim.id.as_str()))
-    {
+    for r in results.iter().filter(|r| r.claims.contains(&claim.id)) {
         for c in &r.cells {
             for s in c.series.iter().filter(|s| s.name.starts_with("loss_")) {
                 let Some(diff) = &s.difference else { continue };
-                mle.push(json!({
-                    "evidence": format!("{}:{}", r.name, c.label),
-                    "comparator": &s.name["loss_".len()..],
-                    "n": c.n,
-                    "exact_minus_comparator_mean": diff.iter().map(|d| d.as_ref().map(|d| d.mean)).collect::<Vec<_>>(),
-                    "ci_low": diff.iter().map(|d| d.as_ref().map(|d| d.ci_low)).collect::<Vec<_>>(),
-                    "ci_high": diff.iter().map(|d| d.as_ref().map(|d| d.ci_high)).collect::<Vec<_>>(),
-                    "true_reward_difference": c.comparators.get("exact").zip(c.comparators.get(&s.name["loss_".len()..])).map(|(a, b)| a - b),
-                }));
+                let comparator = &s.name["loss_".len()..];
+                mle.push(MleDifference {
+                    evidence: format!("{}:{}", r.name, c.label),
+                    comparator: comparator.to_string(),
+                    n: c.n.clone(),
+                    exact_minus_comparator_mean: diff
+                        .iter()
+                        .map(|d| d.as_ref().map(|d| d.mean))
+                        .collect(),
+                    ci_low: diff.iter().map(|d| d.as_ref().map(|d| d.ci_low)).collect(),
+                    ci_high: diff.iter().map(|d| d.as_ref().map(|d| d.ci_high)).collect(),
+                    true_reward_difference: c
+                        .comparators
+                        .get("exact")
+                        .zip(c.comparators.get(comparator))
+                        .map(|(a, b)| a - b),
+                });
             }
         }
     }
-    let mut j = Judgement::new(
-        claim,
-        Some(format!(
-            "{count} random instances + {cells} result cells ({claimed})"
-        )),
-        Verdict::Tight,
-        String::new(),
-    );
-    j.details = json!({
-        "max_relative_improvement_over_claimed": worst,
-        "worst": worst_where,
-        "tolerance": EXACT_TOLERANCE,
-        "mle_reward_differences": mle,
-    });
-    if worst > EXACT_TOLERANCE {
-        j.verdict = Verdict::Violated;
-        j.reason = format!("{claimed} is beaten by {worst:.2e} (relative) at {worst_where}");
+    let worst = if worst == f64::NEG_INFINITY {
+        0.0
     } else {
-        j.reason = format!(
-            "{claimed} never beaten (max relative improvement of a comparator {worst:.1e})"
-        );
-    }
+        worst
+    };
+    let finding = Finding::Check {
+        outcome: if worst > EXACT_TOLERANCE {
+            CheckOutcome::Fails
+        } else {
+            CheckOutcome::Passes
+        },
+        what: format!("relative improvement of a comparator over {claimed}"),
+        value: worst,
+        tolerance: EXACT_TOLERANCE,
+    };
+    let context = format!(
+        "{count} random instances and {cells} result cells{}",
+        if worst > EXACT_TOLERANCE {
+            format!("; worst at {worst_where}")
+        } else {
+            String::new()
+        }
+    );
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(format!("random instances and results ({claimed})")),
+        Measure::Improvement,
+        vec![finding],
+        &context,
+    );
+    j.measured = Some(worst);
+    j.details = Details::Comparison {
+        instances: count,
+        result_cells: cells,
+        max_relative_improvement_over_claimed: worst,
+        worst: worst_where,
+        tolerance: EXACT_TOLERANCE,
+        mle_reward_differences: mle,
+    };
     j
 }
 
@@ -232,23 +253,37 @@ pub fn spearman(a: &[f64], b: &[f64], seed: u64) -> (f64, f64) {
 
 /// MR on one weight-sweep result (see the module doc). The bound is `claim.bound` with each
 /// cell's C_alpha; the correlation and the best alpha use the mean gap at the largest n.
-pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Judgement {
-    let mut j = Judgement::new(
-        claim,
-        Some(r.name.clone()),
-        Verdict::Inconclusive,
-        String::new(),
-    );
-    let mut violation = None;
+pub fn judge_weights(claim: &Claim, r: &ResultFile) -> Judgement {
+    let seed = r.provenance.seed;
+    let mut findings = vec![];
     if let Some(b) = &claim.bound {
+        // One bound finding over every cell: the smallest slack, the first excess.
+        let (mut slack, mut exceeded) = (f64::MAX, None);
         for c in &r.cells {
-            let (checks, v) = bound_checks(b, r, c, delta);
-            let slack = checks.iter().map(|c| c.slack).fold(f64::INFINITY, f64::min);
-            j.bound_slack = Some(j.bound_slack.map_or(slack, |s: f64| s.min(slack)));
-            if violation.is_none() {
-                violation = v.map(|v| format!("{}: {v}", c.label));
+            if let (
+                _,
+                Finding::Bound {
+                    outcome,
+                    slack: s,
+                    at,
+                },
+            ) = bound_finding(b, r, c)
+            {
+                slack = slack.min(s);
+                if outcome == super::judgement::BoundOutcome::Exceeded && exceeded.is_none() {
+                    exceeded = Some(format!("{}: {at}", c.label));
+                }
             }
         }
+        findings.push(Finding::Bound {
+            outcome: if exceeded.is_some() {
+                super::judgement::BoundOutcome::Exceeded
+            } else {
+                super::judgement::BoundOutcome::Holds
+            },
+            slack,
+            at: exceeded.unwrap_or_default(),
+        });
     }
     let last = r.cells[0].n.len() - 1;
     let n_max = r.cells[0].n[last];
@@ -259,18 +294,27 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
         .map(|c| c.coverage.unwrap_or(f64::INFINITY))
         .collect();
     let (rho, p) = spearman(&cov, &gap, seed);
+    findings.push(Finding::Correlation {
+        outcome: if rho > 0.0 && p < RANK_TEST_LEVEL {
+            CorrelationOutcome::Positive
+        } else {
+            CorrelationOutcome::NotSignificant
+        },
+        what: format!("Spearman(gap at n = {n_max}, C_alpha)"),
+        rho,
+        p_value: p,
+        level: RANK_TEST_LEVEL,
+    });
     let best = (0..gap.len())
         .min_by(|&a, &b| gap[a].total_cmp(&gap[b]))
         .expect("cells");
-    let vertex = |c: &crate::report::CellResult| c.weights.iter().any(|&w| w == 1.0);
+    let vertex = |c: &CellResult| c.weights.iter().any(|&w| w == 1.0);
     let best_vertex = (0..gap.len())
         .filter(|&i| vertex(&r.cells[i]))
         .min_by(|&a, &b| gap[a].total_cmp(&gap[b]));
     // Best vertex minus best alpha at n_max with a 95% interval: paired over replications
-    // when the cells share their streams and data (options.streams = "shared" with a
-    // sampling policy that does not depend on the cell), else from independent means.
-    let paired = r.spec["options"]["streams"].as_str() == Some("shared")
-        && matches!(r.spec["sampling"].as_str(), Some(s) if s == "uniform" || s.starts_with("ref:"));
+    // when the cells share their data (`Spec::shared_data`), else from independent means.
+    let paired = r.spec.shared_data;
     let difference = |v: usize| -> (f64, f64, f64) {
         if paired {
             let d: Vec<f64> = r.cells[v].raw[last]
@@ -289,12 +333,20 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
     };
     let versus_vertex = best_vertex.map(|v| {
         let (d, lo, hi) = difference(v);
-        json!({ "best_vertex": r.cells[v].label, "best_vertex_gap": gap[v], "best_gap": gap[best], "vertex_minus_best": d, "ci95": [lo, hi], "paired": paired })
+        VersusVertex {
+            best_vertex: r.cells[v].label.clone(),
+            best_vertex_gap: gap[v],
+            best_gap: gap[best],
+            vertex_minus_best: d,
+            ci95: (lo, hi),
+            paired,
+        }
     });
-    let reward = |c: &crate::report::CellResult| {
-        c.series
-            .iter()
-            .find(|s| s.name == "expected_reward")
+    fn series_of(c: &CellResult) -> Option<&crate::result::SeriesResult> {
+        c.series.iter().find(|s| s.name == "expected_reward")
+    }
+    let reward = |c: &CellResult| {
+        series_of(c)
             .and_then(|s| s.summaries[last].as_ref())
             .map(|s| s.mean)
     };
@@ -311,62 +363,54 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             let versus = vertex_best.map(|(k, vk)| {
                 let raw = |c: usize| {
-                    r.cells[c]
-                        .series
-                        .iter()
-                        .find(|s| s.name == "expected_reward")
+                    series_of(&r.cells[c])
                         .map(|s| s.raw[last].clone())
                         .unwrap_or_default()
                 };
                 let (a, b) = (raw(i), raw(k));
-                let ci = if paired && !a.is_empty() {
+                let ci = (paired && !a.is_empty()).then(|| {
                     let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
                     let s = crate::statistics::summarize(n_max, &d, 0.05);
-                    json!([s.ci_low, s.ci_high])
-                } else {
-                    serde_json::Value::Null
-                };
-                json!({ "best_vertex": r.cells[k].label, "best_vertex_reward": vk, "best_minus_vertex": v - vk, "ci95_paired": ci })
+                    (s.ci_low, s.ci_high)
+                });
+                RewardVersusVertex {
+                    best_vertex: r.cells[k].label.clone(),
+                    best_vertex_reward: vk,
+                    best_minus_vertex: v - vk,
+                    ci95_paired: ci,
+                }
             });
-            json!({ "cell": r.cells[i].label, "expected_reward": v, "versus_best_vertex": versus })
+            BestByReward {
+                cell: r.cells[i].label.clone(),
+                expected_reward: v,
+                versus_best_vertex: versus,
+            }
         });
     let reward_text = best_reward
         .as_ref()
-        .map(|b| {
-            let v = &b["versus_best_vertex"];
-            let ci = match v["ci95_paired"].as_array() {
-                Some(a) => format!(
-                    " [{:+.2e}, {:+.2e}]",
-                    a[0].as_f64().unwrap_or(f64::NAN),
-                    a[1].as_f64().unwrap_or(f64::NAN)
-                ),
-                None => String::new(),
-            };
-            format!(
-                "; by expected true reward: best {} ({:.4}) vs best vertex {} ({:.4}): {:+.2e}{ci}",
-                b["cell"].as_str().unwrap_or("-"),
-                b["expected_reward"].as_f64().unwrap_or(f64::NAN),
-                v["best_vertex"].as_str().unwrap_or("-"),
-                v["best_vertex_reward"].as_f64().unwrap_or(f64::NAN),
-                v["best_minus_vertex"].as_f64().unwrap_or(f64::NAN),
-            )
+        .map(|b| match &b.versus_best_vertex {
+            Some(v) => format!(
+                "by expected true reward: best {} ({:.4}) vs best vertex {} ({:.4}): {:+.2e}{}",
+                b.cell,
+                b.expected_reward,
+                v.best_vertex,
+                v.best_vertex_reward,
+                v.best_minus_vertex,
+                v.ci95_paired
+                    .map(|(lo, hi)| format!(" [{lo:+.2e}, {hi:+.2e}]"))
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "by expected true reward: best {} ({:.4})",
+                b.cell, b.expected_reward
+            ),
         })
         .unwrap_or_default();
-    j.measured = Some(rho);
-    j.details = json!({
-        "n": n_max,
-        "spearman_gap_vs_coverage": rho,
-        "permutation_p_value": p,
-        "best_alpha_by_gap": r.cells[best].label,
-        "best_alpha_vs_best_vertex": versus_vertex,
-        "best_alpha_by_expected_reward": best_reward,
-        "cells": r.cells.iter().zip(&gap).map(|(c, g)| json!({ "cell": c.label, "coverage": c.coverage, "mean_gap": g, "expected_reward": reward(c) })).collect::<Vec<_>>(),
-    });
     let vertex_text = best_vertex
         .map(|v| {
             let (d, lo, hi) = difference(v);
             format!(
-                "; best alpha {} (gap {:.3e}) vs best vertex {} (gap {:.3e}): difference {:.2e} [{:.2e}, {:.2e}]{}",
+                "best alpha {} (gap {:.3e}) vs best vertex {} (gap {:.3e}): difference {:.2e} [{:.2e}, {:.2e}]{}",
                 r.cells[best].label,
                 gap[best],
                 r.cells[v].label,
@@ -378,19 +422,38 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
             )
         })
         .unwrap_or_default();
-    if let Some(v) = violation {
-        j.verdict = Verdict::Violated;
-        j.reason = format!("bound with C_alpha exceeded at {v}");
-    } else {
-        j.verdict = if rho > 0.0 && p < RANK_TEST_LEVEL {
-            Verdict::Consistent
-        } else {
-            Verdict::Inconclusive
-        };
-        j.reason = format!(
-            "at n = {n_max}: Spearman(gap, C_alpha) = {rho:.2} (permutation p = {p:.3}){vertex_text}{reward_text}"
-        );
-    }
+    let context = [vertex_text, reward_text]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(r.name.clone()),
+        Measure::Correlation,
+        findings,
+        &context,
+    );
+    j.measured = Some(rho);
+    j.details = Details::Weights {
+        n: n_max,
+        spearman_gap_vs_coverage: rho,
+        permutation_p_value: p,
+        best_alpha_by_gap: r.cells[best].label.clone(),
+        best_alpha_vs_best_vertex: versus_vertex,
+        best_alpha_by_expected_reward: best_reward,
+        cells: r
+            .cells
+            .iter()
+            .zip(&gap)
+            .map(|(c, g)| WeightCell {
+                cell: c.label.clone(),
+                coverage: c.coverage,
+                mean_gap: *g,
+                expected_reward: reward(c),
+            })
+            .collect(),
+    };
     j
 }
 
@@ -401,7 +464,9 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile, delta: f64, seed: u64) -> Ju
 /// claim) against the plug-in policy of the constrained linear MLE, where the MLE is
 /// interior. Also the `identity_residual` series of every result.
 pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
-    let formula = claim.formula.clone().unwrap_or_else(|| "dpo_linear".into());
+    let formula = claim
+        .formula
+        .expect("checked: identity claims name a formula");
     let count = claim.instances.unwrap_or(100);
     let (mut worst, mut worst_where, mut skipped, mut checked) = (0.0f64, String::new(), 0, 0);
     for inst in 0..count {
@@ -452,8 +517,8 @@ pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judge
         l.table(&fit.theta, &mut r_hat);
         let mut plugin = vec![0.0; nx * ny];
         reg.policy(&r_hat, gamma, &mut plugin);
-        let d = match formula.as_str() {
-            "dpo_tabular" => dpo::fit_tabular(&reg, &counts, gamma, 1.0, 1e-12),
+        let d = match formula {
+            Formula::DpoTabular => dpo::fit_tabular(&reg, &counts, gamma, 1.0, 1e-12),
             _ => dpo::fit_linear(&reg, &counts, l, gamma, 0.0, &vec![0.0; l.dim], 1e-12),
         };
         let res = plugin
@@ -475,7 +540,7 @@ pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judge
     let mut result_values = 0usize;
     // The results' `identity_residual` series measure the linear class: they bear on the
     // claim only when it names that class.
-    for r in results.iter().filter(|_| formula == "dpo_linear") {
+    for r in results.iter().filter(|_| formula == Formula::DpoLinear) {
         for c in &r.cells {
             for s in c.series.iter().filter(|s| s.name == "identity_residual") {
                 for v in s.raw.iter().flatten().filter(|v| v.is_finite()) {
@@ -485,34 +550,38 @@ pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judge
             }
         }
     }
-    let mut j = Judgement::new(
-        claim,
-        Some(format!(
-            "{checked} random instances ({formula}) + {result_values} result values"
-        )),
-        Verdict::Tight,
-        String::new(),
-    );
-    j.measured = Some(worst.max(from_results));
-    j.details = json!({
-        "max_policy_residual_random": worst,
-        "worst_instance": worst_where,
-        "skipped_mle_on_boundary": skipped,
-        "max_policy_residual_results": from_results,
-        "result_values": result_values,
-        "tolerance": IDENTITY_TOLERANCE,
-    });
     let m = worst.max(from_results);
-    if m > IDENTITY_TOLERANCE || checked == 0 {
-        j.verdict = Verdict::Violated;
-        j.reason = format!(
-            "max |pi_dpo - pi_plugin| = {m:.2e} > {IDENTITY_TOLERANCE:e} (worst: {worst_where})"
-        );
-    } else {
-        j.reason = format!(
-            "max |pi_dpo - pi_plugin| = {m:.1e} over {checked} instances and {result_values} result values ({skipped} skipped: MLE on the ball)"
-        );
-    }
+    // No instance checked (every MLE on the ball) is a failure of the check, not a pass.
+    let value = if checked == 0 { f64::INFINITY } else { m };
+    let finding = Finding::Check {
+        outcome: if value > IDENTITY_TOLERANCE {
+            CheckOutcome::Fails
+        } else {
+            CheckOutcome::Passes
+        },
+        what: "max |pi_dpo - pi_plugin|".into(),
+        value,
+        tolerance: IDENTITY_TOLERANCE,
+    };
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(format!("random instances and results ({})", formula.name())),
+        Measure::Residual,
+        vec![finding],
+        &format!(
+            "{checked} instances and {result_values} result values ({skipped} skipped: MLE on the ball); worst instance: {worst_where}"
+        ),
+    );
+    j.measured = Some(m);
+    j.details = Details::Identity {
+        instances: checked,
+        max_policy_residual_random: worst,
+        worst_instance: worst_where,
+        skipped_mle_on_boundary: skipped,
+        max_policy_residual_results: from_results,
+        result_values,
+        tolerance: IDENTITY_TOLERANCE,
+    };
     j
 }
 

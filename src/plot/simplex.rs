@@ -4,7 +4,7 @@
 //! n; the best cell of each panel (smallest gap, largest reward) is ringed. Written as plain
 //! SVG (same font and size as the other plots), rasterised by [`super::svg_to_png`].
 
-use crate::report::ResultFile;
+use crate::result::ResultFile;
 use std::fmt::Write;
 
 const WIDTH: f64 = 900.0;
@@ -217,7 +217,11 @@ pub fn simplex_plot_svg(result: &ResultFile) -> Option<String> {
 <rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#FFFFFF"/>
 "##
     );
-    let claim = result.claim.clone().unwrap_or_else(|| result.name.clone());
+    let claim = result
+        .claims
+        .first()
+        .cloned()
+        .unwrap_or_else(|| result.name.clone());
     text(
         &mut s,
         WIDTH / 2.0,

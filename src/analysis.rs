@@ -1,0 +1,266 @@
+//! Analysis: from the raw replications of a run to a [`ResultFile`] — per-n summaries,
+//! fitted exponents with bootstrap intervals (THEORY §7), coverage constants (§5), the
+//! comparators' true objectives (§6), paired differences of recorded series — plus the
+//! [ours] choices and the hashes that identify a spec. Nothing here judges or renders.
+
+use crate::engine::CellRun;
+use crate::policy::Divergence;
+use crate::result::{
+    CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, Provenance, ResultFile,
+    RewardClass, SeriesResult,
+};
+use crate::spec::{InstanceOrigin, Sampling, Spec};
+use crate::statistics::{RateStatistic, Summary, fit_exponent, summarize};
+use crate::streams::fnv1a;
+
+/// Summary of the finite entries of `values` (None if there is none).
+pub fn summarize_finite(n: u64, values: &[f64], delta: f64) -> Option<Summary> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| summarize(n, &v, delta))
+}
+
+/// The [`SeriesResult`]s of a cell from its raw run.
+fn series_results(spec: &Spec, run: &CellRun) -> Vec<SeriesResult> {
+    spec.series()
+        .into_iter()
+        .zip(&run.extras)
+        .map(|(def, raw)| {
+            let summaries = spec
+                .ns
+                .iter()
+                .zip(raw)
+                .map(|(&n, v)| summarize_finite(n, v, spec.delta))
+                .collect();
+            let difference = def.paired_gap.then(|| {
+                spec.ns
+                    .iter()
+                    .zip(raw.iter().zip(&run.values))
+                    .map(|(&n, (a, b))| {
+                        let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+                        summarize_finite(n, &d, spec.delta)
+                    })
+                    .collect()
+            });
+            SeriesResult {
+                name: def.name,
+                summaries,
+                difference,
+                raw: raw.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Hex FNV-1a of a byte string.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(bytes))
+}
+
+/// The instance of a spec as pretty JSON (the content of `instance.json`).
+pub fn instance_json(spec: &Spec) -> String {
+    serde_json::to_string_pretty(&spec.instance.to_raw()).expect("instances serialise") + "\n"
+}
+
+/// The hash that identifies a checked spec (its JSON form plus its instance).
+pub fn spec_hash(spec: &Spec) -> String {
+    let mut bytes = serde_json::to_vec(spec).expect("specs serialise");
+    bytes.extend_from_slice(instance_json(spec).as_bytes());
+    hash_hex(&bytes)
+}
+
+/// The [ours] choices of THEORY.md as they apply to this spec: value and meaning.
+pub fn ours(spec: &Spec) -> Ours {
+    let o = &spec.options;
+    fn c<T>(value: T, meaning: &str) -> Choice<T> {
+        Choice {
+            value,
+            meaning: meaning.into(),
+        }
+    }
+    Ours {
+        sampling: c(
+            spec.sampling.label(),
+            "the policy mu that draws both responses of a comparison (THEORY §2)",
+        ),
+        sampler: c(
+            spec.sampler,
+            "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison",
+        ),
+        reward_range: c(o.reward_range, "R_max convention: |r| <= R_max"),
+        linear_estimator: c(
+            "constrained_mle".into(),
+            "linear class: Bradley-Terry MLE restricted to ||theta|| <= B (Newton inside, Moré-Sorensen multiplier on the boundary)",
+        ),
+        mle_tolerance: c(
+            o.mle_tolerance,
+            "max-norm of the KKT gradient (loss normalised by the number of informative comparisons) at which the MLE stops",
+        ),
+        log_class_size: c(
+            o.log_class_size,
+            "log|R| for the linear class in the bounds: d ln(1 + 2 B n)",
+        ),
+        reward_gap: c(
+            "abs_of_expectation".into(),
+            "| E_x [E_{pi*} r* - E_{pi_hat} r*] | at fixed gamma",
+        ),
+        gamma: c(
+            spec.cells.iter().map(|c| c.gamma).collect(),
+            "fixed gamma, or gamma(n) = c n^p (the optimality gap's schedule)",
+        ),
+        coverage: c(
+            "pairwise_second_moment_ratio".into(),
+            "C(nu; mu) of THEORY §5, nu = escort (RKL) or mixture (FKL)",
+        ),
+        tail: c(
+            o.tail,
+            "the exponent is fitted over the largest ceil(fraction * L) of the L sample sizes, at least min_points",
+        ),
+        bootstrap_resamples: c(
+            o.bootstrap_resamples,
+            "resamples of replications within each n for the exponent interval",
+        ),
+        ci_level: c(o.ci_level, "level of the exponent interval"),
+        mrpo_clip_eps: c(o.mrpo_clip_eps, "MRPO's CTRO clipping (0 = off)"),
+        gap_floor: c(
+            o.gap_floor,
+            "gaps at or below this count as zero (no exponent is fitted to them)",
+        ),
+        estimator: c(
+            spec.estimator,
+            "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (THEORY §6)",
+        ),
+        dpo_ridge: c(
+            o.dpo_ridge,
+            "tabular DPO: absolute ridge (lambda/2) sum s^2 on the implied reward (bias O(1/n)); the linear DPO class is fitted without ridge",
+        ),
+        dpo_dropped_pairs: c(
+            "off_support".into(),
+            "comparisons involving a response outside the policy class's support (g = 0 for RKL, m = 0 for FKL) are left out of the DPO loss",
+        ),
+        streams: c(
+            o.streams,
+            "per_cell: each cell's replications have their own RNG streams; shared: replication r of every cell uses the same stream (paired comparisons across cells whose sampling policy does not depend on the cell)",
+        ),
+        rounds: c(
+            spec.rounds,
+            "online collection: T rounds of n/T comparisons, round 1 from mu, round t from the plug-in policy fitted on rounds 1..t-1 (1 = offline)",
+        ),
+        instance_family: c(
+            match &spec.instance_origin {
+                InstanceOrigin::Random { generator } => {
+                    FamilyChoice::Generated(generator.family.clone())
+                }
+                InstanceOrigin::File { .. } => FamilyChoice::File("file".into()),
+            },
+            "coverage pattern of references 1-2 over the top good_fraction of responses by r* (their probabilities multiplied by suppression)",
+        ),
+    }
+}
+
+/// Assembles the result of a finished run.
+pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> ResultFile {
+    let inst = &spec.instance;
+    let (dim, candidates) = match &inst.reward {
+        crate::instance::RewardModel::Linear(l) => (Some(l.dim), None),
+        crate::instance::RewardModel::Finite(f) => (None, Some(f.candidates.len())),
+        crate::instance::RewardModel::Table(_) => (None, None),
+    };
+    let instance = InstanceInfo {
+        origin: spec.instance_origin.clone(),
+        contexts: inst.contexts,
+        responses: inst.responses,
+        references: inst.k(),
+        reward_class: match &inst.reward {
+            crate::instance::RewardModel::Linear(_) => RewardClass::Linear,
+            crate::instance::RewardModel::Finite(_) => RewardClass::Finite,
+            crate::instance::RewardModel::Table(_) => RewardClass::Table,
+        },
+        dim,
+        candidates,
+        r_max: inst.r_max(),
+        hash: hash_hex(instance_json(spec).as_bytes()),
+    };
+    let o = &spec.options;
+    // Cells are summarised in parallel (the bootstrap dominates); order is preserved.
+    use rayon::prelude::*;
+    let cells = spec
+        .cells
+        .par_iter()
+        .zip(runs.par_iter())
+        .map(|(c, run)| {
+            let summaries: Vec<Summary> = spec
+                .ns
+                .iter()
+                .zip(&run.values)
+                .map(|(&n, v)| summarize(n, v, spec.delta))
+                .collect();
+            let seed = spec.seed ^ fnv1a(c.label.as_bytes()) ^ fnv1a(b"bootstrap");
+            let fit = |stat| {
+                fit_exponent(
+                    &spec.ns,
+                    &run.values,
+                    stat,
+                    spec.delta,
+                    o.tail,
+                    o.bootstrap_resamples,
+                    o.ci_level,
+                    o.gap_floor,
+                    seed,
+                )
+            };
+            let mu = crate::engine::sampling_policy(inst, spec.sampling, &c.weights);
+            let nu_kind = match spec.divergence {
+                Divergence::Rkl => Sampling::Geometric,
+                Divergence::Fkl => Sampling::Arithmetic,
+            };
+            let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
+            CellResult {
+                comparators: crate::policy::comparator_objectives(
+                    inst,
+                    spec.divergence,
+                    &c.weights,
+                    c.gamma.at(*spec.ns.last().expect("non-empty grid")),
+                    o.mrpo_clip_eps,
+                ),
+                coverage: crate::coverage::coverage(inst, &nu, &mu),
+                label: c.label.clone(),
+                weights: c.weights.clone(),
+                gamma: c.gamma,
+                n: spec.ns.clone(),
+                gamma_at_n: spec.ns.iter().map(|&n| c.gamma.at(n)).collect(),
+                summaries,
+                exponent_mean: fit(RateStatistic::Mean),
+                exponent_quantile: fit(RateStatistic::Quantile),
+                mle_iterations_mean: run
+                    .iterations
+                    .iter()
+                    .map(|v| v.iter().map(|&i| i as f64).sum::<f64>() / v.len() as f64)
+                    .collect(),
+                mle_boundary_fraction: run
+                    .on_boundary
+                    .iter()
+                    .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
+                    .collect(),
+                series: series_results(spec, run),
+                raw: run.values.clone(),
+            }
+        })
+        .collect();
+    ResultFile {
+        format: FORMAT.into(),
+        name: spec.name.clone(),
+        claims: spec.claims.clone(),
+        divergence: spec.divergence,
+        quantity: spec.quantity,
+        provenance: Provenance {
+            mrkl_version: env!("CARGO_PKG_VERSION").into(),
+            git_commit,
+            spec_hash: spec_hash(spec),
+            seed: spec.seed,
+        },
+        ours: ours(spec),
+        spec: spec.record(),
+        instance,
+        cells,
+    }
+}

@@ -1,0 +1,295 @@
+//! Judging rate claims (THEORY §4, §7): the exponent of the mean gap in n (or in gamma
+//! across a gamma sweep) against the claimed exponent, the claim's bound at every n, and
+//! sample complexity n(eps) from the quantile's exponent.
+
+use super::judgement::{
+    BoundCheck, BoundOutcome, Details, EpsN, Finding, Judgement, Measure, RateOutcome, RateVariable,
+};
+use super::registry::{Bound, BoundInputs, Claim, Variable};
+use crate::result::{CellResult, ResultFile, RewardClass};
+use crate::spec::GammaRule;
+use crate::statistics::{
+    RateStatistic, TailRule, binomial_upper_tail, first_n_below, fit_exponent_in, least_squares,
+};
+
+/// Level of the bound's exact binomial test, before the Bonferroni split over sample sizes [ours].
+pub const BOUND_TEST_LEVEL: f64 = 1e-3;
+
+/// ln|R| at n for the result's reward class: ln M (finite) or d ln(1 + 2 B n) (linear, [ours]).
+pub fn log_class_size(r: &ResultFile, n: u64) -> f64 {
+    match (r.instance.candidates, r.instance.dim) {
+        (Some(m), _) => (m as f64).ln(),
+        (None, Some(d)) => d as f64 * (2.0 * r.instance.r_max * n as f64).ln_1p(),
+        _ => f64::NAN,
+    }
+}
+
+/// The one-sided outcome of an exponent interval [lo, hi] against claimed ± tol.
+pub fn rate_outcome(lo: f64, hi: f64, claimed: f64, tol: f64) -> RateOutcome {
+    if lo > claimed + tol {
+        RateOutcome::Slower
+    } else if hi <= claimed + tol && lo >= claimed - tol {
+        RateOutcome::Matches
+    } else if hi <= claimed + tol {
+        RateOutcome::Faster
+    } else {
+        RateOutcome::Straddles
+    }
+}
+
+/// The bound check at every n of a cell: how many replications exceed the bound, the exact
+/// binomial p-value, the slack bound / quantile; and the finding (exceeded at the first n
+/// whose p-value is below BOUND_TEST_LEVEL / L).
+pub(crate) fn bound_finding(
+    b: &Bound,
+    r: &ResultFile,
+    cell: &CellResult,
+) -> (Vec<BoundCheck>, Finding) {
+    let delta = r.spec.delta;
+    let coverage = cell.coverage.unwrap_or(f64::INFINITY);
+    let levels = cell.n.len() as f64;
+    let mut at = String::new();
+    let mut checks = vec![];
+    for (k, &n) in cell.n.iter().enumerate() {
+        let bound = b.at(BoundInputs {
+            n,
+            gamma: cell.gamma_at_n[k],
+            coverage,
+            r_max: r.instance.r_max,
+            log_class_size: log_class_size(r, n),
+            delta,
+        });
+        let raw = &cell.raw[k];
+        let exceed = raw.iter().filter(|&&g| g > bound).count() as u64;
+        let p_value = binomial_upper_tail(exceed, raw.len() as u64, delta);
+        let q = cell.summaries[k].quantile;
+        let slack = if q > 0.0 { bound / q } else { f64::INFINITY };
+        if p_value < BOUND_TEST_LEVEL / levels && at.is_empty() {
+            at = format!(
+                "gap above the bound in {exceed} of {} replications at n = {n} (p = {p_value:.2e} < {:.1e})",
+                raw.len(),
+                BOUND_TEST_LEVEL / levels
+            );
+        }
+        checks.push(BoundCheck {
+            n,
+            bound,
+            exceed,
+            replications: raw.len() as u64,
+            p_value,
+            slack: if slack.is_finite() { slack } else { f64::MAX },
+        });
+    }
+    let slack = checks.iter().map(|c| c.slack).fold(f64::MAX, f64::min);
+    let finding = Finding::Bound {
+        outcome: if at.is_empty() {
+            BoundOutcome::Holds
+        } else {
+            BoundOutcome::Exceeded
+        },
+        slack,
+        at,
+    };
+    (checks, finding)
+}
+
+fn rate_finding(claim: &Claim, variable: RateVariable, interval: Option<(f64, f64)>) -> Finding {
+    let claimed = claim
+        .claimed_exponent
+        .expect("checked: rate claims have one");
+    let tolerance = claim.tolerance.expect("checked: rate claims have one");
+    Finding::Rate {
+        variable,
+        outcome: match interval {
+            Some((lo, hi)) => rate_outcome(lo, hi, claimed, tolerance),
+            None => RateOutcome::AtFloor,
+        },
+        interval,
+        claimed,
+        tolerance,
+    }
+}
+
+/// Judges a rate claim in n on one cell of a result: the exponent of the mean gap over the
+/// tail of the grid, and the bound at every n if the claim has one.
+pub fn judge_rate_in_n(claim: &Claim, r: &ResultFile, cell: &CellResult) -> Judgement {
+    let gap_floor = r.spec.options.gap_floor;
+    let e = &cell.exponent_mean;
+    let mut findings = vec![];
+    let mut checks = vec![];
+    if let Some(b) = &claim.bound {
+        let (c, f) = bound_finding(b, r, cell);
+        checks = c;
+        findings.push(f);
+    }
+    // Gaps at the floor in the tail: the fit describes rare events, not a rate.
+    let first_tail = cell.n.iter().position(|&n| n >= e.tail_from_n).unwrap_or(0);
+    let floor_from = (first_tail..cell.n.len()).find(|&k| cell.summaries[k].median <= gap_floor);
+    let interval = match (floor_from, e.ci_low, e.ci_high) {
+        (None, Some(lo), Some(hi)) => Some((lo, hi)),
+        _ => None,
+    };
+    let context = match floor_from {
+        Some(k) => format!(
+            "median gap at the floor from n = {} on ({} of {} replications at the floor at n_max): the estimator recovers r* exactly",
+            cell.n[k],
+            cell.raw
+                .last()
+                .map(|v| v.iter().filter(|&&g| g <= gap_floor).count())
+                .unwrap_or(0),
+            cell.raw.last().map(Vec::len).unwrap_or(0)
+        ),
+        None => String::new(),
+    };
+    findings.insert(0, rate_finding(claim, RateVariable::N, interval));
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(r.evidence(cell)),
+        Measure::ExponentInN,
+        findings,
+        &context,
+    );
+    j.measured = e.slope;
+    j.ci_low = e.ci_low;
+    j.ci_high = e.ci_high;
+    j.bound_checks = checks;
+    j
+}
+
+/// Judges a rate claim in gamma on a gamma sweep: the exponent of the mean gap at the
+/// largest n across the cells, by least squares of ln mean on ln gamma over every cell,
+/// with a bootstrap interval (replications resampled within each cell; the result's
+/// bootstrap size and interval level).
+pub fn judge_rate_in_gamma(claim: &Claim, r: &ResultFile) -> Judgement {
+    let last = r.spec.ns.len() - 1;
+    let mut cells: Vec<(f64, &CellResult)> = r
+        .cells
+        .iter()
+        .filter_map(|c| match c.gamma {
+            GammaRule::Fixed(g) => Some((g, c)),
+            GammaRule::Schedule(_) => None,
+        })
+        .collect();
+    cells.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let gammas: Vec<f64> = cells.iter().map(|(g, _)| *g).collect();
+    let raw: Vec<Vec<f64>> = cells.iter().map(|(_, c)| c.raw[last].clone()).collect();
+    let o = &r.spec.options;
+    let seed = r.spec.seed ^ crate::streams::fnv1a(format!("gamma-fit/{}", claim.id).as_bytes());
+    let e = fit_exponent_in(
+        &gammas,
+        &raw,
+        RateStatistic::Mean,
+        r.spec.delta,
+        TailRule {
+            fraction: 1.0,
+            min_points: 2,
+        },
+        o.bootstrap_resamples,
+        o.ci_level,
+        o.gap_floor,
+        seed,
+    );
+    let interval = e.ci_low.zip(e.ci_high);
+    let n = r.spec.ns[last];
+    let finding = rate_finding(claim, RateVariable::Gamma, interval);
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(format!("{} at n = {n}", r.name)),
+        Measure::ExponentInGamma,
+        vec![finding],
+        &format!(
+            "{} gammas from {} to {}",
+            gammas.len(),
+            crate::numerics::compact(gammas[0]),
+            crate::numerics::compact(gammas[gammas.len() - 1])
+        ),
+    );
+    j.measured = e.slope;
+    j.ci_low = e.ci_low;
+    j.ci_high = e.ci_high;
+    j
+}
+
+/// Judges a rate claim on a result: per cell in n, or across the cells in gamma.
+pub fn judge_rate(claim: &Claim, r: &ResultFile) -> Vec<Judgement> {
+    match claim.variable {
+        Variable::N => r
+            .cells
+            .iter()
+            .map(|c| judge_rate_in_n(claim, r, c))
+            .collect(),
+        Variable::Gamma => vec![judge_rate_in_gamma(claim, r)],
+    }
+}
+
+/// Judges a sample-complexity claim (R5.4, R6.4) from a cell of the rate claim it follows
+/// from. With q(n) ~ n^s the (1-delta)-quantile, n(eps) ~ eps^{1/s}, so the exponent of n(eps)
+/// in 1/eps is -1/s, with interval [-1/lo, -1/hi] from the quantile slope's interval. The
+/// direct table n(eps) (smallest grid n from which the quantile stays <= eps) is reported too.
+/// A finite class identifies r* (n(eps) is no power law) and is not judged.
+pub fn judge_sample_complexity(
+    claim: &Claim,
+    r: &ResultFile,
+    cell: &CellResult,
+) -> Option<Judgement> {
+    if r.instance.reward_class != RewardClass::Linear {
+        return None;
+    }
+    let evidence = Some(format!(
+        "{} (via {})",
+        r.evidence(cell),
+        claim.from.clone().unwrap_or_default()
+    ));
+    let q: Vec<f64> = cell.summaries.iter().map(|s| s.quantile).collect();
+    // eps grid: the geometric midpoints between consecutive quantiles' range [min, max].
+    let (qmin, qmax) = q
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let mut table = vec![];
+    if qmin > 0.0 && qmax > qmin {
+        let levels = 8;
+        for i in 0..levels {
+            let eps = qmax * (qmin / qmax).powf((i as f64 + 0.5) / levels as f64);
+            if let Some(n) = first_n_below(&cell.n, &q, eps) {
+                table.push(EpsN { eps, n });
+            }
+        }
+    }
+    let direct = if table.len() >= 3 {
+        let x: Vec<f64> = table.iter().map(|t| (1.0 / t.eps).ln()).collect();
+        let y: Vec<f64> = table.iter().map(|t| (t.n as f64).ln()).collect();
+        Some(least_squares(&x, &y).0)
+    } else {
+        None
+    };
+    let e = &cell.exponent_quantile;
+    let fitted = match (e.slope, e.ci_low, e.ci_high) {
+        (Some(s), Some(lo), Some(hi)) if hi < 0.0 => Some((-1.0 / s, -1.0 / lo, -1.0 / hi)),
+        _ => None,
+    };
+    let mut j = Judgement::from_findings(
+        claim,
+        evidence,
+        Measure::ExponentInInverseEps,
+        vec![rate_finding(
+            claim,
+            RateVariable::InverseEps,
+            fitted.map(|(_, lo, hi)| (lo, hi)),
+        )],
+        if fitted.is_none() {
+            "the quantile does not decrease in n over the tail: no sample-complexity exponent"
+        } else {
+            ""
+        },
+    );
+    if let Some((m, lo, hi)) = fitted {
+        j.measured = Some(m);
+        j.ci_low = Some(lo);
+        j.ci_high = Some(hi);
+    }
+    j.details = Details::SampleComplexity {
+        n_of_eps: table,
+        direct_exponent: direct,
+    };
+    Some(j)
+}
