@@ -31,8 +31,8 @@ fn spec(nx: usize, ny: usize, d: usize, k: usize, class: &str, sampler: &str, n:
 
 /// n comparisons of the spec's instance drawn from the escort of its first cell (fixed stream).
 fn counts_from_escort(s: &Spec, n: u64) -> WinCounts {
-    let inst = &s.instance;
-    let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
+    let inst = &s.instance();
+    let mu = sampling_policy(inst, Sampling::Geometric, &s.cells()[0].weights);
     let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
     let mut counts = WinCounts::new(inst.contexts, inst.responses);
     sampler.extend(
@@ -52,8 +52,8 @@ fn data_generation(c: &mut Criterion) {
     let mut g = c.benchmark_group("data");
     for size in SIZES {
         let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1000);
-        let inst = &s.instance;
-        let mu = sampling_policy(inst, Sampling::Geometric, &s.cells[0].weights);
+        let inst = &s.instance();
+        let mu = sampling_policy(inst, Sampling::Geometric, &s.cells()[0].weights);
         let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         for n in [1_000u64, 1_000_000_000] {
@@ -89,7 +89,7 @@ fn estimation(c: &mut Criterion) {
     for size in SIZES {
         for class in ["linear", "finite"] {
             let s = spec(size.0, size.1, size.2, size.3, class, "counts", 100_000);
-            let inst = &s.instance;
+            let inst = &s.instance();
             let counts = counts_from_escort(&s, 100_000);
             match &inst.reward {
                 RewardModel::Linear(l) => {
@@ -118,8 +118,8 @@ fn comparisons(c: &mut Criterion) {
     let mut g = c.benchmark_group("comparisons");
     for size in SIZES {
         let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 100_000);
-        let inst = &s.instance;
-        let w = &s.cells[0].weights;
+        let inst = &s.instance();
+        let w = &s.cells()[0].weights;
         let r = inst.true_reward();
         let counts = counts_from_escort(&s, 100_000);
         let RewardModel::Linear(l) = &inst.reward else {
@@ -165,14 +165,14 @@ fn policies(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy");
     for size in SIZES {
         let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1000);
-        let inst = &s.instance;
+        let inst = &s.instance();
         let r = inst.true_reward();
         let mut out = vec![0.0; inst.cells()];
         for div in [Divergence::Rkl, Divergence::Fkl] {
             let reg = Regularizer::new(
                 div,
                 &inst.references,
-                &s.cells[0].weights,
+                &s.cells()[0].weights,
                 inst.contexts,
                 inst.responses,
             );

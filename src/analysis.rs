@@ -26,18 +26,18 @@ fn series_results(spec: &Spec, run: &CellRun) -> Vec<SeriesResult> {
         .zip(&run.extras)
         .map(|(def, raw)| {
             let summaries = spec
-                .ns
+                .ns()
                 .iter()
                 .zip(raw)
-                .map(|(&n, v)| summarize_finite(n, v, spec.delta))
+                .map(|(&n, v)| summarize_finite(n, v, spec.delta()))
                 .collect();
             let difference = def.paired_gap.then(|| {
-                spec.ns
+                spec.ns()
                     .iter()
                     .zip(raw.iter().zip(&run.values))
                     .map(|(&n, (a, b))| {
                         let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-                        summarize_finite(n, &d, spec.delta)
+                        summarize_finite(n, &d, spec.delta())
                     })
                     .collect()
             });
@@ -58,7 +58,7 @@ pub fn hash_hex(bytes: &[u8]) -> String {
 
 /// The instance of a spec as pretty JSON (the content of `instance.json`).
 pub fn instance_json(spec: &Spec) -> String {
-    serde_json::to_string_pretty(&spec.instance.to_raw()).expect("instances serialise") + "\n"
+    serde_json::to_string_pretty(&spec.instance().to_raw()).expect("instances serialise") + "\n"
 }
 
 /// The hash that identifies a checked spec (its JSON form plus its instance).
@@ -70,7 +70,7 @@ pub fn spec_hash(spec: &Spec) -> String {
 
 /// The [ours] choices of THEORY.md as they apply to this spec: value and meaning.
 pub fn ours(spec: &Spec) -> Ours {
-    let o = &spec.options;
+    let o = &spec.options();
     fn c<T>(value: T, meaning: &str) -> Choice<T> {
         Choice {
             value,
@@ -79,11 +79,11 @@ pub fn ours(spec: &Spec) -> Ours {
     }
     Ours {
         sampling: c(
-            spec.sampling.label(),
+            spec.sampling().label(),
             "the policy mu that draws both responses of a comparison (THEORY §2)",
         ),
         sampler: c(
-            spec.sampler,
+            spec.sampler(),
             "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison",
         ),
         reward_range: c(o.reward_range, "R_max convention: |r| <= R_max"),
@@ -104,7 +104,7 @@ pub fn ours(spec: &Spec) -> Ours {
             "| E_x [E_{pi*} r* - E_{pi_hat} r*] | at fixed gamma",
         ),
         gamma: c(
-            spec.cells.iter().map(|c| c.gamma).collect(),
+            spec.cells().iter().map(|c| c.gamma).collect(),
             "fixed gamma, or gamma(n) = c n^p (the optimality gap's schedule)",
         ),
         coverage: c(
@@ -126,7 +126,7 @@ pub fn ours(spec: &Spec) -> Ours {
             "gaps at or below this count as zero (no exponent is fitted to them)",
         ),
         estimator: c(
-            spec.estimator,
+            spec.estimator(),
             "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (THEORY §6)",
         ),
         dpo_ridge: c(
@@ -142,11 +142,11 @@ pub fn ours(spec: &Spec) -> Ours {
             "per_cell: each cell's replications have their own RNG streams; shared: replication r of every cell uses the same stream (paired comparisons across cells whose sampling policy does not depend on the cell)",
         ),
         rounds: c(
-            spec.rounds,
+            spec.rounds(),
             "online collection: T rounds of n/T comparisons, round 1 from mu, round t from the plug-in policy fitted on rounds 1..t-1 (1 = offline)",
         ),
         instance_family: c(
-            match &spec.instance_origin {
+            match &spec.instance_origin() {
                 InstanceOrigin::Random { generator } => {
                     FamilyChoice::Generated(generator.family.clone())
                 }
@@ -159,14 +159,14 @@ pub fn ours(spec: &Spec) -> Ours {
 
 /// Assembles the result of a finished run.
 pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> ResultFile {
-    let inst = &spec.instance;
+    let inst = &spec.instance();
     let (dim, candidates) = match &inst.reward {
         crate::instance::RewardModel::Linear(l) => (Some(l.dim), None),
         crate::instance::RewardModel::Finite(f) => (None, Some(f.candidates.len())),
         crate::instance::RewardModel::Table(_) => (None, None),
     };
     let instance = InstanceInfo {
-        origin: spec.instance_origin.clone(),
+        origin: spec.instance_origin().clone(),
         contexts: inst.contexts,
         responses: inst.responses,
         references: inst.k(),
@@ -180,27 +180,27 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         r_max: inst.r_max(),
         hash: hash_hex(instance_json(spec).as_bytes()),
     };
-    let o = &spec.options;
+    let o = &spec.options();
     // Cells are summarised in parallel (the bootstrap dominates); order is preserved.
     use rayon::prelude::*;
     let cells = spec
-        .cells
+        .cells()
         .par_iter()
         .zip(runs.par_iter())
         .map(|(c, run)| {
             let summaries: Vec<Summary> = spec
-                .ns
+                .ns()
                 .iter()
                 .zip(&run.values)
-                .map(|(&n, v)| summarize(n, v, spec.delta))
+                .map(|(&n, v)| summarize(n, v, spec.delta()))
                 .collect();
-            let seed = spec.seed ^ fnv1a(c.label.as_bytes()) ^ fnv1a(b"bootstrap");
+            let seed = spec.seed() ^ fnv1a(c.label.as_bytes()) ^ fnv1a(b"bootstrap");
             let fit = |stat| {
                 fit_exponent(
-                    &spec.ns,
+                    &spec.ns(),
                     &run.values,
                     stat,
-                    spec.delta,
+                    spec.delta(),
                     o.tail,
                     o.bootstrap_resamples,
                     o.ci_level,
@@ -208,8 +208,8 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     seed,
                 )
             };
-            let mu = crate::engine::sampling_policy(inst, spec.sampling, &c.weights);
-            let nu_kind = match spec.divergence {
+            let mu = crate::engine::sampling_policy(inst, spec.sampling(), &c.weights);
+            let nu_kind = match spec.divergence() {
                 Divergence::Rkl => Sampling::Geometric,
                 Divergence::Fkl => Sampling::Arithmetic,
             };
@@ -217,17 +217,17 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
             CellResult {
                 comparators: crate::policy::comparator_objectives(
                     inst,
-                    spec.divergence,
+                    spec.divergence(),
                     &c.weights,
-                    c.gamma.at(*spec.ns.last().expect("non-empty grid")),
+                    c.gamma.at(*spec.ns().last().expect("non-empty grid")),
                     o.mrpo_clip_eps,
                 ),
                 coverage: crate::coverage::coverage(inst, &nu, &mu),
                 label: c.label.clone(),
                 weights: c.weights.clone(),
                 gamma: c.gamma,
-                n: spec.ns.clone(),
-                gamma_at_n: spec.ns.iter().map(|&n| c.gamma.at(n)).collect(),
+                n: spec.ns().clone(),
+                gamma_at_n: spec.ns().iter().map(|&n| c.gamma.at(n)).collect(),
                 summaries,
                 exponent_mean: fit(RateStatistic::Mean),
                 exponent_quantile: fit(RateStatistic::Quantile),
@@ -248,18 +248,18 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         .collect();
     ResultFile {
         format: FORMAT.into(),
-        name: spec.name.clone(),
-        claims: spec.claims.clone(),
-        divergence: spec.divergence,
-        quantity: spec.quantity,
+        name: spec.name().clone(),
+        claims: spec.claims().clone(),
+        divergence: spec.divergence(),
+        quantity: spec.quantity(),
         provenance: Provenance {
             mrkl_version: env!("CARGO_PKG_VERSION").into(),
             git_commit,
             spec_hash: spec_hash(spec),
-            seed: spec.seed,
+            seed: spec.seed(),
         },
         ours: ours(spec),
-        spec: spec.record(),
+        spec: spec.to_record(),
         instance,
         cells,
     }

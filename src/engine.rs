@@ -123,40 +123,41 @@ impl FitState {
 impl<'a> Prepared<'a> {
     /// Precomputes samplers, regularisers and the MLE's feature differences.
     pub fn new(spec: &'a Spec) -> Self {
-        let inst = &spec.instance;
+        let inst = &spec.instance();
         let r_star = inst.true_reward();
         let fitter = match &inst.reward {
             RewardModel::Linear(l) => Some(LinearFitter::new(
                 l,
                 inst.contexts,
                 inst.responses,
-                spec.options.mle_tolerance,
+                spec.options().mle_tolerance,
             )),
             _ => None,
         };
         let mus: Vec<Vec<f64>> = spec
-            .cells
+            .cells()
             .iter()
-            .map(|c| sampling_policy(inst, spec.sampling, &c.weights))
+            .map(|c| sampling_policy(inst, spec.sampling(), &c.weights))
             .collect();
         // One fit serves every cell when the cells share their data and the fit does not
         // depend on the cell (plug-in MLE, offline).
-        let same_data = spec.shared_data() && spec.estimator == Estimator::Mle && spec.rounds == 1;
+        let same_data =
+            spec.shared_data() && spec.estimator() == Estimator::Mle && spec.rounds() == 1;
         let cells = spec
-            .cells
+            .cells()
             .iter()
             .zip(mus)
             .map(|(c, mu)| {
                 let sampler = Sampler::new(&inst.rho, &mu, &r_star, inst.responses);
                 let reg = Regularizer::new(
-                    spec.divergence,
+                    spec.divergence(),
                     &inst.references,
                     &c.weights,
                     inst.contexts,
                     inst.responses,
                 );
-                let comparators = if spec.record.contains(&Record::Comparators) {
-                    comparator_bases(inst, &c.weights, spec.options.mrpo_clip_eps)
+                let comparators = if spec.records().contains(&Record::Comparators) {
+                    comparator_bases(inst, &c.weights, spec.options().mrpo_clip_eps)
                         .into_iter()
                         .map(|(_, r)| r)
                         .collect()
@@ -164,14 +165,14 @@ impl<'a> Prepared<'a> {
                     vec![]
                 };
                 // J(pi*) at each n: the exact policy of this cell's regulariser, true reward.
-                let optimum = if spec.record.contains(&Record::Objective) {
-                    spec.ns
+                let optimum = if spec.records().contains(&Record::Objective) {
+                    spec.ns()
                         .iter()
                         .map(|&n| {
                             true_objective(
                                 inst,
                                 &reg,
-                                spec.divergence,
+                                spec.divergence(),
                                 &c.weights,
                                 &r_star,
                                 c.gamma.at(n),
@@ -205,7 +206,7 @@ impl<'a> Prepared<'a> {
     /// fits, so the result does not depend on which one comes first.
     fn shared_walk(&self, rep: usize) -> Option<Arc<Vec<LevelFit>>> {
         let cache = self.shared.as_ref()?;
-        let cells = self.spec.cells.len();
+        let cells = self.spec.cells().len();
         // Takes the walk of `rep` for one cell, dropping the entry after its last use.
         let take = |map: &mut std::collections::HashMap<usize, (Arc<Vec<LevelFit>>, usize)>| {
             let entry = map.get_mut(&rep)?;
@@ -220,16 +221,16 @@ impl<'a> Prepared<'a> {
             return Some(w);
         }
         let spec = self.spec;
-        let mut rng = stream(spec.seed, spec.stream_label(&spec.cells[0]), rep as u64);
-        let mut st = FitState::new(&spec.instance);
+        let mut rng = stream(spec.seed(), spec.stream_label(&spec.cells()[0]), rep as u64);
+        let mut st = FitState::new(&spec.instance());
         let walk: Vec<LevelFit> = spec
-            .ns
+            .ns()
             .iter()
             .map(|&n| {
                 let extra = n - st.counts.n;
                 self.cells[0]
                     .sampler
-                    .extend(spec.sampler, &mut st.counts, extra, &mut rng);
+                    .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
                 let (iterations, on_boundary) = self.fit_reward(&mut st);
                 LevelFit {
                     r_hat: st.r_hat.clone(),
@@ -248,7 +249,7 @@ impl<'a> Prepared<'a> {
     /// Fits the reward class to `st.counts` (warm start at `st.theta`) into `st.r_hat`;
     /// returns (Newton iterations, on the norm ball).
     fn fit_reward(&self, st: &mut FitState) -> (u32, bool) {
-        match (&self.spec.instance.reward, &self.fitter) {
+        match (&self.spec.instance().reward, &self.fitter) {
             (RewardModel::Linear(l), Some(fitter)) => {
                 let fit = fitter.fit(&st.counts, &st.theta, &mut st.ws);
                 st.theta.copy_from_slice(&fit.theta);
@@ -277,9 +278,9 @@ impl<'a> Prepared<'a> {
         dpo_theta: &mut [f64],
     ) -> (dpo::DpoFit, Option<f64>) {
         let spec = self.spec;
-        let inst = &spec.instance;
-        let tol = spec.options.mle_tolerance;
-        match (spec.estimator, &inst.reward) {
+        let inst = &spec.instance();
+        let tol = spec.options().mle_tolerance;
+        match (spec.estimator(), &inst.reward) {
             (Estimator::DpoLinear, RewardModel::Linear(l)) => {
                 let fit = dpo::fit_linear(reg, &st.counts, l, gamma, 0.0, dpo_theta, tol);
                 if fit.converged {
@@ -299,7 +300,7 @@ impl<'a> Prepared<'a> {
             }
             (Estimator::DpoLinear, _) => unreachable!("checked: dpo_linear needs the linear class"),
             _ => (
-                dpo::fit_tabular(reg, &st.counts, gamma, spec.options.dpo_ridge, tol),
+                dpo::fit_tabular(reg, &st.counts, gamma, spec.options().dpo_ridge, tol),
                 None,
             ),
         }
@@ -310,14 +311,14 @@ impl<'a> Prepared<'a> {
     /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
     pub fn run_unit(&self, cell: usize, rep: usize) -> UnitResult {
         let spec = self.spec;
-        let inst = &spec.instance;
-        let c = &spec.cells[cell];
+        let inst = &spec.instance();
+        let c = &spec.cells()[cell];
         let prep = &self.cells[cell];
         let reg = &prep.reg;
-        let mut rng = stream(spec.seed, spec.stream_label(c), rep as u64);
+        let mut rng = stream(spec.seed(), spec.stream_label(c), rep as u64);
         let mut st = FitState::new(inst);
         let mut gap_ws = GapWorkspace::default();
-        let levels = spec.ns.len();
+        let levels = spec.ns().len();
         let series = self.series;
         let mut out = UnitResult {
             values: Vec::with_capacity(levels),
@@ -328,7 +329,7 @@ impl<'a> Prepared<'a> {
         let mut dpo_theta = st.theta.clone();
         let mut row = Vec::with_capacity(series);
         let shared = self.shared_walk(rep);
-        for (j, &n) in spec.ns.iter().enumerate() {
+        for (j, &n) in spec.ns().iter().enumerate() {
             let (iterations, boundary) = match &shared {
                 Some(walk) => {
                     st.r_hat.copy_from_slice(&walk[j].r_hat);
@@ -337,14 +338,14 @@ impl<'a> Prepared<'a> {
                 None => {
                     let extra = n - st.counts.n;
                     prep.sampler
-                        .extend(spec.sampler, &mut st.counts, extra, &mut rng);
+                        .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
                     self.fit_reward(&mut st)
                 }
             };
             let gamma = c.gamma.at(n);
             let plugin = gaps(reg, &inst.rho, &self.r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
-            let (fitted, residual) = match spec.estimator {
+            let (fitted, residual) = match spec.estimator() {
                 Estimator::Mle => (plugin, None),
                 Estimator::DpoTabular | Estimator::DpoLinear => {
                     let (fit, residual) = self.fit_dpo(reg, &st, gamma, boundary, &mut dpo_theta);
@@ -360,7 +361,7 @@ impl<'a> Prepared<'a> {
                 }
             };
             row.clear();
-            for r in &spec.record {
+            for r in spec.records() {
                 match r {
                     Record::Objective => {
                         row.push(prep.optimum[j] - fitted.suboptimality);
@@ -381,16 +382,16 @@ impl<'a> Prepared<'a> {
                     }
                 }
             }
-            if spec.estimator != Estimator::Mle {
-                row.push(plugin.get(spec.quantity));
+            if spec.estimator() != Estimator::Mle {
+                row.push(plugin.get(spec.quantity()));
             }
             if let Some(r) = residual {
                 row.push(r);
             }
-            if spec.rounds > 1 {
-                row.push(fitted.get(spec.quantity));
+            if spec.rounds() > 1 {
+                row.push(fitted.get(spec.quantity()));
             } else {
-                out.values.push(fitted.get(spec.quantity));
+                out.values.push(fitted.get(spec.quantity()));
                 out.iterations.push(iterations);
                 out.on_boundary.push(boundary);
             }
@@ -399,7 +400,7 @@ impl<'a> Prepared<'a> {
                 s.push(v);
             }
         }
-        if spec.rounds > 1 {
+        if spec.rounds() > 1 {
             self.run_online(cell, rep, &mut out);
         }
         out
@@ -411,18 +412,18 @@ impl<'a> Prepared<'a> {
     /// 1..t-1 (gamma = gamma(n) throughout). Records the final plug-in policy's quantity.
     fn run_online(&self, cell: usize, rep: usize, out: &mut UnitResult) {
         let spec = self.spec;
-        let inst = &spec.instance;
-        let c = &spec.cells[cell];
+        let inst = &spec.instance();
+        let c = &spec.cells()[cell];
         let prep = &self.cells[cell];
         let mut rng = stream(
-            spec.seed,
+            spec.seed(),
             &format!("{}/online", spec.stream_label(c)),
             rep as u64,
         );
         let mut gap_ws = GapWorkspace::default();
         let mut pi = vec![0.0; inst.cells()];
-        let rounds = spec.rounds as u64;
-        for &n in &spec.ns {
+        let rounds = spec.rounds() as u64;
+        for &n in spec.ns() {
             let mut st = FitState::new(inst);
             let gamma = c.gamma.at(n);
             let (mut iterations, mut boundary) = (0, false);
@@ -440,7 +441,7 @@ impl<'a> Prepared<'a> {
                     current = Sampler::new(&inst.rho, &pi, &self.r_star, inst.responses);
                     &current
                 };
-                sampler.extend(spec.sampler, &mut st.counts, size, &mut rng);
+                sampler.extend(spec.sampler(), &mut st.counts, size, &mut rng);
                 let (it, b) = self.fit_reward(&mut st);
                 iterations += it;
                 boundary = b;
@@ -453,7 +454,7 @@ impl<'a> Prepared<'a> {
                 gamma,
                 &mut gap_ws,
             );
-            out.values.push(g.get(spec.quantity));
+            out.values.push(g.get(spec.quantity()));
             out.iterations.push(iterations);
             out.on_boundary.push(boundary);
         }
@@ -462,15 +463,15 @@ impl<'a> Prepared<'a> {
 
 /// All work units of a spec in their canonical order: cell-major, then replication.
 pub fn units(spec: &Spec) -> Vec<(usize, usize)> {
-    (0..spec.cells.len())
-        .flat_map(|c| (0..spec.replications).map(move |r| (c, r)))
+    (0..spec.cells().len())
+        .flat_map(|c| (0..spec.replications()).map(move |r| (c, r)))
         .collect()
 }
 
 /// Runs every unit of the spec in parallel (rayon's current pool) and gathers them per cell.
 /// `tick` is called once per finished unit (for a progress bar).
 pub fn run(spec: &Spec, tick: &(dyn Fn() + Sync)) -> Vec<CellRun> {
-    let all: Vec<usize> = (0..spec.cells.len() * spec.replications).collect();
+    let all: Vec<usize> = (0..spec.cells().len() * spec.replications()).collect();
     let results: Vec<UnitResult> = run_units(spec, &all, &|_, _| tick())
         .into_iter()
         .map(|(_, u)| u)
@@ -510,7 +511,7 @@ pub fn run_units(
 
 /// Regroups unit results (in [`units`] order) into per-cell [n][replication] tables.
 pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
-    let levels = spec.ns.len();
+    let levels = spec.ns().len();
     let series = spec.series().len();
     /// [unit][level] -> [level][unit] for one field of the units of a cell.
     fn by_level<T: Copy>(
@@ -523,7 +524,7 @@ pub fn gather(spec: &Spec, results: &[UnitResult]) -> Vec<CellRun> {
             .collect()
     }
     results
-        .chunks_exact(spec.replications)
+        .chunks_exact(spec.replications())
         .map(|units| CellRun {
             values: by_level(units, levels, |u| &u.values),
             iterations: by_level(units, levels, |u| &u.iterations),

@@ -2764,9 +2764,9 @@ mod tests {
             "quantity": "suboptimality",
             "provenance": { "mrkl_version": "0", "git_commit": null, "spec_hash": "0", "seed": 1 },
             "ours": crate::analysis::ours(&spec),
-            "spec": spec.record(),
+            "spec": spec.to_record(),
             "instance": {
-                "origin": spec.record().instance_origin, "contexts": 2, "responses": 2, "references": 2,
+                "origin": spec.to_record().instance_origin, "contexts": 2, "responses": 2, "references": 2,
                 "reward_class": "linear", "dim": 3, "candidates": null, "r_max": 1.0, "hash": "0"
             },
             "cells": cells,

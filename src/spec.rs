@@ -365,31 +365,33 @@ pub enum InstanceOrigin {
     File { path: String },
 }
 
-/// A checked spec: every field valid, the instance built. The engine trusts it.
+/// A checked spec: every field valid, the instance built. The engine trusts it. Its fields
+/// are private: the only way to obtain one is [`RawSpec::check`] (through [`parse`] or
+/// [`load`]), and code outside reads it through the accessors below.
 #[derive(Clone, Debug)]
 pub struct Spec {
-    pub name: String,
+    name: String,
     /// The claims this spec measures (registry ids).
-    pub claims: Vec<String>,
-    pub description: Option<String>,
-    pub seed: u64,
-    pub replications: usize,
-    pub divergence: Divergence,
-    pub quantity: Quantity,
-    pub ns: Vec<u64>,
-    pub sampling: Sampling,
-    pub sampler: SamplerKind,
-    pub delta: f64,
-    pub estimator: Estimator,
-    pub rounds: u32,
-    pub record: Vec<Record>,
-    pub cells: Vec<Cell>,
-    pub options: Options,
-    pub instance_origin: InstanceOrigin,
-    pub instance: Instance,
+    claims: Vec<String>,
+    description: Option<String>,
+    seed: u64,
+    replications: usize,
+    divergence: Divergence,
+    quantity: Quantity,
+    ns: Vec<u64>,
+    sampling: Sampling,
+    sampler: SamplerKind,
+    delta: f64,
+    estimator: Estimator,
+    rounds: u32,
+    record: Vec<Record>,
+    cells: Vec<Cell>,
+    options: Options,
+    instance_origin: InstanceOrigin,
+    instance: Instance,
     /// The spec's TOML (after command-line overrides): journals carry it so that `merge`
     /// can rebuild the spec.
-    pub source_toml: String,
+    source_toml: String,
     /// See [`Spec::shared_data`]; fixed by the check.
     shared_data: bool,
 }
@@ -427,7 +429,7 @@ pub struct SpecRecord {
 
 impl Serialize for Spec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.record().serialize(s)
+        self.to_record().serialize(s)
     }
 }
 
@@ -436,8 +438,79 @@ fn is_one(v: &u32) -> bool {
 }
 
 impl Spec {
+    /// The spec's name (its results folder).
+    pub fn name(&self) -> &String {
+        &self.name
+    }
+    /// The claims it measures (registry ids).
+    pub fn claims(&self) -> &Vec<String> {
+        &self.claims
+    }
+    pub fn description(&self) -> &Option<String> {
+        &self.description
+    }
+    /// The master seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// Replications per cell and n.
+    pub fn replications(&self) -> usize {
+        self.replications
+    }
+    pub fn divergence(&self) -> Divergence {
+        self.divergence
+    }
+    pub fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+    /// The n grid, strictly increasing.
+    pub fn ns(&self) -> &Vec<u64> {
+        &self.ns
+    }
+    /// The sampling policy mu [ours].
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+    pub fn sampler(&self) -> SamplerKind {
+        self.sampler
+    }
+    /// The bounds hold with probability 1 - delta.
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+    pub fn estimator(&self) -> Estimator {
+        self.estimator
+    }
+    /// Online rounds (1 = offline).
+    pub fn rounds(&self) -> u32 {
+        self.rounds
+    }
+    /// The extra series asked for (`record = [...]`).
+    pub fn records(&self) -> &Vec<Record> {
+        &self.record
+    }
+    /// The cells (one per sweep value; one without a sweep).
+    pub fn cells(&self) -> &Vec<Cell> {
+        &self.cells
+    }
+    /// The [ours] options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+    pub fn instance_origin(&self) -> &InstanceOrigin {
+        &self.instance_origin
+    }
+    /// The checked instance.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+    /// The spec's TOML after overrides (what journals carry).
+    pub fn source_toml(&self) -> &str {
+        &self.source_toml
+    }
+
     /// The spec as recorded in results.
-    pub fn record(&self) -> SpecRecord {
+    pub fn to_record(&self) -> SpecRecord {
         SpecRecord {
             name: self.name.clone(),
             claims: self.claims.clone(),

@@ -55,7 +55,7 @@ pub fn load_specs(
             specs.push((p.display().to_string(), load_one(p, overrides)?));
         }
     }
-    let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name.as_str()).collect();
+    let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name().as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(Error::invalid(
@@ -108,11 +108,11 @@ fn journal_header(origin: &str, spec: &Spec, shard: Option<(u64, u64)>) -> journ
     journal::Header {
         format: journal::FORMAT.into(),
         mrkl_version: env!("CARGO_PKG_VERSION").into(),
-        spec_name: spec.name.clone(),
+        spec_name: spec.name().clone(),
         spec_hash: analysis::spec_hash(spec),
         shard: shard.map(|(k, n)| format!("{k}/{n}")),
         spec_origin: origin.to_string(),
-        spec_toml: spec.source_toml.clone(),
+        spec_toml: spec.source_toml().to_string(),
     }
 }
 
@@ -126,7 +126,7 @@ fn execute_one(
     commit: &Option<String>,
     mode: Mode,
 ) -> Result<(Option<ResultFile>, usize, f64)> {
-    let dir = out.join(&spec.name);
+    let dir = out.join(&spec.name());
     let (_lock, stale) = journal::Lock::acquire(&dir, mode.shard)?;
     if let Some(pid) = stale {
         eprintln!(
@@ -139,7 +139,7 @@ fn execute_one(
     let all = engine::units(spec);
     let ids: Vec<String> = all
         .iter()
-        .map(|&(c, r)| engine::unit_id(&spec.cells[c], r))
+        .map(|&(c, r)| engine::unit_id(&spec.cells()[c], r))
         .collect();
     let mut known = std::collections::BTreeMap::new();
     if mode.resume {
@@ -156,7 +156,7 @@ fn execute_one(
             for (i, e) in c.entries {
                 if i < ids.len()
                     && ids[i] == e.unit
-                    && e.values.len() == spec.ns.len()
+                    && e.values.len() == spec.ns().len()
                     && journal::in_shard(&e.unit, mode.shard)
                 {
                     known.insert(i, e);
@@ -170,7 +170,7 @@ fn execute_one(
             }
             eprintln!(
                 "resuming {}: {} of {} units already done",
-                spec.name,
+                spec.name(),
                 known.len(),
                 ids.iter()
                     .filter(|u| journal::in_shard(u, mode.shard))
@@ -203,7 +203,7 @@ fn execute_one(
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_prefix(spec.name.clone());
+    bar.set_prefix(spec.name().clone());
     let failure = std::sync::Mutex::new(None);
     let t0 = Instant::now();
     let fresh = pool.install(|| {
@@ -264,7 +264,7 @@ pub fn execute(
             Some(result) => {
                 println!(
                     "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
-                    out.join(&spec.name).display(),
+                    out.join(&spec.name()).display(),
                     result
                         .cells
                         .iter()
@@ -279,7 +279,7 @@ pub fn execute(
                 mode.shard
                     .map(|(k, n)| format!("{k}/{n}"))
                     .unwrap_or_default(),
-                out.join(&spec.name)
+                out.join(&spec.name())
                     .join(journal::file_name(mode.shard))
                     .display()
             ),
@@ -401,7 +401,7 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
         let all = engine::units(&spec);
         let ids: Vec<String> = all
             .iter()
-            .map(|&(c, r)| engine::unit_id(&spec.cells[c], r))
+            .map(|&(c, r)| engine::unit_id(&spec.cells()[c], r))
             .collect();
         let missing: Vec<&String> = ids
             .iter()
@@ -418,7 +418,7 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
             });
         }
         for (i, (e, f)) in &entries {
-            if *i >= ids.len() || ids[*i] != e.unit || e.values.len() != spec.ns.len() {
+            if *i >= ids.len() || ids[*i] != e.unit || e.values.len() != spec.ns().len() {
                 return Err(Error::Busy {
                     path: f.display().to_string(),
                     message: format!("unit {} does not belong to spec {name}", e.unit),
@@ -732,11 +732,11 @@ pub fn run(s: &RunSettings) -> Result<()> {
         for c in &result.cells {
             let last = c.summaries.last().expect("n grid is non-empty");
             rows.push([
-                spec.name.clone(),
-                spec.claims.join(", "),
-                format!("{} {}", spec.divergence.name(), spec.quantity.name()),
+                spec.name().clone(),
+                spec.claims().join(", "),
+                format!("{} {}", spec.divergence().name(), spec.quantity().name()),
                 c.label.clone(),
-                format!("{}..{}", spec.ns[0], last.n),
+                format!("{}..{}", spec.ns()[0], last.n),
                 format!("{:.3e}", last.mean),
                 fmt_exponent(&c.exponent_mean),
                 fmt_exponent(&c.exponent_quantile),

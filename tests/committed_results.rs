@@ -19,7 +19,7 @@ fn reproduce(name: &str) {
     let specs = load_specs(&[], &[]).unwrap();
     let (_, spec) = specs
         .iter()
-        .find(|(_, s)| s.name == name)
+        .find(|(_, s)| s.name() == name)
         .expect("the spec is in the default suite");
     let rebuilt = analysis::build(
         spec,

@@ -38,7 +38,7 @@ fn default_spec(name: &str) -> Spec {
         .unwrap()
         .into_iter()
         .map(|(_, s)| s)
-        .find(|s| s.name == name)
+        .find(|s| s.name() == name)
         .unwrap()
 }
 
@@ -54,8 +54,8 @@ fn comparator_losses_match_direct_objective_differences_at_the_true_reward() {
     let s = spec(&format!(
         "{SMALL}record = [\"comparators\"]\n[options]\nmrpo_clip_eps = 0.1\n"
     ));
-    let inst = &s.instance;
-    let w = &s.cells[0].weights;
+    let inst = &s.instance();
+    let w = &s.cells()[0].weights;
     let gamma = 2.0;
     let direct =
         mrkl::policy::comparator_objectives(inst, mrkl::policy::Divergence::Rkl, w, gamma, 0.1);
@@ -143,8 +143,8 @@ fn dpo_linear_gap_equals_the_plug_in_gap_where_the_mle_is_interior() {
         let names: Vec<String> = s.series().into_iter().map(|d| d.name).collect();
         assert_eq!(names, ["plugin", "identity_residual"]);
         let mut compared = 0;
-        for j in 0..s.ns.len() {
-            for rep in 0..s.replications {
+        for j in 0..s.ns().len() {
+            for rep in 0..s.replications() {
                 let res = run.extras[1][j][rep];
                 if res.is_finite() {
                     compared += 1;
@@ -160,7 +160,7 @@ fn dpo_linear_gap_equals_the_plug_in_gap_where_the_mle_is_interior() {
             }
         }
         assert!(
-            compared > s.ns.len() * s.replications / 2,
+            compared > s.ns().len() * s.replications() / 2,
             "{div}: {compared}"
         );
     }
@@ -169,8 +169,8 @@ fn dpo_linear_gap_equals_the_plug_in_gap_where_the_mle_is_interior() {
 #[test]
 fn simplex_sweep_and_coverage_family_are_built_as_specified() {
     let s = default_spec("mr_simplex_k3");
-    assert_eq!(s.cells.len(), 45); // C(8 + 2, 2)
-    for c in &s.cells {
+    assert_eq!(s.cells().len(), 45); // C(8 + 2, 2)
+    for c in s.cells() {
         assert!((c.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(c.weights.iter().all(|w| (w * 8.0).fract() == 0.0));
     }
@@ -186,13 +186,13 @@ fn simplex_sweep_and_coverage_family_are_built_as_specified() {
                 "",
             ),
     );
-    let (ny, r) = (10, fam.instance.true_reward());
-    for x in 0..fam.instance.contexts {
+    let (ny, r) = (10, fam.instance().true_reward());
+    for x in 0..fam.instance().contexts {
         let row = &r[x * ny..(x + 1) * ny];
         let mut order: Vec<usize> = (0..ny).collect();
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-        let p = &plain.instance.references[1][x * ny..(x + 1) * ny];
-        let q = &fam.instance.references[1][x * ny..(x + 1) * ny];
+        let p = &plain.instance().references[1][x * ny..(x + 1) * ny];
+        let q = &fam.instance().references[1][x * ny..(x + 1) * ny];
         let bad = order[9];
         let scale = q[bad] / p[bad];
         for &y in &order[..3] {
@@ -202,9 +202,9 @@ fn simplex_sweep_and_coverage_family_are_built_as_specified() {
             assert!((q[y] / p[y] / scale - 1.0).abs() < 1e-12);
         }
         // Reference 1 is untouched (up to the renormalisation's rounding).
-        for (a, b) in fam.instance.references[0][x * ny..(x + 1) * ny]
+        for (a, b) in fam.instance().references[0][x * ny..(x + 1) * ny]
             .iter()
-            .zip(&plain.instance.references[0][x * ny..(x + 1) * ny])
+            .zip(&plain.instance().references[0][x * ny..(x + 1) * ny])
         {
             assert!((a - b).abs() <= 1e-15 * b, "{a} vs {b}");
         }
@@ -221,14 +221,14 @@ fn distinct_errors_family_boosts_alternate_bad_responses() {
         "family = { kind = \"distinct_errors\", bad_fraction = 0.5, boost = 20.0 }",
         "",
     ));
-    let (ny, r) = (10, fam.instance.true_reward());
-    for x in 0..fam.instance.contexts {
+    let (ny, r) = (10, fam.instance().true_reward());
+    for x in 0..fam.instance().contexts {
         let row = &r[x * ny..(x + 1) * ny];
         let mut order: Vec<usize> = (0..ny).collect();
         order.sort_by(|&a, &b| row[a].total_cmp(&row[b])); // worst first
         for i in 0..2 {
-            let p = &plain.instance.references[i][x * ny..(x + 1) * ny];
-            let q = &fam.instance.references[i][x * ny..(x + 1) * ny];
+            let p = &plain.instance().references[i][x * ny..(x + 1) * ny];
+            let q = &fam.instance().references[i][x * ny..(x + 1) * ny];
             let best = order[9];
             let scale = q[best] / p[best];
             for (rank, &y) in order.iter().enumerate() {
@@ -299,7 +299,7 @@ fn simplex_plot_draws_every_cell_of_a_k3_sweep() {
             .replace("references = 2", "references = 3")
             .replace("weights = [0.4, 0.6]", "weights = [0.4, 0.3, 0.3]")
     ));
-    assert_eq!(s.cells.len(), 6);
+    assert_eq!(s.cells().len(), 6);
     let svg = mrkl::plot::simplex_plot_svg(&build(&s)).expect("a K = 3 sweep");
     assert_eq!(svg.matches("r=\"8\"").count(), 12, "6 cells x 2 panels");
     assert_eq!(svg.matches("r=\"12\"").count(), 2, "one ring per panel");
@@ -343,7 +343,7 @@ fn shared_fits_equal_separate_runs_bit_for_bit() {
         assert_eq!(alone.extras, one[k].extras, "cell {k}");
     }
     // Units of cells 1 and 2 only (as a shard might hold): same values as in the full run.
-    let todo: Vec<usize> = (s.replications..3 * s.replications).collect();
+    let todo: Vec<usize> = (s.replications()..3 * s.replications()).collect();
     let part = engine::run_units(&s, &todo, &|_, _| {});
     for (i, u) in part {
         let (c, r) = engine::units(&s)[i];

@@ -135,7 +135,7 @@ fn finite_gaps(text: &str) -> Vec<f64> {
     let spec = parse(text, Path::new("x.toml"), "x", None).unwrap_or_else(|e| panic!("{e}"));
     let p = Prepared::new(&spec);
     let mut all = vec![];
-    for rep in 0..spec.replications {
+    for rep in 0..spec.replications() {
         let u = p.run_unit(0, rep);
         for v in &u.values {
             assert!(v.is_finite() && *v >= 0.0, "gap {v} in {:?}", u.values);

@@ -455,8 +455,8 @@ pub fn validate_specs<'a>(
     specs: impl Iterator<Item = &'a Spec>,
 ) -> Result<()> {
     for s in specs {
-        for id in &s.claims {
-            let field = format!("{}: claims", s.name);
+        for id in s.claims() {
+            let field = format!("{}: claims", s.name());
             let claim = registry.get(id).ok_or_else(|| {
                 Error::invalid(
                     &field,
@@ -477,51 +477,52 @@ pub fn validate_specs<'a>(
                     "a rate, comparison or weights claim (sample-complexity, exact and identity claims are not named by specs)",
                 ));
             }
-            if claim.kind == ClaimKind::Weights && s.cells.len() < 3 {
+            if claim.kind == ClaimKind::Weights && s.cells().len() < 3 {
                 return Err(Error::invalid(
-                    format!("{}: sweep", s.name),
-                    s.cells.len(),
+                    format!("{}: sweep", s.name()),
+                    s.cells().len(),
                     format!("a weight sweep of at least 3 cells (claim {id} compares alphas)"),
                 ));
             }
             if let Some(d) = claim.divergence {
-                if d != s.divergence {
+                if d != s.divergence() {
                     return Err(Error::invalid(
-                        format!("{}: experiment.divergence", s.name),
-                        s.divergence.name(),
+                        format!("{}: experiment.divergence", s.name()),
+                        s.divergence().name(),
                         format!("{} (claim {id})", d.name()),
                     ));
                 }
             }
             if let Some(q) = claim.quantity {
-                if q != s.quantity {
+                if q != s.quantity() {
                     return Err(Error::invalid(
-                        format!("{}: experiment.quantity", s.name),
-                        s.quantity.name(),
+                        format!("{}: experiment.quantity", s.name()),
+                        s.quantity().name(),
                         format!("{} (claim {id})", q.name()),
                     ));
                 }
             }
             if claim.kind == ClaimKind::Rate {
                 match claim.variable {
-                    Variable::N if s.ns.len() < 4 => {
+                    Variable::N if s.ns().len() < 4 => {
                         return Err(Error::invalid(
-                            format!("{}: experiment.n (levels)", s.name),
-                            s.ns.len(),
+                            format!("{}: experiment.n (levels)", s.name()),
+                            s.ns().len(),
                             format!("at least 4 sample sizes to support a verdict (claim {id})"),
                         ));
                     }
                     Variable::Gamma => {
                         let fixed = s
-                            .cells
+                            .cells()
                             .iter()
                             .filter(|c| matches!(c.gamma, GammaRule::Fixed(_)))
                             .count();
-                        let same_weights = s.cells.iter().all(|c| c.weights == s.cells[0].weights);
-                        if fixed < 3 || fixed != s.cells.len() || !same_weights {
+                        let same_weights =
+                            s.cells().iter().all(|c| c.weights == s.cells()[0].weights);
+                        if fixed < 3 || fixed != s.cells().len() || !same_weights {
                             return Err(Error::invalid(
-                                format!("{}: sweep", s.name),
-                                format!("{} cells", s.cells.len()),
+                                format!("{}: sweep", s.name()),
+                                format!("{} cells", s.cells().len()),
                                 format!(
                                     "a sweep.gamma of at least 3 fixed gammas at one weight vector (claim {id} is a rate in gamma)"
                                 ),
