@@ -17,6 +17,7 @@ pub mod estimation;
 pub mod gap;
 pub mod instance;
 pub mod journal;
+pub mod newton;
 pub mod numerics;
 pub mod plot;
 pub mod policy;
