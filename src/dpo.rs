@@ -34,32 +34,27 @@
 //!   ridge 0 is the unconstrained linear MLE, so the DPO policy equals the plug-in policy of
 //!   the MLE whenever that MLE is interior (the identity of §6, tested below for RKL and FKL).
 //!
-//! Both fits use Newton's method with a backtracking (Armijo) line search. Convergence:
+//! Both fits use Newton's method with a backtracking (Armijo) line search
+//! ([`crate::newton`], with the step test below). Convergence:
 //! the max-norm of the gradient of (loss + ridge term) / N is at most `tol`, N the number of
 //! informative comparisons (both responses supported) of the context (tabular) or of the
 //! whole dataset (linear), and the Newton step at that point has max-norm at most sqrt(tol).
 //! The second condition tells a true minimiser from the escape to infinity of separable
 //! data without ridge, where the gradient decays like e^{-margin} while the Newton step
 //! stays of order one; such fits end at the iteration cap with `converged = false`. A fit
-//! also reports `converged = false` (never panics) if the Hessian cannot be factorised or
-//! the line search finds no decrease in 60 halvings.
+//! also reports `converged = false` (never panics) for every other [`newton::Termination`]:
+//! the Hessian cannot be factorised, the line search finds no decrease in
+//! [`newton::MAX_HALVINGS`] halvings, or a non-finite quantity appears.
 
 use crate::instance::LinearReward;
+use crate::newton::{self, Objective, Settings, Termination};
 use crate::numerics::{ln_sigmoid, sigmoid};
 use crate::policy::{Divergence, Regularizer};
 use crate::preference::{WinCounts, pairs};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 
 /// Newton iterations allowed per fit (per context for the tabular class).
-pub const MAX_NEWTON: u32 = 100;
-/// Armijo sufficient-decrease constant of the line search.
-const ARMIJO: f64 = 1e-4;
-/// Maximum number of step halvings in one line search.
-const MAX_HALVINGS: u32 = 60;
-/// Newton decrement g^T H^-1 g (normalised objective) below which the full step is taken
-/// without a line search: inside the region of quadratic convergence it satisfies Armijo's
-/// condition anyway, and it spares loss evaluations that are then at rounding level.
-const FULL_STEP_DECREMENT: f64 = 1e-6;
+pub const MAX_NEWTON: u32 = newton::MAX_ITERATIONS;
 /// With ridge 0 the Hessian may be singular (the per-context shift of the tabular class,
 /// degenerate features of the linear one): a relative diagonal shift of this size keeps the
 /// Cholesky factorisation defined; the gradient has no component along exact null
@@ -223,87 +218,80 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
-    a.into_iter().fold(0.0, |m, v| m.max(v.abs()))
+/// (value(v) + ridge/2 ||v||^2) / N for the Newton solver: the analytic gradient and Hessian
+/// of `problem` and the value `loss(v) / N` (`loss` the unnormalised loss + ridge term, which
+/// the caller may compute by another route, e.g. from policy tables).
+struct Normalised<'a, F> {
+    problem: &'a Logistic,
+    ridge: f64,
+    /// Project steps onto sum_k step_k = 0 (the shift freedom of the tabular class without
+    /// ridge).
+    center: bool,
+    loss: F,
 }
 
-/// Damped Newton on (value(v) + ridge/2 ||v||^2) / N from `v`, with the analytic gradient
-/// and Hessian of `problem` and the line search on `objective(v)` (unnormalised loss + ridge
-/// term, which the caller may compute by another route, e.g. from policy tables). With
-/// `center`, steps are projected onto sum_k step_k = 0 (the shift freedom of the tabular
-/// class without ridge). Returns (iterations, converged).
-fn newton(
-    problem: &Logistic,
-    v: &mut [f64],
-    ridge: f64,
-    tol: f64,
-    center: bool,
-    mut objective: impl FnMut(&[f64]) -> f64,
-) -> (u32, bool) {
-    let d = problem.dim;
-    let n = problem.informative;
-    let mut grad = vec![0.0; d];
-    let mut hess = vec![0.0; d * d];
-    let mut trial = vec![0.0; d];
-    let mut f_current: Option<f64> = None;
-    for it in 0..MAX_NEWTON {
-        problem.gradient_hessian(v, &mut grad, &mut hess);
-        for (g, &vk) in grad.iter_mut().zip(v.iter()) {
+impl<F: FnMut(&[f64]) -> f64> Objective for Normalised<'_, F> {
+    fn dim(&self) -> usize {
+        self.problem.dim
+    }
+
+    fn value(&mut self, v: &[f64]) -> f64 {
+        (self.loss)(v) / self.problem.informative
+    }
+
+    /// Gradient and Hessian divided by N, the Hessian shifted by ridge / N, or without ridge by
+    /// NULL_SPACE_JITTER times its largest diagonal entry.
+    fn gradient_hessian(&mut self, v: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+        let (d, n, ridge) = (self.problem.dim, self.problem.informative, self.ridge);
+        self.problem.gradient_hessian(v, grad, hess);
+        for (g, &vk) in grad.iter_mut().zip(v) {
             *g = (*g + ridge * vk) / n;
         }
-        let mut m = DMatrix::from_column_slice(d, d, &hess) / n;
-        let max_diag = (0..d).fold(0.0f64, |a, k| a.max(m[(k, k)]));
+        hess.iter_mut().for_each(|h| *h /= n);
+        let max_diag = (0..d).fold(0.0f64, |a, k| a.max(hess[k * d + k]));
         let shift = if ridge > 0.0 {
             ridge / n
         } else {
             NULL_SPACE_JITTER * max_diag.max(f64::MIN_POSITIVE)
         };
         for k in 0..d {
-            m[(k, k)] += shift;
+            hess[k * d + k] += shift;
         }
-        let Some(ch) = m.cholesky() else {
-            return (it, false);
-        };
-        let mut step = ch.solve(&DVector::from_column_slice(&grad));
-        if center {
+    }
+
+    fn project_step(&self, step: &mut DVector<f64>) {
+        if self.center {
             let mean = step.mean();
             step.add_scalar_mut(-mean);
         }
-        let residual = max_abs(grad.iter().copied());
-        if residual <= tol && step.amax() <= tol.sqrt() {
-            return (it, true);
-        }
-        let decrement = dot(step.as_slice(), &grad);
-        if !decrement.is_finite() {
-            return (it, false);
-        }
-        if decrement < FULL_STEP_DECREMENT {
-            v.iter_mut().zip(step.iter()).for_each(|(a, s)| *a -= s);
-            f_current = None;
-            continue;
-        }
-        let f0 = f_current.unwrap_or_else(|| objective(v) / n);
-        let mut alpha = 1.0;
-        let mut accepted = None;
-        for _ in 0..MAX_HALVINGS {
-            for k in 0..d {
-                trial[k] = v[k] - alpha * step[k];
-            }
-            let f1 = objective(&trial) / n;
-            // NaN fails the comparison and shrinks the step.
-            if f1 <= f0 - ARMIJO * alpha * decrement {
-                accepted = Some(f1);
-                break;
-            }
-            alpha *= 0.5;
-        }
-        let Some(f1) = accepted else {
-            return (it + 1, false);
-        };
-        v.copy_from_slice(&trial);
-        f_current = Some(f1);
     }
-    (MAX_NEWTON, false)
+}
+
+/// Damped Newton ([`newton::minimise`]) on (value(v) + ridge/2 ||v||^2) / N from `v`, the line
+/// search on `loss(v) / N` (see [`Normalised`]), converged when the gradient max-norm is at
+/// most `tol` and the step max-norm at most sqrt(tol) (module doc). Returns (iterations,
+/// converged).
+fn newton(
+    problem: &Logistic,
+    v: &mut [f64],
+    ridge: f64,
+    tol: f64,
+    center: bool,
+    loss: impl FnMut(&[f64]) -> f64,
+    ws: &mut newton::Workspace,
+) -> (u32, bool) {
+    let mut objective = Normalised {
+        problem,
+        ridge,
+        center,
+        loss,
+    };
+    let settings = Settings {
+        step_tolerance: Some(tol.sqrt()),
+        ..Settings::new(tol)
+    };
+    let outcome = newton::minimise(&mut objective, v, &settings, ws);
+    (outcome.iterations, outcome.reason == Termination::Converged)
 }
 
 /// The callers' contract of both fits (checked specs guarantee it): gamma > 0, ridge >= 0,
@@ -348,6 +336,7 @@ pub fn fit_tabular(
     let mut iterations = 0;
     let mut converged = true;
     let mut index = vec![usize::MAX; ny];
+    let mut ws = newton::Workspace::default();
     for x in 0..nx {
         let base = &reg.base[x * ny..(x + 1) * ny];
         let support: Vec<usize> = (0..ny)
@@ -383,9 +372,15 @@ pub fn fit_tabular(
             continue;
         }
         let mut v = vec![0.0; k];
-        let (it, ok) = newton(&problem, &mut v, ridge, tol, ridge == 0.0, |v| {
-            problem.value(v) + 0.5 * ridge * dot(v, v)
-        });
+        let (it, ok) = newton(
+            &problem,
+            &mut v,
+            ridge,
+            tol,
+            ridge == 0.0,
+            |v| problem.value(v) + 0.5 * ridge * dot(v, v),
+            &mut ws,
+        );
         iterations += it;
         converged &= ok;
         for (i, &y) in support.iter().enumerate() {
@@ -455,11 +450,13 @@ pub fn fit_linear(
     } else {
         let mut r = vec![0.0; nx * ny];
         let mut pi = vec![0.0; nx * ny];
-        newton(&problem, &mut theta, ridge, tol, false, |th| {
+        let loss = |th: &[f64]| {
             class.table(th, &mut r);
             reg.policy(&r, gamma, &mut pi);
             dpo_loss(reg, counts, &pi, gamma) + 0.5 * ridge * dot(th, th)
-        })
+        };
+        let mut ws = newton::Workspace::default();
+        newton(&problem, &mut theta, ridge, tol, false, loss, &mut ws)
     };
     let mut implied_reward = vec![0.0; nx * ny];
     class.table(&theta, &mut implied_reward);
@@ -534,6 +531,10 @@ mod tests {
         let sampler = Sampler::new(&inst.rho, &mu, &inst.true_reward(), inst.responses);
         let mut rng = stream(seed, "dpo-data", counts.n);
         sampler.extend_counts(counts, n - counts.n, &mut rng);
+    }
+
+    fn max_abs(a: impl IntoIterator<Item = f64>) -> f64 {
+        a.into_iter().fold(0.0, |m, v| m.max(v.abs()))
     }
 
     fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {

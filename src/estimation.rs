@@ -3,14 +3,16 @@
 //! - linear class [ours]: the constrained MLE  min L(theta) s.t. ||theta|| <= B,
 //!   L(theta) = -(1/N) sum_{x,a<b} [W(a>b) ln sigma(theta.z) + W(b>a) ln sigma(-theta.z)],
 //!   z = phi(x,a) - phi(x,b), N = number of informative comparisons. Newton's method with
-//!   a backtracking line search for the interior case; when the unconstrained minimiser
-//!   lies outside the ball or does not exist (separable data), the boundary solution is
+//!   a backtracking line search ([`crate::newton`]) for the interior case; when the
+//!   unconstrained minimiser lies outside the ball or does not exist (separable data), the
+//!   boundary solution is
 //!   theta(lambda) = argmin L + lambda/2 ||theta||^2 with ||theta(lambda)|| = B, lambda found
 //!   by a safeguarded Newton iteration on 1/||theta(lambda)|| - 1/B (Moré-Sorensen). So
 //!   separable data cannot send theta to infinity, and the result satisfies the KKT
 //!   conditions grad L + lambda theta = 0, lambda (||theta|| - B) = 0 to the tolerance.
 
 use crate::instance::{FiniteReward, LinearReward};
+use crate::newton::{self, MAX_ITERATIONS, Objective, Settings, Termination};
 use crate::numerics::{ln_sigmoid, sigmoid};
 use crate::preference::{WinCounts, pairs};
 use nalgebra::{DMatrix, DVector};
@@ -20,10 +22,10 @@ use serde::Serialize;
 pub const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-10;
 /// Relative tolerance on ||theta|| = B for boundary solutions.
 const BOUNDARY_TOLERANCE: f64 = 1e-12;
-const MAX_NEWTON: u32 = 100;
 const MAX_LAMBDA_STEPS: u32 = 200;
-/// Newton decrement below which the full step is taken without a line search.
-const FULL_STEP_DECREMENT: f64 = 1e-6;
+/// With lambda = 0, a Newton iterate beyond this multiple of B means separable data (no
+/// finite minimiser): the interior attempt stops and the boundary solution takes over.
+const RUNAWAY_FACTOR: f64 = 1e3;
 
 /// Finite class: index of argmax_j of the log-likelihood of candidate j (lowest index on ties).
 pub fn finite_mle(class: &FiniteReward, counts: &WinCounts) -> usize {
@@ -64,13 +66,53 @@ pub struct LinearFitter {
 /// Reusable buffers of one fit (one per replication; no allocation per sample).
 #[derive(Clone, Debug, Default)]
 pub struct FitWorkspace {
+    active: Active,
+    grad: Vec<f64>,
+    hess: Vec<f64>,
+    newton: newton::Workspace,
+}
+
+/// The informative comparisons of one dataset: z_i and the counts W_i, N_i divided by N.
+#[derive(Clone, Debug, Default)]
+struct Active {
     z: Vec<f64>,
     wins: Vec<f64>,
     total: Vec<f64>,
-    grad: Vec<f64>,
-    hess: Vec<f64>,
-    step: Vec<f64>,
-    trial: Vec<f64>,
+}
+
+/// L(theta) + lambda/2 ||theta||^2 for one lambda: the objective of the interior Newton solves.
+struct Penalised<'a> {
+    fitter: &'a LinearFitter,
+    data: &'a Active,
+    lambda: f64,
+}
+
+impl Objective for Penalised<'_> {
+    fn dim(&self) -> usize {
+        self.fitter.dim
+    }
+
+    fn value(&mut self, theta: &[f64]) -> f64 {
+        self.fitter.loss(self.data, theta, self.lambda)
+    }
+
+    /// grad L + lambda theta and H + lambda I.
+    fn gradient_hessian(&mut self, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+        let (d, lambda) = (self.fitter.dim, self.lambda);
+        self.fitter.gradient_hessian(self.data, theta, grad, hess);
+        grad.iter_mut()
+            .zip(theta)
+            .for_each(|(gv, t)| *gv += lambda * t);
+        for k in 0..d {
+            hess[k * d + k] += lambda;
+        }
+    }
+
+    /// Separable data at lambda = 0: theta runs off; stop early, the boundary handles it.
+    fn proceed(&self, theta: &[f64]) -> bool {
+        !(self.lambda == 0.0
+            && theta.iter().map(|v| v * v).sum::<f64>().sqrt() > RUNAWAY_FACTOR * self.fitter.bound)
+    }
 }
 
 impl LinearFitter {
@@ -105,18 +147,19 @@ impl LinearFitter {
     /// previous n of a nested grid; any point is a valid start).
     pub fn fit(&self, counts: &WinCounts, start: &[f64], ws: &mut FitWorkspace) -> LinearFit {
         let d = self.dim;
-        ws.z.clear();
-        ws.wins.clear();
-        ws.total.clear();
+        let data = &mut ws.active;
+        data.z.clear();
+        data.wins.clear();
+        data.total.clear();
         for (i, w) in counts.wins.iter().enumerate() {
             let n = w[0] + w[1];
             if n > 0 {
-                ws.z.extend_from_slice(&self.diffs[i * d..(i + 1) * d]);
-                ws.wins.push(w[0] as f64);
-                ws.total.push(n as f64);
+                data.z.extend_from_slice(&self.diffs[i * d..(i + 1) * d]);
+                data.wins.push(w[0] as f64);
+                data.total.push(n as f64);
             }
         }
-        let informative: f64 = ws.total.iter().sum();
+        let informative: f64 = data.total.iter().sum();
         if informative == 0.0 {
             // No comparison carries information: every theta is an MLE; take the minimum-norm one.
             return LinearFit {
@@ -127,12 +170,10 @@ impl LinearFitter {
                 on_boundary: false,
             };
         }
-        ws.wins.iter_mut().for_each(|v| *v /= informative);
-        ws.total.iter_mut().for_each(|v| *v /= informative);
+        data.wins.iter_mut().for_each(|v| *v /= informative);
+        data.total.iter_mut().for_each(|v| *v /= informative);
         ws.grad.resize(d, 0.0);
         ws.hess.resize(d * d, 0.0);
-        ws.step.resize(d, 0.0);
-        ws.trial.resize(d, 0.0);
 
         let mut theta = start.to_vec();
         let norm = |t: &[f64]| t.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -154,7 +195,7 @@ impl LinearFitter {
                 };
             }
         } else {
-            iterations += MAX_NEWTON;
+            iterations += MAX_ITERATIONS;
         }
         // Boundary: find lambda > 0 with ||theta(lambda)|| = B.
         let mut lo = 1e-14;
@@ -162,7 +203,7 @@ impl LinearFitter {
         let mut theta_lo = vec![0.0; d];
         iterations += self
             .newton(ws, &mut theta_lo, lo)
-            .map_or(MAX_NEWTON, |r| r.0);
+            .map_or(MAX_ITERATIONS, |r| r.0);
         if norm(&theta_lo) <= self.bound {
             // The (ridge-limit, minimum-norm) MLE lies inside: the data leave a flat direction.
             let kkt_residual = self.kkt(ws, &theta_lo, 0.0);
@@ -179,7 +220,7 @@ impl LinearFitter {
         for _ in 0..MAX_LAMBDA_STEPS {
             iterations += self
                 .newton(ws, &mut theta, lambda)
-                .map_or(MAX_NEWTON, |r| r.0);
+                .map_or(MAX_ITERATIONS, |r| r.0);
             let r = norm(&theta);
             if (r - self.bound).abs() <= BOUNDARY_TOLERANCE * self.bound {
                 break;
@@ -190,7 +231,7 @@ impl LinearFitter {
                 hi = lambda;
             }
             // phi(lambda) = 1/r - 1/B, phi'(lambda) = theta^T (H + lambda I)^{-1} theta / r^3.
-            self.hessian(ws, &theta);
+            self.gradient_hessian(&ws.active, &theta, &mut ws.grad, &mut ws.hess);
             let mut m = DMatrix::from_column_slice(d, d, &ws.hess);
             for k in 0..d {
                 m[(k, k)] += lambda;
@@ -224,32 +265,27 @@ impl LinearFitter {
 
     /// Loss L(theta) + lambda/2 ||theta||^2 on the active pairs, using
     /// W ln sigma(t) + (N - W) ln sigma(-t) = N ln sigma(t) - (N - W) t (one logarithm per pair).
-    fn loss(&self, ws: &FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
+    fn loss(&self, data: &Active, theta: &[f64], lambda: f64) -> f64 {
         let d = self.dim;
         let mut l = 0.0;
-        for ((z, &w), &n) in ws.z.chunks_exact(d).zip(&ws.wins).zip(&ws.total) {
+        for ((z, &w), &n) in data.z.chunks_exact(d).zip(&data.wins).zip(&data.total) {
             let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
             l -= n * ln_sigmoid(t) - (n - w) * t;
         }
         l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
     }
 
-    /// Gradient and Hessian of L: H = sum N sigma(t)(1 - sigma(t)) z z^T (into ws.hess, column-major).
-    fn hessian(&self, ws: &mut FitWorkspace, theta: &[f64]) {
+    /// Gradient and Hessian of L: H = sum N sigma(t)(1 - sigma(t)) z z^T (column-major).
+    fn gradient_hessian(&self, data: &Active, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
         let d = self.dim;
-        ws.grad.iter_mut().for_each(|g| *g = 0.0);
-        ws.hess.iter_mut().for_each(|h| *h = 0.0);
-        for ((z, &w), &n) in ws.z.chunks_exact(d).zip(&ws.wins).zip(&ws.total) {
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        hess.iter_mut().for_each(|h| *h = 0.0);
+        for ((z, &w), &n) in data.z.chunks_exact(d).zip(&data.wins).zip(&data.total) {
             let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
             let s = sigmoid(t);
             let c = n * s - w;
             let h = n * s * (1.0 - s);
-            for (j, (g, row)) in ws
-                .grad
-                .iter_mut()
-                .zip(ws.hess.chunks_exact_mut(d))
-                .enumerate()
-            {
+            for (j, (g, row)) in grad.iter_mut().zip(hess.chunks_exact_mut(d)).enumerate() {
                 *g += c * z[j];
                 let hz = h * z[j];
                 for (hk, zk) in row[j..].iter_mut().zip(&z[j..]) {
@@ -259,13 +295,13 @@ impl LinearFitter {
         }
         for j in 0..d {
             for k in 0..j {
-                ws.hess[j * d + k] = ws.hess[k * d + j];
+                hess[j * d + k] = hess[k * d + j];
             }
         }
     }
 
     fn kkt(&self, ws: &mut FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
-        self.hessian(ws, theta);
+        self.gradient_hessian(&ws.active, theta, &mut ws.grad, &mut ws.hess);
         ws.grad
             .iter()
             .zip(theta)
@@ -273,72 +309,33 @@ impl LinearFitter {
             .fold(0.0, f64::max)
     }
 
-    /// Damped Newton on L + lambda/2 ||theta||^2 from `theta`; Some((iterations, residual))
+    /// Damped Newton on L + lambda/2 ||theta||^2 from `theta` ([`newton::minimise`]: gradient
+    /// test first, line search accepting rounding-level changes); Some((iterations, residual))
     /// on convergence (KKT gradient max-norm `residual` <= tolerance, measured at the returned
-    /// theta), None if the Hessian is singular (lambda = 0 with a flat direction) or the
-    /// iteration cap is hit. Steps whose Newton decrement g^T H^-1 g is below
-    /// FULL_STEP_DECREMENT are taken without a line search (inside the region of quadratic
-    /// convergence the full step always satisfies Armijo's condition), which spares the
-    /// loss evaluations on warm starts.
+    /// theta) and when the line search finds no decrease (no decrease representable in
+    /// floating point: at the minimum to rounding); None if the Hessian is singular (lambda = 0
+    /// with a flat direction), theta runs off (separable data at lambda = 0), a non-finite
+    /// quantity appears, or the iteration cap is hit.
     fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<(u32, f64)> {
-        let d = self.dim;
-        let mut f0: Option<f64> = None;
-        for it in 0..MAX_NEWTON {
-            self.hessian(ws, theta);
-            ws.grad
-                .iter_mut()
-                .zip(theta.iter())
-                .for_each(|(gv, t)| *gv += lambda * t);
-            let g = &ws.grad;
-            let residual = g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            if residual <= self.tolerance {
-                return Some((it, residual));
+        let mut objective = Penalised {
+            fitter: self,
+            data: &ws.active,
+            lambda,
+        };
+        let settings = Settings {
+            accept_rounding_level: true,
+            ..Settings::new(self.tolerance)
+        };
+        let outcome = newton::minimise(&mut objective, theta, &settings, &mut ws.newton);
+        match outcome.reason {
+            Termination::Converged | Termination::LineSearchFailed => {
+                Some((outcome.iterations, outcome.criterion))
             }
-            let mut m = DMatrix::from_column_slice(d, d, &ws.hess);
-            for k in 0..d {
-                m[(k, k)] += lambda;
-            }
-            let ch = m.cholesky()?;
-            let s = ch.solve(&DVector::from_column_slice(g));
-            let slope: f64 = -s.iter().zip(g).map(|(a, b)| a * b).sum::<f64>();
-            if -slope < FULL_STEP_DECREMENT {
-                for k in 0..d {
-                    theta[k] -= s[k];
-                }
-                f0 = None;
-                continue;
-            }
-            let start = match f0 {
-                Some(f) => f,
-                None => self.loss(ws, theta, lambda),
-            };
-            let mut alpha = 1.0;
-            let mut accepted = false;
-            for _ in 0..60 {
-                for k in 0..d {
-                    ws.trial[k] = theta[k] - alpha * s[k];
-                }
-                let f1 = self.loss(ws, &ws.trial, lambda);
-                if f1 <= start + 1e-4 * alpha * slope
-                    || (f1 - start).abs() <= 1e-15 * start.abs().max(1e-300)
-                {
-                    accepted = true;
-                    f0 = Some(f1);
-                    break;
-                }
-                alpha *= 0.5;
-            }
-            if !accepted {
-                // No decrease representable in floating point: we are at the minimum to rounding.
-                return Some((it + 1, residual));
-            }
-            theta.copy_from_slice(&ws.trial);
-            // Separable data at lambda = 0: theta runs off; stop early, the boundary handles it.
-            if lambda == 0.0 && theta.iter().map(|v| v * v).sum::<f64>().sqrt() > 1e3 * self.bound {
-                return None;
-            }
+            Termination::MaxIterations
+            | Termination::SingularHessian
+            | Termination::Stopped
+            | Termination::NonFinite => None,
         }
-        None
     }
 }
 

@@ -21,6 +21,7 @@ pub mod fsio;
 pub mod gap;
 pub mod instance;
 pub mod journal;
+pub mod newton;
 pub mod numerics;
 pub mod overrides;
 pub mod plot;
