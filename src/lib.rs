@@ -5,8 +5,10 @@
 //! spec -> instance -> preference data -> estimation -> policy -> gap -> engine (parallel
 //! replications) -> statistics (summaries, exponents) -> report (result files).
 //! The formulas are those of THEORY.md (shipped beside the project as shared/THEORY.md);
-//! doc comments cite its items (D1-D7, §1-§7).
+//! doc comments cite its items (D1-D7, §1-§8). `asymptotics` predicts each gap's leading
+//! term (§8) exactly, for comparison with the measured rates.
 
+pub mod asymptotics;
 pub mod claims;
 pub mod cli;
 pub mod coverage;
