@@ -5,11 +5,13 @@
 //! spec -> instance -> preference data -> estimation -> policy -> gap -> engine (parallel
 //! replications) -> analysis (summaries, exponents: a typed `result`) -> claims (judgements)
 //! -> rendering (report, plot). `suite` runs the pipeline for the command line and the
-//! tests; `cli` only turns flags into its settings.
+//! tests; `cli` only turns flags into its settings. `asymptotics` predicts each gap's
+//! leading term (§8) exactly, for comparison with the measured rates.
 //! The formulas are those of the project's theory document (`docs/theory.md`); doc comments
 //! cite its items (D1-D7, §1-§8).
 
 pub mod analysis;
+pub mod asymptotics;
 pub mod claims;
 pub mod cli;
 pub mod coverage;

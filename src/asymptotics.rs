@@ -1,0 +1,1130 @@
+//! Asymptotic predictions for the gaps (THEORY §8) [derived], computed exactly by
+//! enumeration over X x Y (no Monte Carlo). The derivations are written out in
+//! `docs/theory-asymptotics.md`; every public formula below repeats its sketch in a
+//! `# Formula` section.
+//!
+//! - Linear class, theta* strictly inside the ball: sqrt(n) (theta_hat - theta*) -> N(0, I^-1)
+//!   with I the per-comparison Bradley-Terry Fisher information ([`fisher_information`]). A
+//!   gap G(theta_hat) that vanishes at theta* has n^{-a} E[G] -> C ([`predict`]):
+//!   second order, a = -1, C = (1/2) tr(H I^-1); first order |c^T (theta_hat - theta*)|,
+//!   a = -1/2, C = sqrt(2/pi) sqrt(c^T I^-1 c).
+//! - Both plug-in policies (RKL and FKL) respond to a reward perturbation in one form,
+//!   d pi(y|x) = s_x w_x(y) (dr(x,y) - E_{w_x} dr(x,.)) ([`Sensitivity`]); from it
+//!   H = E_x s_x Cov_{w_x}(phi) for both sub-optimality gaps ([`gap_expansion`]) and
+//!   c = E_x s_x Cov_{w_x}(phi, r*) = H theta* for both reward gaps ([`gap_expansion`]).
+//! - Finite class: P(MLE != r*) decays as exp(-n min_j c_j), c_j the Chernoff information of
+//!   one comparison ([`chernoff_rates`], [`finite_class_rate`]).
+
+use crate::gap::Quantity;
+use crate::instance::{FiniteReward, Instance, LinearReward, RewardModel, SIMPLEX_TOLERANCE};
+use crate::numerics::{ln_sigmoid, log_sum_exp, sigmoid};
+use crate::policy::{Divergence, Regularizer};
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use serde::Serialize;
+
+/// I counts as singular when its smallest eigenvalue is at most this fraction of its largest
+/// (a condition number above 1e10: the asymptotic variance would be meaningless).
+pub const FISHER_RANK_TOLERANCE: f64 = 1e-10;
+
+/// theta* counts as on the ball when ||theta*|| >= (1 - this) B.
+pub const BOUNDARY_TOLERANCE: f64 = 1e-9;
+
+/// Stopping tolerance (in t) of the Chernoff minimisation.
+pub const CHERNOFF_TOLERANCE: f64 = 1e-12;
+
+/// The predicted leading term of a mean gap: n^{-exponent} E[gap] -> constant.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// a in E[gap] ~ C n^a: -1 (second-order gaps) or -1/2 (first-order gaps).
+    pub exponent: f64,
+    /// C. Zero exactly when the gap is identically zero in a neighbourhood of theta*.
+    pub constant: f64,
+}
+
+/// Why no prediction is made.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// The Fisher/normal asymptotics need the linear class.
+    #[error("reward class `{class}` is not covered: the normal asymptotics need the linear class")]
+    NotLinear { class: &'static str },
+    /// Large deviations need the finite class.
+    #[error("reward class `{class}` is not covered: the Chernoff rate needs the finite class")]
+    NotFinite { class: &'static str },
+    /// ||theta*|| = B: the constrained MLE is not asymptotically normal.
+    #[error(
+        "theta* lies on the ball (||theta*|| = {norm}, B = {bound}): the constrained MLE is not asymptotically normal"
+    )]
+    OnBoundary { norm: f64, bound: f64 },
+    /// I is singular (some direction of theta is not identified under mu).
+    #[error(
+        "the Fisher information is singular under this sampling policy (eigenvalues {smallest:e} .. {largest:e})"
+    )]
+    SingularFisher { smallest: f64, largest: f64 },
+    /// A quantity whose asymptotics are not derived here.
+    #[error("quantity `{}` is not covered: {reason}", quantity.name())]
+    NotCovered {
+        quantity: Quantity,
+        reason: &'static str,
+    },
+    /// Inputs that no cell of the testbed would have.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+/// The reward class must be linear.
+fn linear(inst: &Instance) -> Result<&LinearReward, Refusal> {
+    match &inst.reward {
+        RewardModel::Linear(l) => Ok(l),
+        _ => Err(Refusal::NotLinear {
+            class: inst.class_name(),
+        }),
+    }
+}
+
+/// mu must be a flat X x Y table of non-negative numbers.
+fn check_mu(inst: &Instance, mu: &[f64]) -> Result<(), Refusal> {
+    if mu.len() != inst.cells() {
+        return Err(Refusal::Invalid(format!(
+            "sampling policy has {} entries, the instance {} cells",
+            mu.len(),
+            inst.cells()
+        )));
+    }
+    if mu.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+        return Err(Refusal::Invalid(
+            "sampling policy has a negative or non-finite entry".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Weights on the simplex, gamma > 0, and for RKL non-empty intersections of supports (D4).
+fn check_cell(
+    inst: &Instance,
+    divergence: Divergence,
+    weights: &[f64],
+    gamma: f64,
+) -> Result<(), Refusal> {
+    if !(gamma > 0.0 && gamma.is_finite()) {
+        return Err(Refusal::Invalid(format!("gamma = {gamma}, not > 0")));
+    }
+    let sum: f64 = weights.iter().sum();
+    if weights.len() != inst.k()
+        || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+        || (sum - 1.0).abs() > SIMPLEX_TOLERANCE
+    {
+        return Err(Refusal::Invalid(format!(
+            "weights {weights:?} are not on the simplex of the {} references",
+            inst.k()
+        )));
+    }
+    if divergence == Divergence::Rkl && !inst.empty_intersections(weights).is_empty() {
+        return Err(Refusal::Invalid(
+            "the weighted references share no response at some context (D4)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn feature(lin: &LinearReward, cell: usize) -> &[f64] {
+    &lin.features[cell * lin.dim..(cell + 1) * lin.dim]
+}
+
+/// The per-comparison Fisher information of the Bradley-Terry likelihood of the linear
+/// class at theta*, with both responses drawn from `mu` (flat X x Y, e.g.
+/// [`crate::engine::sampling_policy`]).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] One comparison at (x, y, y') has log-likelihood
+/// l(theta) = b ln sigma(theta.z) + (1 - b) ln sigma(-theta.z), z = phi(x,y) - phi(x,y'),
+/// b ~ Bernoulli(sigma(theta*.z)); its Hessian is -sigma'(theta.z) z z^T (no label), so
+///
+///   I = -E Hess l(theta*) = E_x sum_{y,y'} mu(y|x) mu(y'|x) sigma'(r*(x,y) - r*(x,y')) z z^T,
+///
+/// sigma' = sigma (1 - sigma); the score outer product E[(b - sigma)^2] z z^T gives the same.
+/// Ties y = y' have z = 0 and count toward n without contributing. Summed here over
+/// unordered pairs a < b with weight 2 rho(x) mu(a|x) mu(b|x).
+pub fn fisher_information(inst: &Instance, mu: &[f64]) -> Result<DMatrix<f64>, Refusal> {
+    let lin = linear(inst)?;
+    check_mu(inst, mu)?;
+    let (ny, d) = (inst.responses, lin.dim);
+    let r = inst.true_reward();
+    let mut info = DMatrix::<f64>::zeros(d, d);
+    let mut z = vec![0.0; d];
+    for x in 0..inst.contexts {
+        for a in 0..ny {
+            for b in a + 1..ny {
+                let (ca, cb) = (x * ny + a, x * ny + b);
+                let t = r[ca] - r[cb];
+                let w = 2.0 * inst.rho[x] * mu[ca] * mu[cb] * sigmoid(t) * sigmoid(-t);
+                if w == 0.0 {
+                    continue;
+                }
+                for (k, zk) in z.iter_mut().enumerate() {
+                    *zk = feature(lin, ca)[k] - feature(lin, cb)[k];
+                }
+                for j in 0..d {
+                    for k in 0..d {
+                        info[(j, k)] += w * z[j] * z[k];
+                    }
+                }
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// The expected log-likelihood of one comparison drawn under r* (x ~ rho, y, y' ~ mu,
+/// Bradley-Terry label), evaluated at the linear reward theta, without the theta-free
+/// contribution ln(1/2) P(y = y') of the ties:
+///
+///   L(theta) = E_x sum_{a<b} 2 mu(a) mu(b) [sigma(Delta*) ln sigma(theta.z) + sigma(-Delta*) ln sigma(-theta.z)],
+///
+/// Delta* = r*(x,a) - r*(x,b), z = phi(x,a) - phi(x,b). Its maximiser is theta* and its
+/// Hessian there is -I ([`fisher_information`]); the MLE maximises the empirical version.
+pub fn expected_log_likelihood(inst: &Instance, mu: &[f64], theta: &[f64]) -> Result<f64, Refusal> {
+    let lin = linear(inst)?;
+    check_mu(inst, mu)?;
+    let ny = inst.responses;
+    let r = inst.true_reward();
+    let mut rt = vec![0.0; inst.cells()];
+    lin.table(theta, &mut rt);
+    let mut total = 0.0;
+    for x in 0..inst.contexts {
+        for a in 0..ny {
+            for b in a + 1..ny {
+                let (ca, cb) = (x * ny + a, x * ny + b);
+                let w = 2.0 * inst.rho[x] * mu[ca] * mu[cb];
+                if w == 0.0 {
+                    continue;
+                }
+                let (ts, tt) = (r[ca] - r[cb], rt[ca] - rt[cb]);
+                total += w * (sigmoid(ts) * ln_sigmoid(tt) + sigmoid(-ts) * ln_sigmoid(-tt));
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// First-order response of a plug-in policy (RKL or FKL) to its reward, per context:
+///
+///   d pi(y|x) = s_x w_x(y) (dr(x,y) - E_{w_x} dr(x,.)),
+///
+/// i.e. the Jacobian d pi(.|x) / d r(x,.) = s_x (diag(w_x) - w_x w_x^T), symmetric.
+///
+/// # Formula
+///
+/// [derived, THEORY §1, §8]
+/// - RKL: ln pi = ln g + gamma r - ln Z, so d ln pi(y) = gamma (dr(y) - E_pi dr):
+///   s_x = gamma, w_x = pi*(.|x).
+/// - FKL: pi(y) = m(y) / (gamma (Z~ - r(y))) on supp m. Differentiating,
+///   d pi(y) = gamma pi(y)^2 / m(y) (dr(y) - dZ~); the normalisation sum_y d pi(y) = 0
+///   (implicit differentiation of sum_y pi = 1, whose derivative in Z~ is
+///   -gamma sum_y pi^2/m < 0, so the implicit function theorem applies) gives
+///   dZ~ = E_w dr with w(y) = (pi(y)^2/m(y)) / S2, S2 = sum_y pi(y)^2/m(y) (>= 1 by
+///   Cauchy-Schwarz): s_x = gamma S2_x, w_x = that w (zero off supp m).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sensitivity {
+    pub responses: usize,
+    /// s_x per context.
+    pub scale: Vec<f64>,
+    /// w_x(y), flat X x Y; each row sums to one.
+    pub weights: Vec<f64>,
+}
+
+impl Sensitivity {
+    /// The sensitivity of the policy that `reg` builds from the reward table `r` at `gamma`.
+    pub fn new(reg: &Regularizer, r: &[f64], gamma: f64) -> Self {
+        let ny = reg.responses;
+        let mut pi = vec![0.0; r.len()];
+        reg.policy(r, gamma, &mut pi);
+        let contexts = r.len() / ny;
+        let mut scale = vec![gamma; contexts];
+        if reg.divergence == Divergence::Fkl {
+            for ((p, m), s) in pi
+                .chunks_exact_mut(ny)
+                .zip(reg.base.chunks_exact(ny))
+                .zip(scale.iter_mut())
+            {
+                // pi^2/m as pi * (pi/m): pi/m = 1/(gamma (Z~ - r)) is bounded, no underflow.
+                for (pv, &mv) in p.iter_mut().zip(m) {
+                    *pv = if mv > 0.0 { *pv * (*pv / mv) } else { 0.0 };
+                }
+                let s2: f64 = p.iter().sum();
+                p.iter_mut().for_each(|v| *v /= s2);
+                *s = gamma * s2;
+            }
+        }
+        Sensitivity {
+            responses: ny,
+            scale,
+            weights: pi,
+        }
+    }
+
+    /// The first-order change of the policy (flat X x Y) for a reward change `dr`.
+    pub fn apply(&self, dr: &[f64]) -> Vec<f64> {
+        let ny = self.responses;
+        let mut out = vec![0.0; dr.len()];
+        for (((o, w), d), &s) in out
+            .chunks_exact_mut(ny)
+            .zip(self.weights.chunks_exact(ny))
+            .zip(dr.chunks_exact(ny))
+            .zip(&self.scale)
+        {
+            let mean: f64 = w.iter().zip(d).map(|(a, b)| a * b).sum();
+            for ((ov, &wv), &dv) in o.iter_mut().zip(w).zip(d) {
+                *ov = s * wv * (dv - mean);
+            }
+        }
+        out
+    }
+
+    /// E_x rho(x) s_x Cov_{w_x}(phi, psi) for feature maps phi (dim d1) and psi (dim d2),
+    /// given as flat (X x Y) x d tables.
+    fn weighted_covariance(
+        &self,
+        rho: &[f64],
+        phi: &[f64],
+        d1: usize,
+        psi: &[f64],
+        d2: usize,
+    ) -> DMatrix<f64> {
+        let ny = self.responses;
+        let mut out = DMatrix::<f64>::zeros(d1, d2);
+        let (mut m1, mut m2) = (vec![0.0; d1], vec![0.0; d2]);
+        for (x, &px) in rho.iter().enumerate() {
+            if px == 0.0 {
+                continue;
+            }
+            let w = &self.weights[x * ny..(x + 1) * ny];
+            m1.iter_mut().for_each(|v| *v = 0.0);
+            m2.iter_mut().for_each(|v| *v = 0.0);
+            for (y, &wy) in w.iter().enumerate() {
+                let c = x * ny + y;
+                for k in 0..d1 {
+                    m1[k] += wy * phi[c * d1 + k];
+                }
+                for k in 0..d2 {
+                    m2[k] += wy * psi[c * d2 + k];
+                }
+            }
+            let f = px * self.scale[x];
+            for (y, &wy) in w.iter().enumerate() {
+                if wy == 0.0 {
+                    continue;
+                }
+                let c = x * ny + y;
+                for j in 0..d1 {
+                    let a = f * wy * (phi[c * d1 + j] - m1[j]);
+                    for k in 0..d2 {
+                        out[(j, k)] += a * (psi[c * d2 + k] - m2[k]);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The sensitivity of the cell's exact plug-in policy at the true reward.
+pub fn plugin_sensitivity(
+    inst: &Instance,
+    divergence: Divergence,
+    weights: &[f64],
+    gamma: f64,
+) -> Result<Sensitivity, Refusal> {
+    check_cell(inst, divergence, weights, gamma)?;
+    let reg = Regularizer::new(
+        divergence,
+        &inst.references,
+        weights,
+        inst.contexts,
+        inst.responses,
+    );
+    Ok(Sensitivity::new(&reg, &inst.true_reward(), gamma))
+}
+
+/// The local expansion at theta* of the gaps of a cell (linear class): the Hessian H of the
+/// sub-optimality gap and the gradient c of the expected true reward.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expansion {
+    /// H: sub-optimality = (1/2) e^T H e + O(|e|^3), e = theta_hat - theta*.
+    pub hessian: DMatrix<f64>,
+    /// c: E_x E_{pi_theta_hat} r* = E_x E_{pi*} r* + c^T e + O(|e|^2), so
+    /// reward gap = |c^T e| + O(|e|^2).
+    pub gradient: DVector<f64>,
+}
+
+/// The Hessian in theta, at theta*, of the sub-optimality gap J(pi*) - J(pi_theta), and the
+/// gradient of the expected true reward E_x E_{pi_theta} r*, for the plug-in policy of the
+/// cell (RKL or FKL, its weights and gamma) in the linear class.
+///
+/// # Formula
+///
+/// [derived, THEORY §3, §8] Hessian. On the support of the plug-in policies both
+/// objectives are J(p) = <p, r*> - Omega(p) with Omega strictly convex and
+/// grad Omega(pi*) = r* - Z 1, so the gap of any normalised q is the Bregman divergence
+/// D_Omega(q, pi*) (for RKL this is D3, for FKL the identity
+/// (1/gamma) sum_y m (u - 1 - ln u), u = q/pi~). Its gradient in q vanishes at pi*, hence
+/// its Hessian in theta needs only the policy Jacobian D = d pi / d r ([`Sensitivity`]), no
+/// second derivative of the policy. Differentiating grad Omega(pi_r) = r - Z(r) 1 gives
+/// grad^2 Omega dpi = dr - dZ 1, and 1^T dpi = 0, so
+///
+///   gap = (1/2) dpi^T grad^2 Omega dpi + O(|dr|^3) = (1/2) dr^T D dr,   dr = Phi dtheta,
+///
+///   H = E_x s_x Cov_{w_x}(phi(x,.)).
+///
+/// RKL: H = gamma Sigma, Sigma = E_x Cov_{pi*}(phi) (THEORY §8's worked example). FKL:
+/// H = gamma E_x S2_x Cov_{w_x}(phi), w = pi~^2/m normalised, S2 = sum_y pi~^2/m.
+/// Direct check for FKL: (1/gamma) m (u - 1 - ln u) = (m / (2 gamma)) (d pi/pi~)^2 + O(3),
+/// and (m/pi~^2) (gamma pi~^2/m)^2 (dr - E_w dr)^2 / gamma = gamma (pi~^2/m) (dr - E_w dr)^2.
+///
+/// Gradient. d E_pi r* = sum_y d pi(y) r*(y) = s_x Cov_{w_x}(dr, r*), so
+///
+///   c = E_x s_x Cov_{w_x}(phi, r*)   (= H theta*, since r* = phi^T theta*).
+///
+/// RKL: c = gamma E_x Cov_{pi*}(phi, r*). If c = 0 then r* is constant on supp w_x at every
+/// context (c^T theta* = theta*^T H theta* = E_x s_x Var_w(r*)), and every plug-in policy,
+/// supported there, has reward gap exactly 0.
+pub fn gap_expansion(
+    inst: &Instance,
+    divergence: Divergence,
+    weights: &[f64],
+    gamma: f64,
+) -> Result<Expansion, Refusal> {
+    let lin = linear(inst)?;
+    let sens = plugin_sensitivity(inst, divergence, weights, gamma)?;
+    let (phi, d) = (&lin.features, lin.dim);
+    let r = inst.true_reward();
+    Ok(Expansion {
+        hessian: sens.weighted_covariance(&inst.rho, phi, d, phi, d),
+        gradient: sens
+            .weighted_covariance(&inst.rho, phi, d, &r, 1)
+            .column(0)
+            .into_owned(),
+    })
+}
+
+/// First and second directional derivatives of the FKL policy of one context,
+/// pi~(y) = m(y) / (gamma (Z~ - r(y))), along the reward change `dr` (r linear in the
+/// parameter, so d^2 r = 0). `pi` is the policy for `m`, `r` at `gamma`
+/// ([`crate::policy::fkl_policy`]).
+///
+/// # Formula
+///
+/// [derived, THEORY §1 T6.1] With q(y) = 1/(Z~ - r(y)) = gamma pi(y)/m(y) the normalisation
+/// reads sum_y m q = gamma. Differentiating once and twice (implicit function theorem):
+///
+///   dq = -q^2 (dZ - dr),  sum m q^2 (dZ - dr) = 0  =>  dZ = E_w dr,  w ∝ m q^2 ∝ pi^2/m;
+///   d^2 q = 2 q^3 (dZ - dr)^2 - q^2 d^2Z,  sum m d^2q = 0  =>  d^2Z = 2 E_w[q (dr - dZ)^2];
+///
+/// and d pi = (m/gamma) dq = gamma (pi^2/m) (dr - dZ), d^2 pi = (m/gamma) d^2 q. The
+/// sub-optimality Hessian does not need d^2 pi (its gradient in pi vanishes at pi~, see
+/// [`gap_expansion`]); d^2 pi is the next term of the policy error.
+pub fn fkl_policy_derivatives(
+    m: &[f64],
+    pi: &[f64],
+    gamma: f64,
+    dr: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let q: Vec<f64> = m
+        .iter()
+        .zip(pi)
+        .map(|(&mv, &p)| if mv > 0.0 { gamma * p / mv } else { 0.0 })
+        .collect();
+    let mq2: Vec<f64> = m.iter().zip(&q).map(|(mv, qv)| mv * qv * qv).collect();
+    let total: f64 = mq2.iter().sum();
+    let dz: f64 = mq2.iter().zip(dr).map(|(a, b)| a * b).sum::<f64>() / total;
+    let d2z: f64 = 2.0
+        * mq2
+            .iter()
+            .zip(&q)
+            .zip(dr)
+            .map(|((a, qv), d)| a * qv * (d - dz).powi(2))
+            .sum::<f64>()
+        / total;
+    let mut first = vec![0.0; m.len()];
+    let mut second = vec![0.0; m.len()];
+    for y in 0..m.len() {
+        if m[y] > 0.0 {
+            let e = dr[y] - dz;
+            first[y] = m[y] / gamma * q[y] * q[y] * e;
+            second[y] = m[y] / gamma * (2.0 * q[y].powi(3) * e * e - q[y] * q[y] * d2z);
+        }
+    }
+    (first, second)
+}
+
+/// Cholesky factor of I after checking it is well conditioned.
+fn invertible(info: &DMatrix<f64>) -> Result<nalgebra::Cholesky<f64, nalgebra::Dyn>, Refusal> {
+    let eig = SymmetricEigen::new(info.clone()).eigenvalues;
+    let largest = eig.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let smallest = eig.iter().copied().fold(f64::INFINITY, f64::min);
+    let singular = Refusal::SingularFisher { smallest, largest };
+    if largest.is_nan() || largest <= 0.0 || smallest <= FISHER_RANK_TOLERANCE * largest {
+        return Err(singular);
+    }
+    info.clone().cholesky().ok_or(singular)
+}
+
+/// The predicted order and constant of the mean of `quantity` for the linear class:
+/// n^{-exponent} E[gap] -> constant as n -> infinity, with the cell's divergence, weights
+/// and gamma fixed and comparisons drawn from `mu` (flat X x Y, e.g.
+/// [`crate::engine::sampling_policy`]).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] theta_hat - theta* ~ N(0, I^-1/n) to leading order; expanding the gap
+/// to its first non-vanishing order and taking expectations:
+/// - `suboptimality` (RKL, FKL): second order, exponent -1, C = (1/2) tr(H I^-1) with H
+///   from [`gap_expansion`]; RKL: C = (gamma/2) tr(Sigma I^-1).
+/// - `reward_gap` (RKL, FKL): first order, |c^T e| with c from [`gap_expansion`], so
+///   exponent -1/2 and C = sqrt(2/pi) sqrt(c^T I^-1 c) (E|N(0, s^2)| = s sqrt(2/pi)).
+///   If c = 0 the gap is identically 0 and C = 0.
+///
+/// Conditions: linear class; ||theta*|| < B (else [`Refusal::OnBoundary`]; then the
+/// constrained MLE sits on the ball with positive probability and is not normal); I
+/// invertible ([`Refusal::SingularFisher`]); the MLE is interior with probability -> 1 and
+/// the gaps are bounded (theta is kept in the ball), so the moments converge with the
+/// distribution. Contexts with a single response in supp w (RKL: supp g; FKL: supp m)
+/// contribute nothing; when H = 0 the gap is identically 0 and C = 0. `optimality` is
+/// refused: at fixed gamma it tends to the non-zero optimality gap of pi* itself, and
+/// gamma(n) schedules are not derived here.
+pub fn predict(
+    inst: &Instance,
+    divergence: Divergence,
+    quantity: Quantity,
+    weights: &[f64],
+    gamma: f64,
+    mu: &[f64],
+) -> Result<Prediction, Refusal> {
+    let lin = linear(inst)?;
+    if quantity == Quantity::Optimality {
+        return Err(Refusal::NotCovered {
+            quantity,
+            reason: "at fixed gamma it tends to the optimality gap of pi* (not zero); gamma(n) schedules are not derived",
+        });
+    }
+    let norm = lin.theta_star.iter().map(|t| t * t).sum::<f64>().sqrt();
+    if norm >= (1.0 - BOUNDARY_TOLERANCE) * lin.bound {
+        return Err(Refusal::OnBoundary {
+            norm,
+            bound: lin.bound,
+        });
+    }
+    check_cell(inst, divergence, weights, gamma)?;
+    let chol = invertible(&fisher_information(inst, mu)?)?;
+    let Expansion { hessian, gradient } = gap_expansion(inst, divergence, weights, gamma)?;
+    match quantity {
+        Quantity::Suboptimality => Ok(Prediction {
+            exponent: -1.0,
+            constant: (0.5 * chol.solve(&hessian).trace()).max(0.0),
+        }),
+        Quantity::RewardGap => {
+            let q = gradient.dot(&chol.solve(&gradient)).max(0.0);
+            Ok(Prediction {
+                exponent: -0.5,
+                constant: (2.0 / std::f64::consts::PI).sqrt() * q.sqrt(),
+            })
+        }
+        Quantity::Optimality => unreachable!("refused above"),
+    }
+}
+
+/// The Chernoff information of one candidate against the truth.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Chernoff {
+    /// Index of the candidate j.
+    pub candidate: usize,
+    /// c_j = -min_{t in [0,1]} ln E_*[(p_j/p_*)^t].
+    pub rate: f64,
+    /// The minimising t.
+    pub t: f64,
+}
+
+/// ln E_*[e^{t L}] and its first two derivatives in t (tilted mean and variance of L), for
+/// outcomes with probabilities e^{ln_p} (summing to one) and log-likelihood ratios L = `llr`.
+fn tilted(ln_p: &[f64], llr: &[f64], t: f64, buf: &mut Vec<f64>) -> (f64, f64, f64) {
+    buf.clear();
+    buf.extend(ln_p.iter().zip(llr).map(|(a, l)| a + t * l));
+    // ln(1 + sum p (e^{tL} - 1)) keeps the relative accuracy of tiny rates; log-sum-exp
+    // when some e^{tL} would overflow.
+    let m = if llr.iter().all(|l| t * l < 700.0) {
+        ln_p.iter()
+            .zip(llr)
+            .map(|(a, l)| a.exp() * (t * l).exp_m1())
+            .sum::<f64>()
+            .ln_1p()
+    } else {
+        log_sum_exp(buf)
+    };
+    let (mut d1, mut d2) = (0.0, 0.0);
+    for (b, &l) in buf.iter().zip(llr) {
+        let q = (b - m).exp();
+        d1 += q * l;
+        d2 += q * l * l;
+    }
+    (m, d1, (d2 - d1 * d1).max(0.0))
+}
+
+/// The Chernoff information -min_{t in [0,1]} ln E[e^{t L}] of a discrete law with
+/// ln-probabilities `ln_p` (normalised here) and log-likelihood ratios `llr`
+/// (L = ln p_j/p_*, so E_* e^{L} = 1); returns (rate, minimising t).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] M(t) = ln E_* e^{tL} is convex with M(0) = M(1) = 0, M'(0) =
+/// -KL(p_*||p_j) <= 0, M'(1) = KL(p_j||p_*) >= 0, M'(t) the tilted mean of L and M''(t) its
+/// tilted variance. The minimiser solves M'(t) = 0 in [0,1]: Newton's method on M',
+/// safeguarded by bisection on the bracket [0,1] (M' increasing), to |dt| <=
+/// [`CHERNOFF_TOLERANCE`].
+pub fn chernoff_information(ln_p: &[f64], llr: &[f64]) -> (f64, f64) {
+    let z = log_sum_exp(ln_p);
+    let ln_p: Vec<f64> = ln_p.iter().map(|v| v - z).collect();
+    let mut buf = Vec::with_capacity(ln_p.len());
+    let (mut lo, mut hi) = (0.0, 1.0);
+    if tilted(&ln_p, llr, 0.0, &mut buf).1 >= 0.0 {
+        return (0.0, 0.0); // p_j = p_* on every outcome of positive probability
+    }
+    // The last Newton iterate, not the smallest M seen: near the minimum M is flat below
+    // rounding (M'' dt^2 ~ 1e-24), while M' still locates t to ~1e-16 / M''.
+    let mut t = 0.5;
+    for _ in 0..200 {
+        let (_, d1, d2) = tilted(&ln_p, llr, t, &mut buf);
+        if d1 > 0.0 {
+            hi = t;
+        } else {
+            lo = t;
+        }
+        let newton = if d2 > 0.0 { t - d1 / d2 } else { f64::NAN };
+        let next = if newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        let step = (next - t).abs();
+        t = next;
+        if step <= CHERNOFF_TOLERANCE || hi - lo <= CHERNOFF_TOLERANCE {
+            break;
+        }
+    }
+    ((-tilted(&ln_p, llr, t, &mut buf).0).max(0.0), t)
+}
+
+/// The outcomes of one comparison under r* (x, unordered pair {a, b}, winner) with their
+/// ln-probabilities and the log-likelihood ratio ln p_j/p_* of candidate table `rj`; the ties
+/// y = y' (ratio 1) are one outcome.
+fn comparison_outcomes(
+    inst: &Instance,
+    mu: &[f64],
+    r_star: &[f64],
+    rj: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let ny = inst.responses;
+    let (mut ln_p, mut llr) = (vec![], vec![]);
+    let mut ties = 0.0;
+    for x in 0..inst.contexts {
+        for a in 0..ny {
+            let ca = x * ny + a;
+            ties += inst.rho[x] * mu[ca] * mu[ca];
+            for b in a + 1..ny {
+                let cb = x * ny + b;
+                let w = 2.0 * inst.rho[x] * mu[ca] * mu[cb];
+                if w == 0.0 {
+                    continue;
+                }
+                let (ts, tj) = (r_star[ca] - r_star[cb], rj[ca] - rj[cb]);
+                for sign in [1.0, -1.0] {
+                    ln_p.push(w.ln() + ln_sigmoid(sign * ts));
+                    llr.push(ln_sigmoid(sign * tj) - ln_sigmoid(sign * ts));
+                }
+            }
+        }
+    }
+    if ties > 0.0 {
+        ln_p.push(ties.ln());
+        llr.push(0.0);
+    }
+    (ln_p, llr)
+}
+
+/// The Chernoff information c_j of one comparison for every candidate j != truth of the
+/// finite class, comparisons drawn from `mu` (flat X x Y).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] The MLE prefers j to r* when sum_i L_i >= 0 over the n i.i.d.
+/// comparisons, L = ln p_j/p_* with p the Bradley-Terry likelihood of the comparison
+/// (x, y, y', label). By Chernoff's bound and Cramer's theorem
+/// P(sum L_i >= 0) = exp(-n c_j + o(n)), c_j = -min_{t in [0,1]} ln E_*[(p_j/p_*)^t], the
+/// expectation a finite sum over (x, {a, b}, winner) with probability
+/// 2 rho mu(a) mu(b) sigma(+-Delta*) and the ties (L = 0). c_j = 0 iff candidate j has the same
+/// reward differences as r* on every pair that mu can draw (then it is not identifiable).
+pub fn chernoff_rates(inst: &Instance, mu: &[f64]) -> Result<Vec<Chernoff>, Refusal> {
+    let RewardModel::Finite(FiniteReward {
+        candidates, truth, ..
+    }) = &inst.reward
+    else {
+        return Err(Refusal::NotFinite {
+            class: inst.class_name(),
+        });
+    };
+    check_mu(inst, mu)?;
+    let r_star = &candidates[*truth];
+    Ok(candidates
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| j != truth)
+        .map(|(j, rj)| {
+            let (ln_p, llr) = comparison_outcomes(inst, mu, r_star, rj);
+            let (rate, t) = chernoff_information(&ln_p, &llr);
+            Chernoff {
+                candidate: j,
+                rate,
+                t,
+            }
+        })
+        .collect())
+}
+
+/// The exponential rate of P(MLE != r*) for the finite class: min_j c_j ([`chernoff_rates`]).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] max_j P(L_j > L_*) <= P(MLE != r*) <= sum_j P(L_j >= L_*), and each
+/// term is exp(-n c_j + o(n)), so -ln P(MLE != r*) / n -> min_j c_j (Bahadur-Rao: the
+/// polynomial factor is ~ n^{-1/2}). The mean gap E[gap] = sum_j P(MLE = j) gap_j decays at
+/// least at the rate min_{j: gap_j > 0} c_j, and exactly at min_j c_j when the minimising
+/// candidate is unique and has gap_j > 0 (the event "MLE = j*" then has rate c_{j*}).
+pub fn finite_class_rate(inst: &Instance, mu: &[f64]) -> Result<f64, Refusal> {
+    Ok(chernoff_rates(inst, mu)?
+        .iter()
+        .map(|c| c.rate)
+        .fold(f64::INFINITY, f64::min))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gap::{GapWorkspace, gaps};
+    use crate::instance::{GeneratorParams, GeneratorReward, generate};
+    use crate::policy::fkl_policy;
+    use crate::streams::stream;
+
+    /// A generated instance with 3 contexts, 4 responses and 2 references.
+    fn generated(reward: GeneratorReward, label: &str) -> Instance {
+        let p = GeneratorParams {
+            contexts: 3,
+            responses: 4,
+            references: 2,
+            concentration: 1.0,
+            zero_fraction: 0.0,
+            context_concentration: Some(2.0),
+            reward,
+            family: Default::default(),
+        };
+        generate(&p, &mut stream(21, label, 0))
+    }
+
+    /// A small linear instance (d = 3) with a zero in reference 1 (supp g != supp m).
+    fn small(theta_norm: f64) -> Instance {
+        let reward = GeneratorReward::Linear {
+            dim: 3,
+            bound: 1.5,
+            theta_norm,
+        };
+        let mut inst = generated(reward, "asymptotics");
+        let row = &mut inst.references[0][4..8];
+        row[1] = 0.0;
+        let s: f64 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+        inst
+    }
+
+    fn theta_table(inst: &Instance, theta: &[f64]) -> Vec<f64> {
+        let RewardModel::Linear(l) = &inst.reward else {
+            unreachable!()
+        };
+        let mut out = vec![0.0; inst.cells()];
+        l.table(theta, &mut out);
+        out
+    }
+
+    const W: [f64; 2] = [0.35, 0.65];
+    const GAMMA: f64 = 2.5;
+
+    /// I = -Hessian of the expected log-likelihood at theta* (central second differences,
+    /// h = 1e-4: truncation ~h^2 |L''''| ~ 1e-8, rounding ~1e-16/h^2 = 1e-8, so tolerance
+    /// 1e-6 of max |I|) and = the expected score outer product (exact sum: 1e-12).
+    #[test]
+    fn fisher_information_is_the_expected_hessian_and_the_score_covariance() {
+        let inst = small(0.6);
+        let RewardModel::Linear(lin) = &inst.reward else {
+            unreachable!()
+        };
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Uniform, &W);
+        let info = fisher_information(&inst, &mu).unwrap();
+        let d = lin.dim;
+        let scale = info.amax();
+        let h = 1e-4;
+        let ll = |t: &[f64]| expected_log_likelihood(&inst, &mu, t).unwrap();
+        let shifted = |a: usize, sa: f64, b: usize, sb: f64| {
+            let mut t = lin.theta_star.clone();
+            t[a] += sa * h;
+            t[b] += sb * h;
+            ll(&t)
+        };
+        let mut worst = 0.0f64;
+        for a in 0..d {
+            for b in 0..d {
+                let fd = -(shifted(a, 1.0, b, 1.0)
+                    - shifted(a, 1.0, b, -1.0)
+                    - shifted(a, -1.0, b, 1.0)
+                    + shifted(a, -1.0, b, -1.0))
+                    / (4.0 * h * h);
+                worst = worst.max((fd - info[(a, b)]).abs() / scale);
+                assert!(
+                    (fd - info[(a, b)]).abs() < 1e-6 * scale,
+                    "I[{a},{b}] = {} vs FD {fd}",
+                    info[(a, b)]
+                );
+            }
+        }
+        // theta* maximises L: zero gradient (central differences, h = 1e-5, error ~1e-10).
+        for a in 0..d {
+            let g = (shifted(a, 0.1, a, 0.0) - shifted(a, -0.1, a, 0.0)) / (0.2 * h);
+            assert!(g.abs() < 1e-8, "gradient {g}");
+        }
+        // Score outer product: per ordered pair E[(b - sigma)^2] z z^T = sigma' z z^T.
+        let r = inst.true_reward();
+        let ny = inst.responses;
+        let mut outer = DMatrix::<f64>::zeros(d, d);
+        for x in 0..inst.contexts {
+            for y in 0..ny {
+                for y2 in 0..ny {
+                    let (c1, c2) = (x * ny + y, x * ny + y2);
+                    let s = sigmoid(r[c1] - r[c2]);
+                    let z: Vec<f64> = (0..d)
+                        .map(|k| lin.features[c1 * d + k] - lin.features[c2 * d + k])
+                        .collect();
+                    // label 1 (y wins) w.p. s with score (1 - s) z; label 0 w.p. 1 - s, score -s z.
+                    let e2 = s * (1.0 - s).powi(2) + (1.0 - s) * s * s;
+                    for j in 0..d {
+                        for k in 0..d {
+                            outer[(j, k)] += inst.rho[x] * mu[c1] * mu[c2] * e2 * z[j] * z[k];
+                        }
+                    }
+                }
+            }
+        }
+        let score = (outer - &info).amax() / scale;
+        eprintln!("I vs -FD Hessian: max rel. error {worst:.1e}; vs score covariance {score:.1e}");
+        assert!(score < 1e-12);
+    }
+
+    /// The policy Jacobians (RKL, FKL) and the FKL second derivative against central
+    /// differences of the crate's policies along theta* + h v. First derivative: h = 1e-5,
+    /// error ~h^2 + 1e-16/h ~ 1e-10; second: h = 1e-4, error ~h^2 + 1e-16/h^2 ~ 2e-8.
+    #[test]
+    fn policy_derivatives_match_finite_differences() {
+        let inst = small(0.6);
+        let RewardModel::Linear(lin) = &inst.reward else {
+            unreachable!()
+        };
+        let v = [0.3, -0.7, 0.5];
+        let dr = theta_table(&inst, &v);
+        let policy_at = |reg: &Regularizer, h: f64| {
+            let t: Vec<f64> = lin
+                .theta_star
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| a + h * b)
+                .collect();
+            let mut pi = vec![0.0; inst.cells()];
+            reg.policy(&theta_table(&inst, &t), GAMMA, &mut pi);
+            pi
+        };
+        let (mut worst1, mut worst2) = (0.0f64, 0.0f64);
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(div, &inst.references, &W, inst.contexts, inst.responses);
+            let sens = Sensitivity::new(&reg, &inst.true_reward(), GAMMA);
+            let first = sens.apply(&dr);
+            let h = 1e-5;
+            let (p, m) = (policy_at(&reg, h), policy_at(&reg, -h));
+            for c in 0..inst.cells() {
+                let fd = (p[c] - m[c]) / (2.0 * h);
+                worst1 = worst1.max((fd - first[c]).abs());
+                assert!(
+                    (fd - first[c]).abs() < 1e-8,
+                    "{div:?} {c}: {fd} vs {}",
+                    first[c]
+                );
+            }
+            if div == Divergence::Fkl {
+                let h = 1e-4;
+                let (p, m, z) = (
+                    policy_at(&reg, h),
+                    policy_at(&reg, -h),
+                    policy_at(&reg, 0.0),
+                );
+                let ny = inst.responses;
+                let r = inst.true_reward();
+                for x in 0..inst.contexts {
+                    let cells = x * ny..(x + 1) * ny;
+                    let mut pi = vec![0.0; ny];
+                    fkl_policy(&reg.base[cells.clone()], &r[cells.clone()], GAMMA, &mut pi);
+                    let (d1, d2) =
+                        fkl_policy_derivatives(&reg.base[cells.clone()], &pi, GAMMA, &dr[cells]);
+                    for y in 0..ny {
+                        let c = x * ny + y;
+                        assert!((d1[y] - first[c]).abs() < 1e-13);
+                        let fd = (p[c] - 2.0 * z[c] + m[c]) / (h * h);
+                        worst2 = worst2.max((fd - d2[y]).abs());
+                        assert!((fd - d2[y]).abs() < 1e-6, "d2 {c}: {fd} vs {}", d2[y]);
+                    }
+                }
+            }
+        }
+        eprintln!("policy derivatives vs FD: first {worst1:.1e}, FKL second {worst2:.1e}");
+    }
+
+    /// H and c against central differences of the crate's exact gap functions
+    /// (`gap::gaps`) at theta* + h v. Hessian: gap(+h) + gap(-h) = h^2 v^T H v + O(h^4) (the
+    /// cubic terms cancel), h = 1e-4, the gaps carry full relative accuracy, so the
+    /// relative error is ~1e-8; tolerance 1e-6 of max |H|. Off-diagonals by polarisation.
+    /// Gradient: (E r(+h) - E r(-h)) / 2h, h = 1e-5, error ~1e-10 + 1e-16/h; tolerance 1e-8.
+    /// Also c = H theta* (to 1e-12) and, for RKL, H = gamma Sigma computed from pi*.
+    #[test]
+    fn gap_hessians_and_gradients_match_finite_differences_of_the_gaps() {
+        let inst = small(0.6);
+        let RewardModel::Linear(lin) = &inst.reward else {
+            unreachable!()
+        };
+        let d = lin.dim;
+        let r_star = inst.true_reward();
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(div, &inst.references, &W, inst.contexts, inst.responses);
+            let Expansion {
+                hessian: hess,
+                gradient: grad,
+            } = gap_expansion(&inst, div, &W, GAMMA).unwrap();
+            let at = |v: &[f64], h: f64| {
+                let t: Vec<f64> = lin
+                    .theta_star
+                    .iter()
+                    .zip(v)
+                    .map(|(a, b)| a + h * b)
+                    .collect();
+                let rh = theta_table(&inst, &t);
+                gaps(
+                    &reg,
+                    &inst.rho,
+                    &r_star,
+                    &rh,
+                    GAMMA,
+                    &mut GapWorkspace::default(),
+                )
+            };
+            let quad = |v: &[f64]| {
+                let h = 1e-4;
+                (at(v, h).suboptimality + at(v, -h).suboptimality) / (h * h)
+            };
+            let unit = |a: usize| (0..d).map(|k| f64::from(k == a)).collect::<Vec<_>>();
+            let scale = hess.amax();
+            let (mut worst_h, mut worst_c) = (0.0f64, 0.0f64);
+            for a in 0..d {
+                for b in 0..d {
+                    let both: Vec<f64> = (0..d).map(|k| unit(a)[k] + unit(b)[k]).collect();
+                    let fd = if a == b {
+                        quad(&unit(a))
+                    } else {
+                        0.5 * (quad(&both) - quad(&unit(a)) - quad(&unit(b)))
+                    };
+                    worst_h = worst_h.max((fd - hess[(a, b)]).abs() / scale);
+                    assert!(
+                        (fd - hess[(a, b)]).abs() < 1e-6 * scale,
+                        "{div:?} H[{a},{b}] = {} vs FD {fd}",
+                        hess[(a, b)]
+                    );
+                }
+                let h = 1e-5;
+                let fd = (at(&unit(a), h).expected_reward - at(&unit(a), -h).expected_reward)
+                    / (2.0 * h);
+                worst_c = worst_c.max((fd - grad[a]).abs());
+                assert!(
+                    (fd - grad[a]).abs() < 1e-8,
+                    "{div:?} c[{a}] = {} vs FD {fd}",
+                    grad[a]
+                );
+                // the reward gap is |E r* (pi*) - E r* (pi_theta)|
+                let g = at(&unit(a), h);
+                let base = at(&unit(a), 0.0);
+                assert!(
+                    (g.reward_gap - (g.expected_reward - base.expected_reward).abs()).abs() < 1e-15
+                );
+            }
+            let theta = DVector::from_column_slice(&lin.theta_star);
+            let identity = (&hess * theta - &grad).amax();
+            eprintln!(
+                "{div:?}: H vs FD max rel. error {worst_h:.1e}, c vs FD {worst_c:.1e}, |H theta* - c| {identity:.1e}"
+            );
+            assert!(identity < 1e-12);
+            if div == Divergence::Rkl {
+                // THEORY §8's worked example: H = gamma E_x Cov_{pi*}(phi).
+                let mut pi = vec![0.0; inst.cells()];
+                reg.policy(&r_star, GAMMA, &mut pi);
+                let ny = inst.responses;
+                let mut sigma = DMatrix::<f64>::zeros(d, d);
+                for x in 0..inst.contexts {
+                    let phi = |y: usize, k: usize| lin.features[(x * ny + y) * d + k];
+                    let mean: Vec<f64> = (0..d)
+                        .map(|k| (0..ny).map(|y| pi[x * ny + y] * phi(y, k)).sum())
+                        .collect();
+                    for y in 0..ny {
+                        for j in 0..d {
+                            for k in 0..d {
+                                sigma[(j, k)] += inst.rho[x]
+                                    * pi[x * ny + y]
+                                    * (phi(y, j) - mean[j])
+                                    * (phi(y, k) - mean[k]);
+                            }
+                        }
+                    }
+                }
+                assert!((sigma * GAMMA - &hess).amax() < 1e-13);
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let inst = small(0.6);
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Uniform, &W);
+        let ok = predict(
+            &inst,
+            Divergence::Fkl,
+            Quantity::Suboptimality,
+            &W,
+            GAMMA,
+            &mu,
+        )
+        .unwrap();
+        assert_eq!(ok.exponent, -1.0);
+        assert!(ok.constant > 0.0);
+        assert!(matches!(
+            predict(&inst, Divergence::Rkl, Quantity::Optimality, &W, GAMMA, &mu),
+            Err(Refusal::NotCovered { .. })
+        ));
+        let on_ball = small(1.0);
+        let e = predict(
+            &on_ball,
+            Divergence::Rkl,
+            Quantity::Suboptimality,
+            &W,
+            GAMMA,
+            &mu,
+        );
+        assert!(matches!(e, Err(Refusal::OnBoundary { .. })), "{e:?}");
+        // mu with a single response per context: no comparison carries information.
+        let point: Vec<f64> = (0..inst.cells()).map(|c| f64::from(c % 4 == 0)).collect();
+        let e = predict(
+            &inst,
+            Divergence::Rkl,
+            Quantity::RewardGap,
+            &W,
+            GAMMA,
+            &point,
+        );
+        assert!(matches!(e, Err(Refusal::SingularFisher { .. })), "{e:?}");
+        assert!(e.unwrap_err().to_string().contains("singular"));
+        let e = predict(
+            &inst,
+            Divergence::Rkl,
+            Quantity::RewardGap,
+            &[0.5, 0.6],
+            GAMMA,
+            &mu,
+        );
+        assert!(matches!(e, Err(Refusal::Invalid(_))));
+        let finite = finite_class();
+        let e = predict(&finite, Divergence::Rkl, Quantity::RewardGap, &W, 1.0, &mu);
+        assert!(matches!(e, Err(Refusal::NotLinear { class: "finite" })));
+        assert!(matches!(
+            finite_class_rate(&inst, &mu),
+            Err(Refusal::NotFinite { class: "linear" })
+        ));
+    }
+
+    /// A generated finite class with 5 candidates.
+    fn finite_class() -> Instance {
+        let reward = GeneratorReward::Finite {
+            candidates: 5,
+            r_max: 1.0,
+            spread: 0.5,
+        };
+        generated(reward, "chernoff")
+    }
+
+    /// On a generated finite class (3 contexts, 4 responses, 5 candidates) each c_j against a
+    /// brute-force grid over t (10^4 + 1 points, direct sum of probabilities): the grid minimum
+    /// is within M'' dt^2/8 <= 2e-9 above the optimiser's (M'' <= 1 here), never below it by
+    /// more than 1e-14 (rounding of the direct sum).
+    /// A candidate differing from r* by a per-context constant has rate 0.
+    #[test]
+    fn chernoff_rates_match_a_grid_over_t() {
+        let mut inst = finite_class();
+        let RewardModel::Finite(f) = &mut inst.reward else {
+            unreachable!()
+        };
+        let shifted: Vec<f64> = f.candidates[0]
+            .iter()
+            .enumerate()
+            .map(|(c, v)| v + 0.1 * (c / 4) as f64)
+            .collect();
+        f.candidates.push(shifted);
+        let f = f.clone();
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Arithmetic, &W);
+        let rates = chernoff_rates(&inst, &mu).unwrap();
+        assert_eq!(rates.len(), 5);
+        let ny = inst.responses;
+        for c in &rates {
+            let rj = &f.candidates[c.candidate];
+            let r = &f.candidates[0];
+            let m_of = |t: f64| {
+                let mut e = 0.0;
+                for x in 0..inst.contexts {
+                    for y in 0..ny {
+                        for y2 in 0..ny {
+                            let (c1, c2) = (x * ny + y, x * ny + y2);
+                            let (s, sj) = (sigmoid(r[c1] - r[c2]), sigmoid(rj[c1] - rj[c2]));
+                            // ordered pair (y, y2), label "y wins"; label "y2 wins" equals the
+                            // term of the pair (y2, y), hence the factor 2 (ties: 2 mu^2 / 2)
+                            e += 2.0 * inst.rho[x] * mu[c1] * mu[c2] * s.powf(1.0 - t) * sj.powf(t);
+                        }
+                    }
+                }
+                e.ln()
+            };
+            let grid = (0..=10_000)
+                .map(|i| m_of(i as f64 / 1e4))
+                .fold(f64::INFINITY, f64::min);
+            if c.candidate == 5 {
+                assert!(c.rate < 1e-15, "{c:?}");
+                continue;
+            }
+            eprintln!("{c:?}: grid minimum {:.15}", -grid);
+            assert!(c.rate > 1e-4, "{c:?}");
+            assert!(
+                -grid <= c.rate + 1e-14 && -grid >= c.rate - 2e-9,
+                "{c:?} grid {}",
+                -grid
+            );
+        }
+        assert_eq!(
+            finite_class_rate(&inst, &mu).unwrap(),
+            rates.iter().map(|c| c.rate).fold(f64::INFINITY, f64::min)
+        );
+    }
+}
