@@ -1,0 +1,292 @@
+//! The sweep figure over the cells of a result at one n, and the x axis it shares with the
+//! objective figure: the parameter the cells differ in.
+
+use super::FigureKind;
+use super::format::{
+    class_text, cut_text, divergence_text, fmt_n, fmt_num, gamma_text, quantity_text, subscript,
+};
+use super::model::{
+    AxisSpec, Entry, Figure, GammaView, Marker, Pt, Sample, Scale, Series, Stroke, cut_bars,
+    gamma_of, lg, mean_point,
+};
+use super::style::{C_MEAN, C_QUANTILE, THIN};
+use crate::result::ResultFile;
+
+/// The sweep plot of a result with several cells, at the largest n where some cell's mean is
+/// positive (else the largest n); not for a K = 3 simplex grid of more than 12 cells, whose
+/// categories would be too many to label (the simplex plot shows it).
+pub(super) struct Sweep;
+
+impl FigureKind for Sweep {
+    fn stem(&self) -> &'static str {
+        "sweep"
+    }
+    fn svg(&self, result: &ResultFile, _: usize) -> Option<String> {
+        if super::simplex::applies(result) && result.cells.len() > 12 {
+            return None;
+        }
+        let levels = result.cells.first().map_or(0, |c| c.n.len());
+        let j = (0..levels)
+            .rev()
+            .find(|&j| {
+                result
+                    .cells
+                    .iter()
+                    .any(|c| c.summaries.get(j).is_some_and(|s| lg(s.mean).is_some()))
+            })
+            .unwrap_or(levels.saturating_sub(1));
+        Some(super::sweep_plot_svg(result, j))
+    }
+}
+
+/// The most replications of a cell at n level `j`.
+pub(super) fn replications(result: &ResultFile, j: usize) -> usize {
+    result
+        .cells
+        .iter()
+        .filter_map(|c| c.summaries.get(j))
+        .map(|s| s.replications)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The parameter a result's cells differ in.
+enum Swept {
+    Gamma(Vec<f64>),
+    FirstWeight(Vec<f64>),
+    Labels,
+}
+
+fn swept(result: &ResultFile, j: usize) -> Swept {
+    let cells = &result.cells;
+    let gammas: Vec<f64> = cells
+        .iter()
+        .map(|c| c.gamma_at_n.get(j).copied().unwrap_or(f64::NAN))
+        .collect();
+    let distinct = |v: &[f64]| v.iter().any(|&g| g != v[0]);
+    let weights_differ = cells.iter().any(|c| c.weights != cells[0].weights);
+    if !cells.is_empty() && distinct(&gammas) && !weights_differ && gammas.iter().all(|&g| g > 0.0)
+    {
+        Swept::Gamma(gammas)
+    } else if weights_differ && !distinct(&gammas) && cells.iter().all(|c| c.weights.len() == 2) {
+        Swept::FirstWeight(cells.iter().map(|c| c.weights[0]).collect())
+    } else {
+        Swept::Labels
+    }
+}
+
+/// The x axis of a sweep over the cells of a result at n level `j` (sample size `n`): the
+/// axis, the title's "vs ..." words, each cell's x (axis units; `None` = cannot be placed)
+/// and whether gamma is the swept parameter.
+pub(super) struct SweepAxis {
+    /// The n level asked for, clamped to the grid of the first cell; its n (0 if none); the
+    /// number of levels.
+    pub j: usize,
+    pub n: u64,
+    pub levels: usize,
+    pub axis: AxisSpec,
+    pub what: String,
+    pub xs: Vec<Option<f64>>,
+    pub gamma_swept: bool,
+}
+
+pub(super) fn sweep_axis(result: &ResultFile, n_index: usize) -> SweepAxis {
+    let levels = result.cells.first().map(|c| c.n.len()).unwrap_or(0);
+    let j = n_index.min(levels.saturating_sub(1));
+    let n = result
+        .cells
+        .first()
+        .and_then(|c| c.n.get(j))
+        .copied()
+        .unwrap_or(0);
+    let weight = if result.divergence.name() == "fkl" {
+        "β"
+    } else {
+        "α"
+    };
+    let sw = swept(result, j);
+    let mut labels: Vec<String> = result.cells.iter().map(|c| c.label.clone()).collect();
+    let (x_desc, x_scale, what) = match &sw {
+        Swept::Gamma(_) => {
+            let sched = result
+                .cells
+                .iter()
+                .any(|c| !matches!(gamma_of(c), GammaView::Fixed(_)));
+            let d = if sched {
+                format!("γ at n = {}", fmt_n(n))
+            } else {
+                "γ".to_string()
+            };
+            (
+                format!("regularisation {d} (log scale)"),
+                Scale::Log,
+                "vs γ".to_string(),
+            )
+        }
+        Swept::FirstWeight(_) => (
+            format!("weight {weight}₁ of reference 1  ({weight}₂ = 1 − {weight}₁)"),
+            Scale::Linear,
+            format!("vs weight {weight}₁"),
+        ),
+        Swept::Labels => {
+            let k = result
+                .cells
+                .iter()
+                .map(|c| c.weights.len())
+                .max()
+                .unwrap_or(0);
+            let desc = if !labels.is_empty() && labels.iter().all(|l| l.starts_with("weights=")) {
+                labels = labels
+                    .iter()
+                    .map(|l| l["weights=".len()..].to_string())
+                    .collect();
+                let names: Vec<String> = (1..=k)
+                    .map(|i| format!("{weight}{}", subscript(i)))
+                    .collect();
+                format!("weights {} of the cell", names.join(":"))
+            } else {
+                "cell".to_string()
+            };
+            (desc, Scale::Categories, "per cell".to_string())
+        }
+    };
+    let mut axis = AxisSpec {
+        labels: if x_scale == Scale::Categories {
+            labels
+        } else {
+            vec![]
+        },
+        plain: true,
+        ..AxisSpec::new(x_scale, x_desc)
+    };
+    if let Swept::Gamma(g) = &sw {
+        let mut t: Vec<f64> = g.iter().filter_map(|&v| lg(v)).collect();
+        t.sort_by(f64::total_cmp);
+        t.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        if t.len() <= 10 {
+            axis.ticks = Some(t);
+        }
+    }
+    let xs: Vec<Option<f64>> = match &sw {
+        Swept::Gamma(g) => g.iter().map(|&v| lg(v)).collect(),
+        Swept::FirstWeight(w) => w.iter().map(|&v| v.is_finite().then_some(v)).collect(),
+        Swept::Labels => (0..result.cells.len()).map(|i| Some(i as f64)).collect(),
+    };
+    SweepAxis {
+        j,
+        n,
+        levels,
+        axis,
+        what,
+        xs,
+        gamma_swept: matches!(sw, Swept::Gamma(_)),
+    }
+}
+
+/// The sweep figure at n level `n_index` (see [`super::sweep_plot_svg`]).
+pub(super) fn figure(result: &ResultFile, n_index: usize) -> Figure {
+    let quantity = quantity_text(result);
+    let div = divergence_text(result);
+    let head = result
+        .claims
+        .first()
+        .cloned()
+        .unwrap_or_else(|| result.name.clone());
+    let SweepAxis {
+        j,
+        n,
+        levels,
+        axis: x_spec,
+        what,
+        xs,
+        gamma_swept,
+    } = sweep_axis(result, n_index);
+    let x_scale = x_spec.scale;
+    let gamma_part = match (gamma_swept, result.cells.first()) {
+        (false, Some(c)) => format!("{}, ", gamma_text(c)),
+        _ => String::new(),
+    };
+    let reps = replications(result, j);
+    let mut fig = Figure::new(
+        format!("{head}: {div} {quantity} {what} at n = {}", fmt_n(n)),
+        format!(
+            "spec {}  ·  {} cells  ·  {reps} replications per cell",
+            result.name,
+            result.cells.len()
+        ),
+        x_spec,
+        AxisSpec::log(format!(
+            "{div} {quantity} at n = {}  ({gamma_part}{})",
+            fmt_n(n),
+            class_text(result)
+        )),
+    );
+    if result.cells.is_empty() || levels == 0 {
+        fig.empty = Some("the result has no cells or no sample sizes".into());
+        return fig;
+    }
+    let mut mean_pts = Vec::new();
+    let mut q_pts = Vec::new();
+    for (c, x) in result.cells.iter().zip(&xs) {
+        let (Some(s), Some(x)) = (c.summaries.get(j), *x) else {
+            continue;
+        };
+        mean_pts.extend(mean_point(x, s.mean, s.ci_low, s.ci_high));
+        if let Some(y) = lg(s.quantile) {
+            q_pts.push(Pt { x, y, bar: None });
+        }
+    }
+    let cut = cut_bars(&mean_pts);
+    let total = result.cells.len();
+    let level = result.cells[0]
+        .summaries
+        .first()
+        .map(|s| s.quantile_level)
+        .unwrap_or(0.95);
+    let mut mean_text = "mean, 95% interval".to_string();
+    if mean_pts.len() < total {
+        mean_text = format!(
+            "{mean_text}; {} of {total} cells with mean ≤ 0 not shown",
+            total - mean_pts.len()
+        );
+    }
+    let mut q_text = format!("{}-quantile", fmt_num(level));
+    if q_pts.len() < total {
+        q_text = format!(
+            "{q_text}; {} of {total} cells with quantile ≤ 0 not shown",
+            total - q_pts.len()
+        );
+    }
+    if mean_pts.is_empty() && q_pts.is_empty() {
+        fig.empty = Some(format!(
+            "every mean and quantile at n = {} is ≤ 0: nothing to show on a log scale",
+            fmt_n(n)
+        ));
+    }
+    let mut sorted: Vec<(f64, f64)> = mean_pts.iter().map(|p| (p.x, p.y)).collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if x_scale != Scale::Categories && sorted.len() > 1 {
+        fig.series.push(Series::Line {
+            pts: sorted,
+            color: C_MEAN,
+            width: THIN,
+            stroke: Stroke::Solid,
+        });
+    }
+    fig.series
+        .push(Series::points(q_pts, Marker::Triangle, C_QUANTILE));
+    fig.series
+        .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
+    fig.legend.push(Entry {
+        sample: Sample::Marker(Marker::Circle, C_MEAN, true),
+        text: mean_text,
+    });
+    fig.legend.push(Entry {
+        sample: Sample::Marker(Marker::Triangle, C_QUANTILE, false),
+        text: q_text,
+    });
+    if cut > 0 {
+        fig.legend.push(Entry::note(cut_text(cut)));
+    }
+    fig
+}

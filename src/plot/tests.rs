@@ -1,0 +1,274 @@
+//! Unit tests of the figures.
+
+use super::render::text_width;
+use super::*;
+use crate::statistics::ExponentEstimate;
+use crate::statistics::Summary;
+use serde_json::json;
+
+fn summary(n: u64, mean: f64, q: f64) -> Summary {
+    Summary {
+        n,
+        replications: 50,
+        mean,
+        std_err: mean * 0.1,
+        ci_low: mean * 0.8,
+        ci_high: mean * 1.2,
+        median: mean,
+        quantile: q,
+        quantile_level: 0.95,
+        min: 0.0,
+        max: q * 2.0,
+    }
+}
+
+fn estimate(slope: Option<f64>, tail_from_n: u64) -> ExponentEstimate {
+    serde_json::from_value(json!({
+        "statistic": "mean", "quantile_level": null,
+        "slope": slope, "intercept": slope.map(|_| 0.0),
+        "ci_low": slope.map(|s| s - 0.05), "ci_high": slope.map(|s| s + 0.05),
+        "ci_level": 0.9, "tail_from_n": tail_from_n, "points": 2, "pairwise": [],
+        "bootstrap_resamples": 0, "bootstrap_floor_hits": 0, "floor_hit": slope.is_none(),
+    }))
+    .expect("an exponent estimate")
+}
+
+/// A result with one cell per gamma, gaps ~ gamma / n.
+fn result(gammas: &[f64], ns: &[u64]) -> ResultFile {
+    let cells: Vec<serde_json::Value> = gammas
+        .iter()
+        .map(|&g| {
+            let summaries: Vec<Summary> = ns
+                .iter()
+                .map(|&n| summary(n, g / n as f64, 3.0 * g / n as f64))
+                .collect();
+            json!({
+                "label": format!("gamma={g}"),
+                "weights": [0.5, 0.5],
+                "gamma": { "fixed": g },
+                "n": ns,
+                "gamma_at_n": ns.iter().map(|_| g).collect::<Vec<_>>(),
+                "summaries": summaries,
+                "exponent_mean": estimate(Some(-1.0), ns[ns.len() / 2]),
+                "exponent_quantile": estimate(Some(-1.0), ns[ns.len() / 2]),
+                "mle_iterations_mean": ns.iter().map(|_| 0.0).collect::<Vec<_>>(),
+                "mle_boundary_fraction": ns.iter().map(|_| 0.0).collect::<Vec<_>>(),
+                "coverage": 1.0,
+                "comparators": {},
+                "raw": ns.iter().map(|_| vec![0.0; 2]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    // The typed parts that the figures do not vary come from a real checked spec.
+    let spec = crate::spec::parse(
+        "seed = 1\nreplications = 50\n[instance]\nsource = \"random\"\ncontexts = 2\nresponses = 2\nreferences = 2\n[instance.reward]\nclass = \"linear\"\ndim = 3\nbound = 1.0\n[experiment]\ndivergence = \"rkl\"\nquantity = \"suboptimality\"\nweights = [0.5, 0.5]\ngamma = 1.0\nn = [100, 1000]\n",
+        std::path::Path::new("unit_test_spec.toml"),
+        "unit_test_spec",
+        None,
+    )
+    .expect("a spec");
+    serde_json::from_value(json!({
+        "format": crate::result::FORMAT,
+        "name": "unit_test_spec",
+        "claims": ["T5.2"],
+        "divergence": "rkl",
+        "quantity": "suboptimality",
+        "provenance": { "mrkl_version": "0", "git_commit": null, "spec_hash": "0", "seed": 1 },
+        "ours": crate::analysis::ours(&spec),
+        "spec": spec.to_record(),
+        "instance": {
+            "origin": spec.to_record().instance_origin, "contexts": 2, "responses": 2, "references": 2,
+            "reward_class": "linear", "dim": 3, "candidates": null, "r_max": 1.0, "hash": "0"
+        },
+        "cells": cells,
+    }))
+    .expect("a result file")
+}
+
+fn overlay() -> ClaimOverlay {
+    ClaimOverlay {
+        id: "T5.2".into(),
+        claimed_exponent: Some(-1.0),
+        bound: Some(vec![(100, 1.0), (1000, 0.1), (10000, 0.0)]),
+        verdict: Some("consistent".into()),
+        cell: None,
+    }
+}
+
+#[test]
+fn rate_plot_names_the_claim_and_its_lines() {
+    let r = result(&[1.0], &[100, 1000, 10000, 100000]);
+    let svg = rate_plot_svg(&r, 0, Some(&overlay()));
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+    for want in [
+        "T5.2: RKL sub-optimality gap vs sample size",
+        "verdict: consistent",
+        "mean, 95% interval (50 replications)",
+        "0.95-quantile: exponent −1.00, 90% CI [−1.05, −0.95]",
+        "fit to the mean, n ≥ 10000: exponent −1.00, 90% CI [−1.05, −0.95]",
+        "claimed exponent −1 (T5.2)",
+        "bound of T5.2 (1 value ≤ 0 or infinite not shown)",
+        "RKL sub-optimality gap  (γ = 1, linear class, d = 3)",
+        "sample size n",
+        "font-family=\"DejaVu Sans, sans-serif\"",
+        "10⁻⁴",
+    ] {
+        assert!(svg.contains(want), "missing {want:?}");
+    }
+}
+
+#[test]
+fn odd_results_do_not_panic() {
+    // One n level, zero gaps, no exponent, a missing cell.
+    let mut r = result(&[1.0], &[1000]);
+    r.cells[0].summaries[0] = summary(1000, 0.0, 0.0);
+    r.cells[0].exponent_mean = estimate(None, 1000);
+    let svg = rate_plot_svg(&r, 0, Some(&overlay()));
+    assert!(svg.contains("nothing to show on a log scale"));
+    assert!(svg.contains("1 of 1 n with mean ≤ 0 not shown"));
+    assert!(rate_plot_svg(&r, 5, None).contains("cell 5 does not exist"));
+    // Equal values at every n.
+    let mut r = result(&[1.0, 2.0], &[1000, 2000, 4000]);
+    for s in &mut r.cells[0].summaries {
+        *s = summary(s.n, 1e-3, 1e-3);
+    }
+    for svg in [rate_plot_svg(&r, 0, None), sweep_plot_svg(&r, 99)] {
+        svg_to_png(&svg).expect("renders");
+    }
+}
+
+#[test]
+fn sweep_plot_and_png() {
+    let r = result(&[0.1, 1.0, 10.0], &[1000, 10000, 100000]);
+    let svg = sweep_plot_svg(&r, 2);
+    assert!(svg.contains("T5.2: RKL sub-optimality gap vs γ at n = 10⁵"));
+    assert!(svg.contains("regularisation γ (log scale)"));
+    let png = svg_to_png(&svg).expect("renders");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, at bytes 16..24.
+    let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    let png2 = svg_to_png_scaled(&svg, 2.0).expect("renders");
+    let w2 = u32::from_be_bytes(png2[16..20].try_into().unwrap());
+    assert_eq!(w2, 2 * WIDTH);
+}
+
+#[test]
+fn text_is_measured_with_the_embedded_font() {
+    let w = text_width("sample size n", 15.0);
+    assert!(w > 60.0 && w < 140.0, "{w}");
+    assert!(text_width("mm", 15.0) > text_width("ii", 15.0));
+}
+
+/// Comparator objectives for a cell with gamma `g`: exact, then each comparator lower.
+fn comparators(g: f64) -> std::collections::BTreeMap<String, f64> {
+    let exact = 0.5 - 0.2 / g;
+    [
+        ("exact", exact),
+        ("mrpo", exact - 0.01 / g),
+        ("mrpo_ctro", exact - 0.02 / g),
+        ("arithmetic_mixture", exact - 0.03 / g),
+        ("reference_1", exact - 0.3 / g),
+        ("reference_2", exact - 0.25 / g),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[test]
+fn objective_plot_names_every_series() {
+    let mut r = result(&[0.5, 2.0], &[100, 1000, 10000]);
+    for c in &mut r.cells {
+        c.comparators = comparators(c.gamma_at_n[0]);
+    }
+    let svg = objective_sweep_svg(&r);
+    for want in [
+        "True RKL objective of the exact solution and the comparators vs γ",
+        "exact multi-reference RKL",
+        "plug-in policy at n = 10000 (mean, 95% interval)",
+        "MRPO (harmonic mean)",
+        "MRPO + CTRO clipping",
+        "arithmetic mixture as reference",
+        "reference 1 alone",
+        "reference 2 alone",
+        "RKL objective under the true reward",
+        "exact − objective",
+        "regularisation γ (log scale)",
+    ] {
+        assert!(svg.contains(want), "missing {want:?}");
+    }
+    assert!(!svg.contains("THEORY rules out"));
+    svg_to_png(&svg).expect("renders");
+    // A comparator equal to exact is left off the log panel; one above exact is named.
+    let (e0, e1) = (
+        r.cells[0].comparators["exact"],
+        r.cells[1].comparators["exact"],
+    );
+    r.cells[0].comparators.insert("mrpo".into(), e0);
+    r.cells[1]
+        .comparators
+        .insert("reference_2".into(), e1 + 0.1);
+    let svg = objective_sweep_svg(&r);
+    assert!(svg.contains("1 comparator value equals exact to 10⁻¹²"));
+    assert!(svg.contains("THEORY rules out: reference 2 alone at gamma=2"));
+    svg_to_png(&svg).expect("renders");
+    // Only the exact objective and a quantity without a plug-in policy: one panel.
+    r.quantity = serde_json::from_value(json!("reward_gap")).unwrap();
+    for c in &mut r.cells {
+        c.comparators.retain(|k, _| k == "exact");
+    }
+    let svg = objective_sweep_svg(&r);
+    assert!(svg.contains("True RKL objective of the exact solution vs γ"));
+    assert!(!svg.contains("exact − objective"));
+    // No comparators at all: a figure that says so.
+    for c in &mut r.cells {
+        c.comparators.clear();
+    }
+    assert!(objective_sweep_svg(&r).contains("no comparator objectives"));
+}
+
+#[test]
+fn objective_plot_only_for_sweeps_with_comparators() {
+    let names = |r: &ResultFile, tag: &str| -> Vec<String> {
+        let dir =
+            std::env::temp_dir().join(format!("mrkl_objective_test_{}_{tag}", std::process::id()));
+        let files = write_plots(r, &[], &dir).expect("writes");
+        let _ = std::fs::remove_dir_all(&dir);
+        files
+    };
+    let mut two = result(&[0.5, 2.0], &[100, 1000, 10000]);
+    assert!(!names(&two, "bare").iter().any(|f| f.contains("objective")));
+    for c in &mut two.cells {
+        c.comparators = comparators(c.gamma_at_n[0]);
+    }
+    let files = names(&two, "two");
+    assert!(files.contains(&"unit_test_spec_objective.svg".to_string()));
+    assert!(files.contains(&"unit_test_spec_objective.png".to_string()));
+    let mut one = result(&[1.0], &[100, 1000, 10000]);
+    one.cells[0].comparators = comparators(1.0);
+    assert!(!names(&one, "one").iter().any(|f| f.contains("objective")));
+}
+
+#[test]
+fn write_plots_writes_svg_and_png() {
+    let dir = std::env::temp_dir().join(format!("mrkl_plot_test_{}", std::process::id()));
+    let r = result(&[0.5, 2.0], &[100, 1000, 10000]);
+    let files = write_plots(&r, &[overlay()], &dir).expect("writes");
+    assert_eq!(
+        files,
+        [
+            "unit_test_spec_rate_gamma-0.5.svg",
+            "unit_test_spec_rate_gamma-0.5.png",
+            "unit_test_spec_rate_gamma-2.svg",
+            "unit_test_spec_rate_gamma-2.png",
+            "unit_test_spec_sweep.svg",
+            "unit_test_spec_sweep.png",
+        ]
+    );
+    for f in &files {
+        assert!(dir.join(f).metadata().unwrap().len() > 1000);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
