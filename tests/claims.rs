@@ -124,7 +124,7 @@ fn bad_overrides_are_rejected_with_a_clear_message() {
         .set("T5.2.claimed_exponent", "fast")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("a number"), "{e}");
+    assert!(e.contains("a finite number"), "{e}");
     let e = r.set("T9.claimed_exponent", "-1").unwrap_err().to_string();
     assert!(e.contains("T5.1, T5.2"), "{e}");
     let e = r.set("T5.1.formula", "harmonic").unwrap_err().to_string();

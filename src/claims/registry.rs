@@ -315,8 +315,18 @@ impl Registry {
             value,
             Missing::Refuse,
         )?;
+        let current = &self.claim[idx];
         let claim: Claim = v.try_into().map_err(|e: toml::de::Error| {
-            Error::invalid(format!("--set {key}"), value, e.message().to_string())
+            let allowed = Formula::allowed(current.kind, current.divergence);
+            let message = if field == "formula" && !allowed.is_empty() {
+                format!(
+                    "one of {}",
+                    allowed.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                )
+            } else {
+                e.message().to_string()
+            };
+            Error::invalid(format!("--set {key}"), value, message)
         })?;
         check_claim(&claim)?;
         self.claim[idx] = claim;
