@@ -6,8 +6,8 @@
 use crate::engine::CellRun;
 use crate::policy::Divergence;
 use crate::result::{
-    CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, Provenance, ResultFile,
-    RewardClass, SeriesResult,
+    Asymptotic, CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, Provenance,
+    ResultFile, RewardClass, ScaledMean, SeriesResult,
 };
 use crate::spec::{InstanceOrigin, Sampling, Spec};
 use crate::statistics::{RateStatistic, Summary, fit_exponent, summarize};
@@ -157,6 +157,72 @@ pub fn ours(spec: &Spec) -> Ours {
     }
 }
 
+/// The predicted leading term of a cell's mean gap (THEORY §8) and the measured
+/// n^-a x mean beside it. Predictions are made for the plug-in MLE of the linear class (and
+/// linear DPO, which equals it, THEORY §6) at a fixed gamma, offline; other cells say why not.
+fn asymptotic(
+    spec: &Spec,
+    cell: &crate::spec::Cell,
+    mu: &[f64],
+    summaries: &[Summary],
+) -> Asymptotic {
+    use crate::spec::{Estimator, GammaRule};
+    let inst = spec.instance();
+    let mut out = Asymptotic {
+        exponent: None,
+        constant: None,
+        exponential_rate: None,
+        refused: None,
+        scaled_mean: vec![],
+    };
+    if let crate::instance::RewardModel::Finite(_) = inst.reward {
+        match crate::asymptotics::finite_class_rate(inst, mu) {
+            Ok(rate) => out.exponential_rate = Some(rate),
+            Err(e) => out.refused = Some(e.to_string()),
+        }
+        out.refused.get_or_insert_with(|| {
+            "finite class: the mean gap decays exponentially (see exponential_rate)".into()
+        });
+        return out;
+    }
+    let refusal = match (cell.gamma, spec.estimator(), spec.rounds()) {
+        (GammaRule::Schedule(_), _, _) => Some("gamma(n) schedules are not derived".to_string()),
+        (_, Estimator::DpoTabular, _) => {
+            Some("the tabular DPO class's Fisher information is not derived".into())
+        }
+        (_, _, r) if r > 1 => Some("online rounds are not derived".into()),
+        (GammaRule::Fixed(gamma), _, _) => match crate::asymptotics::predict(
+            inst,
+            spec.divergence(),
+            spec.quantity(),
+            &cell.weights,
+            gamma,
+            mu,
+        ) {
+            Ok(p) => {
+                out.exponent = Some(p.exponent);
+                out.constant = Some(p.constant);
+                out.scaled_mean = summaries
+                    .iter()
+                    .map(|s| {
+                        let k = (s.n as f64).powf(-p.exponent);
+                        ScaledMean {
+                            n: s.n,
+                            value: k * s.mean,
+                            ci_low: k * s.ci_low,
+                            ci_high: k * s.ci_high,
+                        }
+                    })
+                    .collect();
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        },
+    };
+    out.refused = refusal;
+    out
+}
+
 /// Assembles the result of a finished run.
 pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> ResultFile {
     let inst = &spec.instance();
@@ -214,7 +280,9 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                 Divergence::Fkl => Sampling::Arithmetic,
             };
             let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
+            let asymptotic = asymptotic(spec, c, &mu, &summaries);
             CellResult {
+                asymptotic,
                 comparators: crate::policy::comparator_objectives(
                     inst,
                     spec.divergence(),

@@ -151,11 +151,43 @@ pub struct CellResult {
     /// of the comparators of THEORY §6 (`crate::policy::comparator_names`). The plug-in
     /// policy's objective at n is `exact` minus its sub-optimality gap.
     pub comparators: BTreeMap<String, f64>,
+    /// The predicted leading term of the mean gap (THEORY §8), and the measured
+    /// n^-exponent x mean at every n beside it.
+    pub asymptotic: Asymptotic,
     /// The extra series the spec records (`Spec::series`), in that order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<SeriesResult>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
+}
+
+/// The asymptotics of a cell's mean gap, computed exactly from the instance
+/// (`crate::asymptotics`, THEORY §8 [derived]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asymptotic {
+    /// a in E[gap] ~ C n^a (linear class, theta* interior); `None` with `refused`.
+    pub exponent: Option<f64>,
+    /// C.
+    pub constant: Option<f64>,
+    /// Finite class: min_j c_j, the Chernoff rate at which P(MLE != r*) decays as
+    /// exp(-n min_j c_j) (an upper bound on the mean gap's decay rate's complement: the mean
+    /// gap decays at least that fast, up to a polynomial factor).
+    pub exponential_rate: Option<f64>,
+    /// Why no (power-law) prediction is made, if none is.
+    pub refused: Option<String>,
+    /// Per n: n^-exponent x the mean gap, with its 95% interval (empty without a prediction).
+    pub scaled_mean: Vec<ScaledMean>,
+}
+
+/// n^-exponent x the mean gap at one n: flat at the predicted constant asymptotically.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaledMean {
+    pub n: u64,
+    pub value: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
 }
 
 /// One extra series of a cell (see `crate::spec::Spec::series`).

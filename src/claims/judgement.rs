@@ -87,6 +87,16 @@ pub enum BoundOutcome {
     Exceeded,
 }
 
+/// How the measured leading constant compares with the predicted one (THEORY §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstantOutcome {
+    /// The ratio measured / claimed is 1 within the allowance and the sampling error.
+    Matches,
+    /// It differs from 1 by more than the allowance plus z SE. Contradicts the claim.
+    Differs,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckOutcome {
@@ -121,6 +131,20 @@ pub enum Finding {
         slack: f64,
         /// Where it is exceeded: "in k of R replications at n = ..." (empty if it holds).
         at: String,
+    },
+    /// The leading constant: `ratio` = the tail average of n^-a x mean gap over the claimed
+    /// constant (`factor` x the predicted C), with its bootstrap standard error `se`
+    /// (whole replications resampled across the levels) and the allowance for higher-order
+    /// terms (the drift of the ratio across the tail); differs when
+    /// |ratio - 1| - allowance > z se.
+    Constant {
+        outcome: ConstantOutcome,
+        ratio: f64,
+        se: f64,
+        allowance: f64,
+        z: f64,
+        factor: f64,
+        predicted: f64,
     },
     /// An exact check: `value` (a relative improvement or a residual) against `tolerance`.
     Check {
@@ -184,6 +208,9 @@ impl Finding {
                 ..
             } | Finding::Check {
                 outcome: CheckOutcome::Fails,
+                ..
+            } | Finding::Constant {
+                outcome: ConstantOutcome::Differs,
                 ..
             }
         )
@@ -249,6 +276,28 @@ impl Finding {
                         "no exponent: the gaps reach the numerical floor (exponential decay)".into()
                     }
                 }
+            }
+            Finding::Constant {
+                outcome,
+                ratio,
+                se,
+                allowance,
+                z,
+                factor,
+                predicted,
+            } => {
+                let claimed = if *factor == 1.0 {
+                    format!("the predicted {}", sci(*predicted))
+                } else {
+                    format!("{} x the predicted {}", sci(*factor), sci(*predicted))
+                };
+                let verb = match outcome {
+                    ConstantOutcome::Matches => "constant matches",
+                    ConstantOutcome::Differs => "constant differs",
+                };
+                format!(
+                    "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, z = {z})"
+                )
             }
             Finding::Bound { outcome, slack, at } => match outcome {
                 BoundOutcome::Holds => format!("bound holds, slack {}x", sci(*slack)),

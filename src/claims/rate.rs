@@ -93,6 +93,97 @@ pub(crate) fn bound_finding(
     (checks, finding)
 }
 
+/// z of the constant judgement: the two-sided normal quantile at BOUND_TEST_LEVEL (1e-3),
+/// the same false-alarm level as the bound test [ours].
+pub const CONSTANT_Z: f64 = 3.29;
+
+/// The constant judgement of one cell (THEORY §8): with a the predicted exponent, C the
+/// predicted constant and f the claim's `constant_factor`, the ratio at tail level j is
+/// rho_j = n_j^-a mean_j / (f C), and the measured ratio is their average over the tail of
+/// the grid (the levels the exponent is fitted on). Its standard error comes from
+/// `bootstrap_resamples` resamples of whole replications (the same indices at every level,
+/// since a replication's datasets are nested), so the dependence across levels is kept.
+///
+/// Allowance for higher-order terms: the next term of the expansion is smaller than the
+/// leading one by a factor O(n^-1/2) (first-order gaps) or O(n^-1) (second-order gaps),
+/// decreasing in n. If it is b n^-q with q >= 1/2, the ratio drifts across a tail from n_1
+/// to n_L by |b| (n_1^-q - n_L^-q), which is at least |b| n_L^-q, the correction left at
+/// n_L, as soon as n_L / n_1 >= 4 (every rate spec's tail spans at least that). So the
+/// observed drift |rho_L - rho_1| bounds what the higher-order terms add at the largest n,
+/// and the judgement uses it as allowance: the constant differs when
+/// |rho - 1| - allowance > z se, z = CONSTANT_Z.
+pub(crate) fn constant_finding(
+    claim: &Claim,
+    r: &ResultFile,
+    cell: &CellResult,
+) -> Option<Finding> {
+    let (a, c) = (cell.asymptotic.exponent?, cell.asymptotic.constant?);
+    let claimed = claim.constant_factor * c;
+    if claimed <= 0.0 {
+        return None;
+    }
+    let first = cell
+        .n
+        .iter()
+        .position(|&n| n >= cell.exponent_mean.tail_from_n)
+        .unwrap_or(0);
+    let tail = first..cell.n.len();
+    if tail.len() < 2 {
+        return None;
+    }
+    let scale: Vec<f64> = tail
+        .clone()
+        .map(|j| (cell.n[j] as f64).powf(-a) / claimed)
+        .collect();
+    let reps = cell.raw[first].len();
+    let ratio_at = |j: usize, idx: &mut dyn Iterator<Item = usize>| {
+        let (mut sum, mut k) = (0.0, 0usize);
+        for i in idx {
+            sum += cell.raw[j][i];
+            k += 1;
+        }
+        sum / k as f64 * scale[j - first]
+    };
+    let per_level: Vec<f64> = tail.clone().map(|j| ratio_at(j, &mut (0..reps))).collect();
+    let ratio = per_level.iter().sum::<f64>() / per_level.len() as f64;
+    let allowance = (per_level[per_level.len() - 1] - per_level[0]).abs();
+    use rand::RngExt;
+    let mut rng = crate::streams::stream(
+        r.spec.seed,
+        &format!("constant/{}/{}", claim.id, cell.label),
+        0,
+    );
+    let b = r.spec.options.bootstrap_resamples.max(2);
+    let mut boots = Vec::with_capacity(b);
+    let mut idx = vec![0usize; reps];
+    for _ in 0..b {
+        idx.iter_mut()
+            .for_each(|i| *i = (rng.random::<u64>() % reps as u64) as usize);
+        let m: f64 = tail
+            .clone()
+            .map(|j| ratio_at(j, &mut idx.iter().copied()))
+            .sum::<f64>()
+            / per_level.len() as f64;
+        boots.push(m);
+    }
+    let mb = boots.iter().sum::<f64>() / b as f64;
+    let se = (boots.iter().map(|v| (v - mb).powi(2)).sum::<f64>() / (b - 1) as f64).sqrt();
+    let differs = (ratio - 1.0).abs() - allowance > CONSTANT_Z * se;
+    Some(Finding::Constant {
+        outcome: if differs {
+            super::judgement::ConstantOutcome::Differs
+        } else {
+            super::judgement::ConstantOutcome::Matches
+        },
+        ratio,
+        se,
+        allowance,
+        z: CONSTANT_Z,
+        factor: claim.constant_factor,
+        predicted: c,
+    })
+}
+
 fn rate_finding(claim: &Claim, variable: RateVariable, interval: Option<(f64, f64)>) -> Finding {
     let claimed = claim
         .claimed_exponent
@@ -142,6 +233,9 @@ pub fn judge_rate_in_n(claim: &Claim, r: &ResultFile, cell: &CellResult) -> Judg
         None => String::new(),
     };
     findings.insert(0, rate_finding(claim, RateVariable::N, interval));
+    if floor_from.is_none() {
+        findings.extend(constant_finding(claim, r, cell));
+    }
     let mut j = Judgement::from_findings(
         claim,
         Some(r.evidence(cell)),

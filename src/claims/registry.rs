@@ -187,6 +187,11 @@ pub struct Claim {
     pub tolerance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<Bound>,
+    /// Rate claims in n: the leading constant the claim asserts, as a multiple of the one
+    /// derived from the instance (THEORY §8); 1 = the derived asymptotics. Judged wherever a
+    /// prediction exists.
+    #[serde(default = "one")]
+    pub constant_factor: f64,
     /// For sample-complexity claims: the rate claim whose runs they are judged from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -212,6 +217,10 @@ pub struct Registry {
 }
 
 const BUILTIN: &str = include_str!("builtin.toml");
+
+fn one() -> f64 {
+    1.0
+}
 
 impl Registry {
     /// The built-in registry of THEORY §4.
@@ -321,7 +330,11 @@ impl Registry {
             let message = if field == "formula" && !allowed.is_empty() {
                 format!(
                     "one of {}",
-                    allowed.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                    allowed
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             } else {
                 e.message().to_string()
@@ -439,6 +452,13 @@ fn check_claim(c: &Claim) -> Result<()> {
             ));
         }
         _ => {}
+    }
+    if !(c.constant_factor.is_finite() && c.constant_factor > 0.0) {
+        return Err(Error::invalid(
+            f("constant_factor"),
+            c.constant_factor,
+            "a finite number > 0",
+        ));
     }
     if let Some(e) = c.mrpo_clip_eps {
         if !(e.is_finite() && (0.0..1.0).contains(&e)) {
