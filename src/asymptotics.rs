@@ -1,6 +1,6 @@
 //! Asymptotic predictions for the gaps (THEORY §8) [derived], computed exactly by
 //! enumeration over X x Y (no Monte Carlo). The derivations are written out in
-//! `docs/theory-asymptotics.md`; every public formula below repeats its sketch in a
+//! `docs/theory.md` §8; every public formula below repeats its sketch in a
 //! `# Formula` section.
 //!
 //! - Linear class, theta* strictly inside the ball: sqrt(n) (theta_hat - theta*) -> N(0, I^-1)
