@@ -13,8 +13,8 @@
 
 use super::exact::{RandomContext, random_context};
 use super::judgement::{
-    BestByReward, CheckOutcome, CorrelationOutcome, Details, Finding, Judgement, Measure,
-    MleDifference, RewardVersusVertex, VersusVertex, WeightCell,
+    BestByReward, CorrelationOutcome, Details, Finding, Judgement, Measure, MleDifference,
+    RewardVersusVertex, VersusVertex, WeightCell,
 };
 use super::rate::bound_finding;
 use super::registry::{Claim, Formula};
@@ -160,16 +160,11 @@ pub fn judge_f1(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judgement {
     } else {
         worst
     };
-    let finding = Finding::Check {
-        outcome: if worst > EXACT_TOLERANCE {
-            CheckOutcome::Fails
-        } else {
-            CheckOutcome::Passes
-        },
-        what: format!("relative improvement of a comparator over {claimed}"),
-        value: worst,
-        tolerance: EXACT_TOLERANCE,
-    };
+    let finding = Finding::check(
+        format!("relative improvement of a comparator over {claimed}"),
+        worst,
+        EXACT_TOLERANCE,
+    );
     let context = format!(
         "{count} random instances and {cells} result cells{}",
         if worst > EXACT_TOLERANCE {
@@ -553,16 +548,7 @@ pub fn judge_identity(claim: &Claim, seed: u64, results: &[ResultFile]) -> Judge
     let m = worst.max(from_results);
     // No instance checked (every MLE on the ball) is a failure of the check, not a pass.
     let value = if checked == 0 { f64::INFINITY } else { m };
-    let finding = Finding::Check {
-        outcome: if value > IDENTITY_TOLERANCE {
-            CheckOutcome::Fails
-        } else {
-            CheckOutcome::Passes
-        },
-        what: "max |pi_dpo - pi_plugin|".into(),
-        value,
-        tolerance: IDENTITY_TOLERANCE,
-    };
+    let finding = Finding::check("max |pi_dpo - pi_plugin|", value, IDENTITY_TOLERANCE);
     let mut j = Judgement::from_findings(
         claim,
         Some(format!("random instances and results ({})", formula.name())),

@@ -2,7 +2,7 @@
 //! against a generic maximiser on the simplex, on random one-context instances, plus the
 //! residuals of D2 (RKL) and the KKT conditions D6 (FKL).
 
-use super::judgement::{CheckOutcome, Details, Finding, Judgement, Measure};
+use super::judgement::{Details, Finding, Judgement, Measure};
 use super::registry::{Claim, Formula};
 use crate::numerics::ln0;
 use crate::policy::{
@@ -212,16 +212,7 @@ pub fn judge_exact(claim: &Claim, seed: u64) -> Judgement {
     // Round-off allowance: objectives are sums of |Y| <= 8 terms of size up to R_max + ln terms;
     // 1e-10 relative is four orders above double rounding and far below any formula error.
     let tol = 1e-10;
-    let check = |what: &str, value: f64| Finding::Check {
-        outcome: if value > tol {
-            CheckOutcome::Fails
-        } else {
-            CheckOutcome::Passes
-        },
-        what: what.into(),
-        value,
-        tolerance: tol,
-    };
+    let check = |what: &str, value: f64| Finding::check(what, value, tol);
     let findings = vec![
         check(
             "relative improvement of a generic maximiser over the formula",

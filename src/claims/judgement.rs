@@ -197,6 +197,20 @@ fn sci(v: f64) -> String {
 }
 
 impl Finding {
+    /// An exact check: passes when `value` <= `tolerance`.
+    pub fn check(what: impl Into<String>, value: f64, tolerance: f64) -> Finding {
+        Finding::Check {
+            outcome: if value > tolerance {
+                CheckOutcome::Fails
+            } else {
+                CheckOutcome::Passes
+            },
+            what: what.into(),
+            value,
+            tolerance,
+        }
+    }
+
     fn contradicts(&self) -> bool {
         matches!(
             self,
