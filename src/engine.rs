@@ -81,8 +81,8 @@ pub struct Prepared<'a> {
     r_star: Vec<f64>,
     fitter: Option<LinearFitter>,
     cells: Vec<CellPrep>,
-    /// Number of extra series each unit records (`Spec::series`).
-    series: usize,
+    /// The extra series each unit records, in order (`Spec::series`).
+    series: Vec<crate::spec::SeriesKind>,
     /// When every cell sees the same data (shared streams, one sampling policy for all
     /// cells, offline plug-in MLE), the fits along the grid of replication r are the same in
     /// every cell: computed once and kept here (see [`Prepared::shared_walk`]).
@@ -195,7 +195,7 @@ impl<'a> Prepared<'a> {
             r_star,
             fitter,
             cells,
-            series: spec.series().len(),
+            series: spec.series().into_iter().map(|d| d.kind).collect(),
             shared: same_data.then(Default::default),
         }
     }
@@ -319,7 +319,7 @@ impl<'a> Prepared<'a> {
         let mut st = FitState::new(inst);
         let mut gap_ws = GapWorkspace::default();
         let levels = spec.ns().len();
-        let series = self.series;
+        let series = self.series.len();
         let mut out = UnitResult {
             values: Vec::with_capacity(levels),
             iterations: Vec::with_capacity(levels),
@@ -361,41 +361,32 @@ impl<'a> Prepared<'a> {
                 }
             };
             row.clear();
-            for r in spec.records() {
-                match r {
-                    Record::Objective => {
-                        row.push(prep.optimum[j] - fitted.suboptimality);
-                        row.push(fitted.expected_reward);
+            for kind in &self.series {
+                use crate::spec::SeriesKind;
+                row.push(match *kind {
+                    SeriesKind::Objective => prep.optimum[j] - fitted.suboptimality,
+                    SeriesKind::ExpectedReward => fitted.expected_reward,
+                    SeriesKind::ComparatorLoss(i) => rkl_policy_loss(
+                        reg,
+                        &prep.comparators[i],
+                        &inst.rho,
+                        &self.r_star,
+                        &st.r_hat,
+                        gamma,
+                        &mut gap_ws,
+                    ),
+                    SeriesKind::Plugin => plugin.get(spec.quantity()),
+                    SeriesKind::IdentityResidual => {
+                        residual.expect("the linear DPO class records its identity residual")
                     }
-                    Record::Comparators => {
-                        for comp in &prep.comparators {
-                            row.push(rkl_policy_loss(
-                                reg,
-                                comp,
-                                &inst.rho,
-                                &self.r_star,
-                                &st.r_hat,
-                                gamma,
-                                &mut gap_ws,
-                            ));
-                        }
-                    }
-                }
+                    SeriesKind::Offline => fitted.get(spec.quantity()),
+                });
             }
-            if spec.estimator() != Estimator::Mle {
-                row.push(plugin.get(spec.quantity()));
-            }
-            if let Some(r) = residual {
-                row.push(r);
-            }
-            if spec.rounds() > 1 {
-                row.push(fitted.get(spec.quantity()));
-            } else {
+            if spec.rounds() == 1 {
                 out.values.push(fitted.get(spec.quantity()));
                 out.iterations.push(iterations);
                 out.on_boundary.push(boundary);
             }
-            debug_assert_eq!(row.len(), series);
             for (s, &v) in out.extras.iter_mut().zip(&row) {
                 s.push(v);
             }

@@ -167,6 +167,27 @@ pub enum Record {
 pub struct SeriesDef {
     pub name: String,
     pub paired_gap: bool,
+    /// What the engine records for it.
+    pub kind: SeriesKind,
+}
+
+/// What a recorded series measures; the engine fills a unit's row by walking
+/// [`Spec::series`], so the order is defined there only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesKind {
+    /// J(pi_hat) with the true reward.
+    Objective,
+    /// E_x E_{pi_hat} r*.
+    ExpectedReward,
+    /// J(pi*) - J(pi_c) for comparator c (index into `policy::comparator_names`).
+    ComparatorLoss(usize),
+    /// The plug-in MLE's gap beside a DPO fit.
+    Plugin,
+    /// max |pi_dpo - pi_plugin| (linear DPO).
+    IdentityResidual,
+    /// The offline gap beside an online run.
+    Offline,
 }
 
 fn default_sampling() -> String {
@@ -556,34 +577,44 @@ impl Spec {
     /// not converge), then the offline gap beside an online run (`offline`).
     pub fn series(&self) -> Vec<SeriesDef> {
         let mut out = vec![];
-        let def = |name: &str, paired_gap| SeriesDef {
+        let def = |name: &str, paired_gap, kind| SeriesDef {
             name: name.into(),
             paired_gap,
+            kind,
         };
         for r in &self.record {
             match r {
                 Record::Objective => {
-                    out.push(def("objective", false));
-                    out.push(def("expected_reward", false));
+                    out.push(def("objective", false, SeriesKind::Objective));
+                    out.push(def("expected_reward", false, SeriesKind::ExpectedReward));
                 }
                 Record::Comparators => {
-                    for c in crate::policy::comparator_names(
+                    let names = crate::policy::comparator_names(
                         self.instance.k(),
                         self.options.mrpo_clip_eps,
-                    ) {
-                        out.push(def(&format!("loss_{c}"), true));
+                    );
+                    for (i, c) in names.iter().enumerate() {
+                        out.push(def(
+                            &format!("loss_{c}"),
+                            true,
+                            SeriesKind::ComparatorLoss(i),
+                        ));
                     }
                 }
             }
         }
         if !self.estimator.is_mle() {
-            out.push(def("plugin", true));
+            out.push(def("plugin", true, SeriesKind::Plugin));
         }
         if self.estimator == Estimator::DpoLinear {
-            out.push(def("identity_residual", false));
+            out.push(def(
+                "identity_residual",
+                false,
+                SeriesKind::IdentityResidual,
+            ));
         }
         if self.rounds > 1 {
-            out.push(def("offline", true));
+            out.push(def("offline", true, SeriesKind::Offline));
         }
         out
     }
