@@ -167,7 +167,7 @@ pub fn main() -> i32 {
                 DivergenceArg::Fkl => Divergence::Fkl,
             };
             crate::solve::solve(&a.instance, divergence, a.weights, a.gamma).map(|out| {
-                println!(
+                crate::suite::say!(
                     "{}",
                     serde_json::to_string_pretty(&out).expect("serialises")
                 );

@@ -15,6 +15,16 @@ use std::time::Instant;
 
 include!(concat!(env!("OUT_DIR"), "/default_suite.rs"));
 
+/// Prints a line on stdout, ignoring a closed pipe (`mrkl run | head -1` must not panic or
+/// cost results: every result file is written whether or not anyone reads stdout).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+pub(crate) use say;
+
 /// The specs named by `paths` (files, or folders of `*.toml` in name order), or the default
 /// suite, with spec-level overrides applied before checking.
 pub fn load_specs(
@@ -262,19 +272,26 @@ pub fn execute(
         let rate = units as f64 / secs.max(1e-9);
         match result {
             Some(result) => {
-                println!(
-                    "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
-                    out.join(&spec.name()).display(),
-                    result
-                        .cells
-                        .iter()
-                        .map(|c| format!("{} {}", c.label, fmt_exponent(&c.exponent_mean)))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
+                let dir = out.join(spec.name());
+                if let [only] = result.cells.as_slice() {
+                    say!(
+                        "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
+                        dir.display(),
+                        fmt_exponent(&only.exponent_mean)
+                    );
+                } else {
+                    // A sweep: one line per cell, not one line of thousands of characters.
+                    say!(
+                        "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n per cell:",
+                        dir.display()
+                    );
+                    for c in &result.cells {
+                        say!("  {:<28} {}", c.label, fmt_exponent(&c.exponent_mean));
+                    }
+                }
                 results.push(result);
             }
-            None => println!(
+            None => say!(
                 "{origin}: shard {}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}",
                 mode.shard
                     .map(|(k, n)| format!("{k}/{n}"))
@@ -286,7 +303,7 @@ pub fn execute(
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "{} specs, {total_units} replications in {secs:.2}s ({:.0} replications/s, {} threads)",
         specs.len(),
         total_units as f64 / secs.max(1e-9),
@@ -430,7 +447,7 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
         let (_lock, _) = journal::Lock::acquire(&dir, None)?;
         let result = analysis::build(&spec, &engine::gather(&spec, &units), commit.clone());
         write_spec_files(&dir, &spec, &result)?;
-        println!(
+        say!(
             "{name}: merged {} units from {} journal(s) -> {}",
             units.len(),
             files.len(),
@@ -610,7 +627,7 @@ pub fn render(folder: &Path, results: &[ResultFile], judged: &Judged) -> Result<
     let plots = plot_results(folder, results, judged)?;
     let text = report::markdown(results, &plots, judged);
     fsio::write_atomic(&folder.join("REPORT.md"), text.as_bytes())?;
-    println!("plots and report -> {}", folder.join("REPORT.md").display());
+    say!("plots and report -> {}", folder.join("REPORT.md").display());
     Ok(())
 }
 
@@ -686,7 +703,7 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
     let exact_seed = s.seed.unwrap_or(claims::EXACT_SEED);
     let judged =
         pool.install(|| judge("check", &registry, &s.overrides, &results, Some(exact_seed)));
-    print!(
+    say!(
         "{}",
         report::text_table(
             &report::VERDICT_HEADER,
@@ -694,7 +711,7 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
         )
     );
     pool.install(|| publish(&s.out, &results, &judged))?;
-    println!(
+    say!(
         "{} judgements: {}",
         judged.judgements.len(),
         judged.counts_text()
@@ -759,7 +776,7 @@ pub fn run(s: &RunSettings) -> Result<()> {
         "exponent of mean [CI]",
         "exponent of quantile [CI]",
     ];
-    print!("{}", report::text_table(&header, &rows));
+    say!("{}", report::text_table(&header, &rows).trim_end());
     Ok(())
 }
 

@@ -228,3 +228,26 @@ fn solve_round_trips_a_hand_checked_instance() {
     let j = 0.75 - 0.5 * (0.5 * kl([0.5, 0.5]) + 0.5 * kl([0.25, 0.75]));
     assert!((v["objective"].as_f64().unwrap() - j).abs() < 1e-15);
 }
+
+/// A closed stdout (`mrkl run ... | head -1`) neither panics nor costs results: the run
+/// completes, writes every result, and exits 0.
+#[test]
+fn a_closed_stdout_costs_nothing() {
+    let d = scratch("pipe");
+    std::fs::write(d.join("small.toml"), SMALL).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mrkl"))
+        .args(["run", "small.toml", "--out", "o"])
+        .current_dir(&d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take()); // the reader goes away before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for f in ["small/result.json", "summary.json", "REPORT.md"] {
+        assert!(d.join("o").join(f).is_file(), "{f}");
+    }
+}
