@@ -15,6 +15,7 @@ use crate::preference::SamplerKind;
 use crate::statistics::TailRule;
 use crate::streams::stream;
 use serde::{Deserialize, Serialize};
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 
 /// Largest sample size accepted.
@@ -657,11 +658,28 @@ pub fn parse_with(
     Ok(spec)
 }
 
-fn in_range(field: &str, v: f64, lo: f64, hi: f64, allowed: &str) -> Result<()> {
-    if v.is_finite() && v >= lo && v <= hi {
+/// Refuses `v` outside `range`, naming `field`, the value and what is `allowed`. For a
+/// float, NaN lies outside every range, and an infinity outside any range whose end on its
+/// side is finite.
+fn in_range<T: PartialOrd + ToString>(
+    field: &str,
+    v: T,
+    range: impl RangeBounds<T>,
+    allowed: impl Into<String>,
+) -> Result<()> {
+    if range.contains(&v) {
         Ok(())
     } else {
         Err(Error::invalid(field, v, allowed))
+    }
+}
+
+/// Refuses an empty list, naming `field` (its value `[]`) and what is `allowed`.
+fn non_empty<T>(field: &str, list: &[T], allowed: &str) -> Result<()> {
+    if list.is_empty() {
+        Err(Error::invalid(field, "[]", allowed))
+    } else {
+        Ok(())
     }
 }
 
@@ -739,609 +757,29 @@ fn fmt_num(v: f64) -> String {
 
 impl RawSpec {
     /// Validates every field and builds the instance; the only way to obtain a [`Spec`].
+    /// The sections are checked in this order, and the first error found is reported.
     pub fn check(self, default_name: &str, base: Option<&Path>) -> Result<Spec> {
-        let name = self.name.unwrap_or_else(|| default_name.to_string());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-        {
-            return Err(Error::invalid(
-                "name",
-                format!("\"{name}\""),
-                "a non-empty name of letters, digits, '_', '-', '.' (it names the results folder)",
-            ));
-        }
-        if self.replications < 2 || self.replications > 10_000_000 {
-            return Err(Error::invalid(
-                "replications",
-                self.replications,
-                "an integer from 2 to 10000000",
-            ));
-        }
-        let o = &self.options;
-        in_range(
-            "options.mle_tolerance",
-            o.mle_tolerance,
-            1e-15,
-            1e-3,
-            "a number in [1e-15, 1e-3]",
-        )?;
-        in_range(
-            "options.tail.fraction",
-            o.tail.fraction,
-            1e-9,
-            1.0,
-            "a fraction in (0, 1]",
-        )?;
-        if o.tail.min_points < 2 {
-            return Err(Error::invalid(
-                "options.tail.min_points",
-                o.tail.min_points,
-                "at least 2",
-            ));
-        }
-        if o.bootstrap_resamples < 10 || o.bootstrap_resamples > 1_000_000 {
-            return Err(Error::invalid(
-                "options.bootstrap_resamples",
-                o.bootstrap_resamples,
-                "an integer from 10 to 1000000",
-            ));
-        }
-        in_range(
-            "options.ci_level",
-            o.ci_level,
-            0.5,
-            0.999,
-            "a level in [0.5, 0.999]",
-        )?;
-        in_range(
-            "options.mrpo_clip_eps",
-            o.mrpo_clip_eps,
-            0.0,
-            1.0,
-            "a number in [0, 1]",
-        )?;
-        in_range(
-            "options.gap_floor",
-            o.gap_floor,
-            0.0,
-            1e-6,
-            "a number in [0, 1e-6]",
-        )?;
-
-        // Instance.
-        let (instance, instance_origin) = match self.instance {
-            RawInstanceSpec::Random {
-                contexts,
-                responses,
-                references,
-                concentration,
-                zero_fraction,
-                context_concentration,
-                reward,
-                family,
-            } => {
-                if contexts == 0 || contexts > 100_000 {
-                    return Err(Error::invalid(
-                        "instance.contexts",
-                        contexts,
-                        "an integer from 1 to 100000",
-                    ));
-                }
-                if responses == 0 || responses > 1_000 {
-                    return Err(Error::invalid(
-                        "instance.responses",
-                        responses,
-                        "an integer from 1 to 1000",
-                    ));
-                }
-                if contexts * responses > 2_000_000 {
-                    return Err(Error::invalid(
-                        "instance.contexts * instance.responses",
-                        contexts * responses,
-                        "at most 2000000 cells",
-                    ));
-                }
-                if references == 0 || references > 64 {
-                    return Err(Error::invalid(
-                        "instance.references",
-                        references,
-                        "an integer from 1 to 64",
-                    ));
-                }
-                in_range(
-                    "instance.concentration",
-                    concentration,
-                    1e-3,
-                    1e6,
-                    "a Dirichlet concentration in [1e-3, 1e6]",
-                )?;
-                if !(zero_fraction.is_finite() && (0.0..1.0).contains(&zero_fraction)) {
-                    return Err(Error::invalid(
-                        "instance.zero_fraction",
-                        zero_fraction,
-                        "a fraction in [0, 1)",
-                    ));
-                }
-                if let Some(a) = context_concentration {
-                    in_range(
-                        "instance.context_concentration",
-                        a,
-                        1e-3,
-                        1e6,
-                        "a Dirichlet concentration in [1e-3, 1e6] (omit for uniform rho)",
-                    )?;
-                }
-                let reward = match reward {
-                    RawGeneratorReward::Linear {
-                        dim,
-                        bound,
-                        theta_norm,
-                    } => {
-                        if dim == 0 || dim > 256 {
-                            return Err(Error::invalid(
-                                "instance.reward.dim",
-                                dim,
-                                "an integer from 1 to 256",
-                            ));
-                        }
-                        in_range(
-                            "instance.reward.bound",
-                            bound,
-                            1e-6,
-                            MAX_R_MAX,
-                            "a reward bound B = R_max in [1e-6, 50]",
-                        )?;
-                        in_range(
-                            "instance.reward.theta_norm",
-                            theta_norm,
-                            0.0,
-                            1.0,
-                            "a fraction of B in [0, 1]",
-                        )?;
-                        GeneratorReward::Linear {
-                            dim,
-                            bound,
-                            theta_norm,
-                        }
-                    }
-                    RawGeneratorReward::Finite {
-                        candidates,
-                        r_max,
-                        spread,
-                    } => {
-                        if !(2..=100_000).contains(&candidates) {
-                            return Err(Error::invalid(
-                                "instance.reward.candidates",
-                                candidates,
-                                "an integer from 2 to 100000",
-                            ));
-                        }
-                        in_range(
-                            "instance.reward.r_max",
-                            r_max,
-                            1e-6,
-                            MAX_R_MAX,
-                            "a number in [1e-6, 50]",
-                        )?;
-                        if !(spread.is_finite() && spread > 0.0 && spread <= 1.0) {
-                            return Err(Error::invalid(
-                                "instance.reward.spread",
-                                spread,
-                                "a fraction in (0, 1]",
-                            ));
-                        }
-                        GeneratorReward::Finite {
-                            candidates,
-                            r_max,
-                            spread,
-                        }
-                    }
-                };
-                // (fraction field, value, multiplier field, value, its range, what is allowed)
-                let limits = match family {
-                    Family::Plain => None,
-                    Family::OneCovers {
-                        good_fraction,
-                        suppression,
-                    }
-                    | Family::BothPartial {
-                        good_fraction,
-                        suppression,
-                    } => Some((
-                        "good_fraction",
-                        good_fraction,
-                        "suppression",
-                        suppression,
-                        (1e-12, 1.0),
-                        "a factor in [1e-12, 1] (the uncovering reference's probability multiplier)",
-                    )),
-                    Family::DistinctErrors {
-                        bad_fraction,
-                        boost,
-                    } => Some((
-                        "bad_fraction",
-                        bad_fraction,
-                        "boost",
-                        boost,
-                        (1.0, 1e12),
-                        "a factor in [1, 1e12] (the erring reference's probability multiplier)",
-                    )),
-                };
-                if let Some((fraction_field, fraction, factor_field, factor, (lo, hi), allowed)) =
-                    limits
-                {
-                    if references < 2 {
-                        return Err(Error::invalid(
-                            "instance.family",
-                            format!("{family:?}"),
-                            "a family with at least 2 references (kind = \"plain\" for K = 1)",
-                        ));
-                    }
-                    in_range(
-                        &format!("instance.family.{fraction_field}"),
-                        fraction,
-                        1e-9,
-                        1.0,
-                        "a fraction in (0, 1]",
-                    )?;
-                    in_range(
-                        &format!("instance.family.{factor_field}"),
-                        factor,
-                        lo,
-                        hi,
-                        allowed,
-                    )?;
-                }
-                let generator = GeneratorParams {
-                    contexts,
-                    responses,
-                    references,
-                    concentration,
-                    zero_fraction,
-                    context_concentration,
-                    reward,
-                    family,
-                };
-                let inst = generate(&generator, &mut stream(self.seed, "instance", 0));
-                (inst, InstanceOrigin::Random { generator })
-            }
-            RawInstanceSpec::File { path } => {
-                let full = match base {
-                    Some(b) if path.is_relative() => b.join(&path),
-                    _ => path.clone(),
-                };
-                let text = std::fs::read_to_string(&full).map_err(|e| Error::read(&full, e))?;
-                let raw: RawInstance =
-                    serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
-                let inst = raw.check().map_err(|e| match e {
-                    Error::Invalid {
-                        field,
-                        value,
-                        allowed,
-                    } => Error::Invalid {
-                        field: format!("{}: {field}", full.display()),
-                        value,
-                        allowed,
-                    },
-                    other => other,
-                })?;
-                if let RewardModel::Table(_) = inst.reward {
-                    return Err(Error::invalid(
-                        "instance reward.class",
-                        "\"table\"",
-                        "\"linear\" or \"finite\" for experiments (a bare table has no class to fit; it serves `mrkl solve`)",
-                    ));
-                }
-                if inst.r_max() > MAX_R_MAX {
-                    return Err(Error::invalid("instance R_max", inst.r_max(), "at most 50"));
-                }
-                (
-                    inst,
-                    InstanceOrigin::File {
-                        path: path.display().to_string(),
-                    },
-                )
-            }
-        };
-        let k = instance.k();
-
-        // Experiment.
-        let e = self.experiment;
-        let weights = check_weights("experiment.weights", &e.weights, k)?;
+        let name = check_header(self.name, default_name, self.replications)?;
+        check_options(&self.options)?;
+        let (instance, instance_origin) = check_instance(self.instance, self.seed, base)?;
         let sweeps_gamma = self.sweep.as_ref().is_some_and(|s| s.gamma.is_some());
-        let gamma = match (e.gamma, e.gamma_schedule) {
-            (None, None) if sweeps_gamma => GammaRule::Fixed(f64::NAN), // set per cell below
-            (Some(_), _) | (_, Some(_)) if sweeps_gamma => {
-                return Err(Error::invalid(
-                    "experiment.gamma",
-                    "given together with sweep.gamma",
-                    "gamma from the sweep only: remove experiment.gamma / gamma_schedule",
-                ));
-            }
-            (Some(g), None) => {
-                in_range(
-                    "experiment.gamma",
-                    g,
-                    GAMMA_RANGE.0,
-                    GAMMA_RANGE.1,
-                    "a number in [1e-6, 1e6]",
-                )?;
-                GammaRule::Fixed(g)
-            }
-            (None, Some(s)) => {
-                in_range(
-                    "experiment.gamma_schedule.c",
-                    s.c,
-                    1e-6,
-                    1e6,
-                    "a number in [1e-6, 1e6]",
-                )?;
-                in_range(
-                    "experiment.gamma_schedule.p",
-                    s.p,
-                    0.0,
-                    1.0,
-                    "an exponent in [0, 1]",
-                )?;
-                GammaRule::Schedule(s)
-            }
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "experiment.gamma",
-                    "given together with gamma_schedule",
-                    "exactly one of gamma, gamma_schedule",
-                ));
-            }
-            (None, None) => {
-                return Err(Error::invalid(
-                    "experiment.gamma",
-                    "missing",
-                    "gamma = <number> or gamma_schedule = { c, p }",
-                ));
-            }
-        };
-        let ns = match (e.n, e.n_grid) {
-            (Some(ns), None) => ns,
-            (None, Some(g)) => {
-                if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > 200 {
-                    return Err(Error::invalid(
-                        "experiment.n_grid",
-                        format!(
-                            "{{ from = {}, to = {}, levels = {} }}",
-                            g.from, g.to, g.levels
-                        ),
-                        "1 <= from < to and 2 <= levels <= 200",
-                    ));
-                }
-                let ratio = g.to as f64 / g.from as f64;
-                let mut v: Vec<u64> = (0..g.levels)
-                    .map(|j| {
-                        (g.from as f64 * ratio.powf(j as f64 / (g.levels - 1) as f64)).round()
-                            as u64
-                    })
-                    .collect();
-                v.dedup();
-                v
-            }
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "experiment.n",
-                    "given together with n_grid",
-                    "exactly one of n, n_grid",
-                ));
-            }
-            (None, None) => {
-                return Err(Error::invalid(
-                    "experiment.n",
-                    "missing",
-                    "n = [n_1, n_2, ...] or n_grid = { from, to, levels }",
-                ));
-            }
-        };
-        if ns.is_empty() {
-            return Err(Error::invalid(
-                "experiment.n",
-                "[]",
-                "a non-empty, strictly increasing list of sample sizes >= 1",
-            ));
-        }
-        if ns[0] == 0 || ns.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(Error::invalid(
-                "experiment.n",
-                format!("{ns:?}"),
-                "a strictly increasing list of sample sizes >= 1",
-            ));
-        }
-        let max_n = if e.sampler == SamplerKind::PerSample {
-            MAX_N_PER_SAMPLE
-        } else {
-            MAX_N
-        };
-        if *ns.last().unwrap() > max_n {
-            return Err(Error::invalid(
-                "experiment.n",
-                ns.last().unwrap(),
-                format!(
-                    "sample sizes up to {max_n} with sampler = {:?} (per_sample costs O(n))",
-                    e.sampler
-                ),
-            ));
-        }
-        let sampling = Sampling::parse(&e.sampling, k)?;
-        if !(e.delta > 0.0 && e.delta < 1.0) {
-            return Err(Error::invalid(
-                "experiment.delta",
-                e.delta,
-                "a probability in (0, 1)",
-            ));
-        }
-
-        if e.estimator == Estimator::DpoLinear && !matches!(instance.reward, RewardModel::Linear(_))
-        {
-            return Err(Error::invalid(
-                "experiment.estimator",
-                "\"dpo_linear\"",
-                "\"dpo_linear\" with the linear reward class only (its policy class is built on the features)",
-            ));
-        }
-        if e.rounds == 0 || e.rounds > 1000 || e.rounds as u64 > ns[0] {
-            return Err(Error::invalid(
-                "experiment.rounds",
-                e.rounds,
-                format!(
-                    "an integer from 1 to min(1000, smallest n = {}) (1 = offline)",
-                    ns[0]
-                ),
-            ));
-        }
-        if e.rounds > 1 && e.estimator != Estimator::Mle {
-            return Err(Error::invalid(
-                "experiment.rounds",
-                e.rounds,
-                "1 with a DPO estimator (online collection is implemented for the plug-in MLE)",
-            ));
-        }
-        let mut record = e.record.clone();
-        record.dedup();
-        if record.contains(&Record::Comparators) && e.divergence != Divergence::Rkl {
-            return Err(Error::invalid(
-                "experiment.record",
-                "\"comparators\"",
-                "\"comparators\" with divergence = \"rkl\" only (THEORY §6 compares RKL policies)",
-            ));
-        }
-        if !self.options.dpo_ridge.is_finite()
-            || self.options.dpo_ridge < 0.0
-            || self.options.dpo_ridge > 1e6
-        {
-            return Err(Error::invalid(
-                "options.dpo_ridge",
-                self.options.dpo_ridge,
-                "a number in [0, 1e6]",
-            ));
-        }
-
-        // Cells.
-        let mut cells = vec![];
-        let sweep = match self.sweep {
-            Some(RawSweep {
-                gamma: None,
-                weights: None,
-                simplex_step: Some(step),
-            }) => Some(RawSweep {
-                gamma: None,
-                weights: Some(simplex_grid(step, k)?),
-                simplex_step: None,
-            }),
-            other => other,
-        };
-        match sweep {
-            None => cells.push(Cell {
-                label: "main".into(),
-                weights: weights.clone(),
-                gamma,
-            }),
-            Some(RawSweep {
-                gamma: Some(gs),
-                weights: None,
-                simplex_step: None,
-            }) => {
-                if gs.is_empty() {
-                    return Err(Error::invalid(
-                        "sweep.gamma",
-                        "[]",
-                        "a non-empty list of gammas",
-                    ));
-                }
-                for (j, &g) in gs.iter().enumerate() {
-                    in_range(
-                        &format!("sweep.gamma[{j}]"),
-                        g,
-                        GAMMA_RANGE.0,
-                        GAMMA_RANGE.1,
-                        "a number in [1e-6, 1e6]",
-                    )?;
-                    cells.push(Cell {
-                        label: format!("gamma={}", fmt_num(g)),
-                        weights: weights.clone(),
-                        gamma: GammaRule::Fixed(g),
-                    });
-                }
-            }
-            Some(RawSweep {
-                gamma: None,
-                weights: Some(ws),
-                simplex_step: None,
-            }) => {
-                if ws.is_empty() {
-                    return Err(Error::invalid(
-                        "sweep.weights",
-                        "[]",
-                        "a non-empty list of weight vectors",
-                    ));
-                }
-                for (j, w) in ws.iter().enumerate() {
-                    let w = check_weights(&format!("sweep.weights[{j}]"), w, k)?;
-                    let label = format!(
-                        "weights={}",
-                        w.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(":")
-                    );
-                    cells.push(Cell {
-                        label,
-                        weights: w,
-                        gamma,
-                    });
-                }
-            }
-            Some(_) => {
-                return Err(Error::invalid(
-                    "sweep",
-                    "none or several of gamma, weights, simplex_step",
-                    "exactly one of sweep.gamma, sweep.weights, sweep.simplex_step",
-                ));
-            }
-        }
-        let mut labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
-        labels.sort_unstable();
-        if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::invalid(
-                "sweep",
-                format!("duplicate cell {}", w[0]),
-                "distinct values",
-            ));
-        }
-        if e.divergence == Divergence::Rkl || sampling == Sampling::Geometric {
-            for c in &cells {
-                let empty = instance.empty_intersections(&c.weights);
-                if let Some(&x) = empty.first() {
-                    return Err(Error::invalid(
-                        format!("instance references at context {x}"),
-                        "disjoint supports",
-                        format!(
-                            "references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)",
-                            c.label
-                        ),
-                    ));
-                }
-            }
-        }
-        let claims = match (self.claim, self.claims) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "claim",
-                    "both claim and claims",
-                    "one of `claim = \"ID\"` or `claims = [\"ID\", ...]`",
-                ));
-            }
-            (Some(c), None) => vec![c],
-            (None, Some(cs)) => cs,
-            (None, None) => vec![],
-        };
+        let e = &self.experiment;
+        let experiment = check_experiment(e, sweeps_gamma, &instance)?;
+        // Checked after the experiment, where it has always been, so that a spec with
+        // several problems still reports the same one first.
+        in_range(
+            "options.dpo_ridge",
+            self.options.dpo_ridge,
+            0.0..=1e6,
+            "a number in [0, 1e6]",
+        )?;
+        let cells = check_cells(self.sweep, &experiment, e.divergence, &instance)?;
+        let claims = check_claims(self.claim, self.claims)?;
         let shared_data = self.options.streams == Streams::Shared
-            && (matches!(sampling, Sampling::Uniform | Sampling::Reference(_))
-                || cells.iter().all(|c| c.weights == cells[0].weights));
+            && (matches!(
+                experiment.sampling,
+                Sampling::Uniform | Sampling::Reference(_)
+            ) || cells.iter().all(|c| c.weights == cells[0].weights));
         Ok(Spec {
             name,
             claims,
@@ -1351,19 +789,657 @@ impl RawSpec {
             replications: self.replications,
             divergence: e.divergence,
             quantity: e.quantity,
-            ns,
-            sampling,
+            ns: experiment.ns,
+            sampling: experiment.sampling,
             sampler: e.sampler,
             delta: e.delta,
             estimator: e.estimator,
             rounds: e.rounds,
-            record,
+            record: experiment.record,
             cells,
             options: self.options,
             instance_origin,
             instance,
             source_toml: String::new(),
         })
+    }
+}
+
+/// The header: the name (`name`, else `default_name`) must be a plain file name, since it
+/// names the results folder inside `--out`: letters, digits, `_`, `-`, `.`, and neither `.`
+/// nor `..`; `replications` must be from 2 to 10000000. Returns the name.
+fn check_header(name: Option<String>, default_name: &str, replications: usize) -> Result<String> {
+    let name = name.unwrap_or_else(|| default_name.to_string());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(Error::invalid(
+            "name",
+            format!("\"{name}\""),
+            "a non-empty name of letters, digits, '_', '-', '.' (it names the results folder)",
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(Error::invalid(
+            "name",
+            format!("\"{name}\""),
+            "a name other than \".\" and \"..\" (it names the results folder, inside --out)",
+        ));
+    }
+    in_range(
+        "replications",
+        replications,
+        2..=10_000_000,
+        "an integer from 2 to 10000000",
+    )?;
+    Ok(name)
+}
+
+/// `[options]`: the MLE tolerance, the tail rule, the bootstrap, the interval level, the
+/// MRPO clipping and the gap floor, each within its range. (`dpo_ridge` is checked by
+/// [`RawSpec::check`] after the experiment.)
+fn check_options(o: &Options) -> Result<()> {
+    in_range(
+        "options.mle_tolerance",
+        o.mle_tolerance,
+        1e-15..=1e-3,
+        "a number in [1e-15, 1e-3]",
+    )?;
+    in_range(
+        "options.tail.fraction",
+        o.tail.fraction,
+        1e-9..=1.0,
+        "a fraction in (0, 1]",
+    )?;
+    in_range(
+        "options.tail.min_points",
+        o.tail.min_points,
+        2..,
+        "at least 2",
+    )?;
+    in_range(
+        "options.bootstrap_resamples",
+        o.bootstrap_resamples,
+        10..=1_000_000,
+        "an integer from 10 to 1000000",
+    )?;
+    in_range(
+        "options.ci_level",
+        o.ci_level,
+        0.5..=0.999,
+        "a level in [0.5, 0.999]",
+    )?;
+    in_range(
+        "options.mrpo_clip_eps",
+        o.mrpo_clip_eps,
+        0.0..=1.0,
+        "a number in [0, 1]",
+    )?;
+    in_range(
+        "options.gap_floor",
+        o.gap_floor,
+        0.0..=1e-6,
+        "a number in [0, 1e-6]",
+    )
+}
+
+/// `[instance]`: a random instance's sizes, Dirichlet parameters, reward class and family,
+/// then the instance drawn from the stream (`seed`, "instance", 0); or an instance file
+/// (relative to `base`), read and checked by [`RawInstance::check`] (its errors name the
+/// file), with a reward class that can be fitted and R_max at most 50.
+fn check_instance(
+    raw: RawInstanceSpec,
+    seed: u64,
+    base: Option<&Path>,
+) -> Result<(Instance, InstanceOrigin)> {
+    let generator = match raw {
+        RawInstanceSpec::File { path } => return load_instance(path, base),
+        RawInstanceSpec::Random {
+            contexts,
+            responses,
+            references,
+            concentration,
+            zero_fraction,
+            context_concentration,
+            reward,
+            family,
+        } => {
+            in_range(
+                "instance.contexts",
+                contexts,
+                1..=100_000,
+                "an integer from 1 to 100000",
+            )?;
+            in_range(
+                "instance.responses",
+                responses,
+                1..=1_000,
+                "an integer from 1 to 1000",
+            )?;
+            in_range(
+                "instance.contexts * instance.responses",
+                contexts * responses,
+                ..=2_000_000,
+                "at most 2000000 cells",
+            )?;
+            in_range(
+                "instance.references",
+                references,
+                1..=64,
+                "an integer from 1 to 64",
+            )?;
+            in_range(
+                "instance.concentration",
+                concentration,
+                1e-3..=1e6,
+                "a Dirichlet concentration in [1e-3, 1e6]",
+            )?;
+            in_range(
+                "instance.zero_fraction",
+                zero_fraction,
+                0.0..1.0,
+                "a fraction in [0, 1)",
+            )?;
+            if let Some(a) = context_concentration {
+                in_range(
+                    "instance.context_concentration",
+                    a,
+                    1e-3..=1e6,
+                    "a Dirichlet concentration in [1e-3, 1e6] (omit for uniform rho)",
+                )?;
+            }
+            let reward = check_generator_reward(reward)?;
+            check_family(&family, references)?;
+            GeneratorParams {
+                contexts,
+                responses,
+                references,
+                concentration,
+                zero_fraction,
+                context_concentration,
+                reward,
+                family,
+            }
+        }
+    };
+    let inst = generate(&generator, &mut stream(seed, "instance", 0));
+    Ok((inst, InstanceOrigin::Random { generator }))
+}
+
+/// `[instance.reward]` of a random instance: the linear class's dimension, bound and
+/// `theta_norm`, or the finite class's number of candidates, R_max and spread.
+fn check_generator_reward(reward: RawGeneratorReward) -> Result<GeneratorReward> {
+    Ok(match reward {
+        RawGeneratorReward::Linear {
+            dim,
+            bound,
+            theta_norm,
+        } => {
+            in_range(
+                "instance.reward.dim",
+                dim,
+                1..=256,
+                "an integer from 1 to 256",
+            )?;
+            in_range(
+                "instance.reward.bound",
+                bound,
+                1e-6..=MAX_R_MAX,
+                "a reward bound B = R_max in [1e-6, 50]",
+            )?;
+            in_range(
+                "instance.reward.theta_norm",
+                theta_norm,
+                0.0..=1.0,
+                "a fraction of B in [0, 1]",
+            )?;
+            GeneratorReward::Linear {
+                dim,
+                bound,
+                theta_norm,
+            }
+        }
+        RawGeneratorReward::Finite {
+            candidates,
+            r_max,
+            spread,
+        } => {
+            in_range(
+                "instance.reward.candidates",
+                candidates,
+                2..=100_000,
+                "an integer from 2 to 100000",
+            )?;
+            in_range(
+                "instance.reward.r_max",
+                r_max,
+                1e-6..=MAX_R_MAX,
+                "a number in [1e-6, 50]",
+            )?;
+            in_range(
+                "instance.reward.spread",
+                spread,
+                (Bound::Excluded(0.0), Bound::Included(1.0)),
+                "a fraction in (0, 1]",
+            )?;
+            GeneratorReward::Finite {
+                candidates,
+                r_max,
+                spread,
+            }
+        }
+    })
+}
+
+/// `instance.family` of a random instance: a family other than `plain` needs at least 2
+/// references, a fraction in (0, 1] and its multiplier within the family's range.
+fn check_family(family: &Family, references: usize) -> Result<()> {
+    // (fraction field, value, multiplier field, value, its range, what is allowed)
+    let (fraction_field, fraction, factor_field, factor, range, allowed) = match *family {
+        Family::Plain => return Ok(()),
+        Family::OneCovers {
+            good_fraction,
+            suppression,
+        }
+        | Family::BothPartial {
+            good_fraction,
+            suppression,
+        } => (
+            "good_fraction",
+            good_fraction,
+            "suppression",
+            suppression,
+            1e-12..=1.0,
+            "a factor in [1e-12, 1] (the uncovering reference's probability multiplier)",
+        ),
+        Family::DistinctErrors {
+            bad_fraction,
+            boost,
+        } => (
+            "bad_fraction",
+            bad_fraction,
+            "boost",
+            boost,
+            1.0..=1e12,
+            "a factor in [1, 1e12] (the erring reference's probability multiplier)",
+        ),
+    };
+    if references < 2 {
+        return Err(Error::invalid(
+            "instance.family",
+            format!("{family:?}"),
+            "a family with at least 2 references (kind = \"plain\" for K = 1)",
+        ));
+    }
+    in_range(
+        &format!("instance.family.{fraction_field}"),
+        fraction,
+        1e-9..=1.0,
+        "a fraction in (0, 1]",
+    )?;
+    in_range(
+        &format!("instance.family.{factor_field}"),
+        factor,
+        range,
+        allowed,
+    )
+}
+
+/// An instance file (`path`, relative to `base`): read, parsed and checked, its errors
+/// prefixed with the file; a bare reward table and an R_max above 50 are refused.
+fn load_instance(path: PathBuf, base: Option<&Path>) -> Result<(Instance, InstanceOrigin)> {
+    let full = match base {
+        Some(b) if path.is_relative() => b.join(&path),
+        _ => path.clone(),
+    };
+    let text = std::fs::read_to_string(&full).map_err(|e| Error::read(&full, e))?;
+    let raw: RawInstance = serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
+    let inst = raw.check().map_err(|e| match e {
+        Error::Invalid {
+            field,
+            value,
+            allowed,
+        } => Error::Invalid {
+            field: format!("{}: {field}", full.display()),
+            value,
+            allowed,
+        },
+        other => other,
+    })?;
+    if let RewardModel::Table(_) = inst.reward {
+        return Err(Error::invalid(
+            "instance reward.class",
+            "\"table\"",
+            "\"linear\" or \"finite\" for experiments (a bare table has no class to fit; it serves `mrkl solve`)",
+        ));
+    }
+    in_range("instance R_max", inst.r_max(), ..=MAX_R_MAX, "at most 50")?;
+    Ok((
+        inst,
+        InstanceOrigin::File {
+            path: path.display().to_string(),
+        },
+    ))
+}
+
+/// What checking `[experiment]` derives; its other fields (divergence, quantity, sampler,
+/// delta, estimator, rounds) are checked and then taken as written. `weights` and `gamma`
+/// are those of a cell the sweep does not set (`gamma` is NaN when the sweep sets it in
+/// every cell); `record` is without repeats.
+struct Experiment {
+    weights: Vec<f64>,
+    gamma: GammaRule,
+    ns: Vec<u64>,
+    sampling: Sampling,
+    record: Vec<Record>,
+}
+
+/// `[experiment]` against the checked instance: the weights, the gamma rule (`sweeps_gamma`:
+/// the sweep sets gamma), the n grid and the sampler's limit on it, the sampling policy,
+/// delta, the estimator, the online rounds and the recorded series (duplicates dropped).
+fn check_experiment(
+    e: &RawExperiment,
+    sweeps_gamma: bool,
+    instance: &Instance,
+) -> Result<Experiment> {
+    let k = instance.k();
+    let weights = check_weights("experiment.weights", &e.weights, k)?;
+    let gamma = check_gamma(e.gamma, e.gamma_schedule, sweeps_gamma)?;
+    let ns = check_ns(e.n.as_deref(), e.n_grid, e.sampler)?;
+    let sampling = Sampling::parse(&e.sampling, k)?;
+    in_range(
+        "experiment.delta",
+        e.delta,
+        (Bound::Excluded(0.0), Bound::Excluded(1.0)),
+        "a probability in (0, 1)",
+    )?;
+    if e.estimator == Estimator::DpoLinear && !matches!(instance.reward, RewardModel::Linear(_)) {
+        return Err(Error::invalid(
+            "experiment.estimator",
+            "\"dpo_linear\"",
+            "\"dpo_linear\" with the linear reward class only (its policy class is built on the features)",
+        ));
+    }
+    in_range(
+        "experiment.rounds",
+        u64::from(e.rounds),
+        1..=ns[0].min(1000),
+        format!(
+            "an integer from 1 to min(1000, smallest n = {}) (1 = offline)",
+            ns[0]
+        ),
+    )?;
+    if e.rounds > 1 && e.estimator != Estimator::Mle {
+        return Err(Error::invalid(
+            "experiment.rounds",
+            e.rounds,
+            "1 with a DPO estimator (online collection is implemented for the plug-in MLE)",
+        ));
+    }
+    let mut record = e.record.clone();
+    record.dedup();
+    if record.contains(&Record::Comparators) && e.divergence != Divergence::Rkl {
+        return Err(Error::invalid(
+            "experiment.record",
+            "\"comparators\"",
+            "\"comparators\" with divergence = \"rkl\" only (THEORY §6 compares RKL policies)",
+        ));
+    }
+    Ok(Experiment {
+        weights,
+        gamma,
+        ns,
+        sampling,
+        record,
+    })
+}
+
+/// `experiment.gamma` / `gamma_schedule`: exactly one of them, in range, unless the sweep
+/// sets gamma (`sweeps_gamma`), when neither may be given (the rule is then NaN).
+fn check_gamma(
+    gamma: Option<f64>,
+    schedule: Option<GammaSchedule>,
+    sweeps_gamma: bool,
+) -> Result<GammaRule> {
+    match (gamma, schedule) {
+        (None, None) if sweeps_gamma => Ok(GammaRule::Fixed(f64::NAN)), // set per cell
+        (Some(_), _) | (_, Some(_)) if sweeps_gamma => Err(Error::invalid(
+            "experiment.gamma",
+            "given together with sweep.gamma",
+            "gamma from the sweep only: remove experiment.gamma / gamma_schedule",
+        )),
+        (Some(g), None) => {
+            in_range(
+                "experiment.gamma",
+                g,
+                GAMMA_RANGE.0..=GAMMA_RANGE.1,
+                "a number in [1e-6, 1e6]",
+            )?;
+            Ok(GammaRule::Fixed(g))
+        }
+        (None, Some(s)) => {
+            in_range(
+                "experiment.gamma_schedule.c",
+                s.c,
+                1e-6..=1e6,
+                "a number in [1e-6, 1e6]",
+            )?;
+            in_range(
+                "experiment.gamma_schedule.p",
+                s.p,
+                0.0..=1.0,
+                "an exponent in [0, 1]",
+            )?;
+            Ok(GammaRule::Schedule(s))
+        }
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "experiment.gamma",
+            "given together with gamma_schedule",
+            "exactly one of gamma, gamma_schedule",
+        )),
+        (None, None) => Err(Error::invalid(
+            "experiment.gamma",
+            "missing",
+            "gamma = <number> or gamma_schedule = { c, p }",
+        )),
+    }
+}
+
+/// `experiment.n` / `n_grid`: exactly one of them, giving a non-empty, strictly increasing
+/// list of sample sizes from 1 up to the `sampler`'s limit.
+fn check_ns(n: Option<&[u64]>, n_grid: Option<NGrid>, sampler: SamplerKind) -> Result<Vec<u64>> {
+    let ns = match (n, n_grid) {
+        (Some(ns), None) => ns.to_vec(),
+        (None, Some(g)) => {
+            if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > 200 {
+                return Err(Error::invalid(
+                    "experiment.n_grid",
+                    format!(
+                        "{{ from = {}, to = {}, levels = {} }}",
+                        g.from, g.to, g.levels
+                    ),
+                    "1 <= from < to and 2 <= levels <= 200",
+                ));
+            }
+            let ratio = g.to as f64 / g.from as f64;
+            let mut v: Vec<u64> = (0..g.levels)
+                .map(|j| {
+                    (g.from as f64 * ratio.powf(j as f64 / (g.levels - 1) as f64)).round() as u64
+                })
+                .collect();
+            v.dedup();
+            v
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "experiment.n",
+                "given together with n_grid",
+                "exactly one of n, n_grid",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::invalid(
+                "experiment.n",
+                "missing",
+                "n = [n_1, n_2, ...] or n_grid = { from, to, levels }",
+            ));
+        }
+    };
+    non_empty(
+        "experiment.n",
+        &ns,
+        "a non-empty, strictly increasing list of sample sizes >= 1",
+    )?;
+    if ns[0] == 0 || ns.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(Error::invalid(
+            "experiment.n",
+            format!("{ns:?}"),
+            "a strictly increasing list of sample sizes >= 1",
+        ));
+    }
+    let max_n = if sampler == SamplerKind::PerSample {
+        MAX_N_PER_SAMPLE
+    } else {
+        MAX_N
+    };
+    in_range(
+        "experiment.n",
+        *ns.last().unwrap(),
+        ..=max_n,
+        format!("sample sizes up to {max_n} with sampler = {sampler:?} (per_sample costs O(n))"),
+    )?;
+    Ok(ns)
+}
+
+/// `[sweep]` -> the cells: one `main` cell without a sweep, else one per gamma, weight
+/// vector or simplex grid point (exactly one of them, each value checked), with distinct
+/// labels and, where needed, overlapping supports ([`check_supports`]).
+fn check_cells(
+    sweep: Option<RawSweep>,
+    experiment: &Experiment,
+    divergence: Divergence,
+    instance: &Instance,
+) -> Result<Vec<Cell>> {
+    let k = instance.k();
+    let (weights, gamma) = (&experiment.weights, experiment.gamma);
+    let mut cells = vec![];
+    let sweep = match sweep {
+        Some(RawSweep {
+            gamma: None,
+            weights: None,
+            simplex_step: Some(step),
+        }) => Some(RawSweep {
+            gamma: None,
+            weights: Some(simplex_grid(step, k)?),
+            simplex_step: None,
+        }),
+        other => other,
+    };
+    match sweep {
+        None => cells.push(Cell {
+            label: "main".into(),
+            weights: weights.clone(),
+            gamma,
+        }),
+        Some(RawSweep {
+            gamma: Some(gs),
+            weights: None,
+            simplex_step: None,
+        }) => {
+            non_empty("sweep.gamma", &gs, "a non-empty list of gammas")?;
+            for (j, &g) in gs.iter().enumerate() {
+                in_range(
+                    &format!("sweep.gamma[{j}]"),
+                    g,
+                    GAMMA_RANGE.0..=GAMMA_RANGE.1,
+                    "a number in [1e-6, 1e6]",
+                )?;
+                cells.push(Cell {
+                    label: format!("gamma={}", fmt_num(g)),
+                    weights: weights.clone(),
+                    gamma: GammaRule::Fixed(g),
+                });
+            }
+        }
+        Some(RawSweep {
+            gamma: None,
+            weights: Some(ws),
+            simplex_step: None,
+        }) => {
+            non_empty("sweep.weights", &ws, "a non-empty list of weight vectors")?;
+            for (j, w) in ws.iter().enumerate() {
+                let w = check_weights(&format!("sweep.weights[{j}]"), w, k)?;
+                let label = format!(
+                    "weights={}",
+                    w.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(":")
+                );
+                cells.push(Cell {
+                    label,
+                    weights: w,
+                    gamma,
+                });
+            }
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "sweep",
+                "none or several of gamma, weights, simplex_step",
+                "exactly one of sweep.gamma, sweep.weights, sweep.simplex_step",
+            ));
+        }
+    }
+    let mut labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
+    labels.sort_unstable();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::invalid(
+            "sweep",
+            format!("duplicate cell {}", w[0]),
+            "distinct values",
+        ));
+    }
+    check_supports(&cells, instance, divergence, experiment.sampling)?;
+    Ok(cells)
+}
+
+/// Where the RKL solution or the escort is used (`divergence` RKL or `sampling` geometric),
+/// the references with positive weight in each cell must share a response at every context.
+fn check_supports(
+    cells: &[Cell],
+    instance: &Instance,
+    divergence: Divergence,
+    sampling: Sampling,
+) -> Result<()> {
+    if divergence == Divergence::Rkl || sampling == Sampling::Geometric {
+        for c in cells {
+            let empty = instance.empty_intersections(&c.weights);
+            if let Some(&x) = empty.first() {
+                return Err(Error::invalid(
+                    format!("instance references at context {x}"),
+                    "disjoint supports",
+                    format!(
+                        "references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)",
+                        c.label
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `claim` / `claims`: at most one of them; the claim ids (checked last, after the sweep).
+fn check_claims(claim: Option<String>, claims: Option<Vec<String>>) -> Result<Vec<String>> {
+    match (claim, claims) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "claim",
+            "both claim and claims",
+            "one of `claim = \"ID\"` or `claims = [\"ID\", ...]`",
+        )),
+        (Some(c), None) => Ok(vec![c]),
+        (None, Some(cs)) => Ok(cs),
+        (None, None) => Ok(vec![]),
     }
 }
 
@@ -1438,5 +1514,66 @@ n = [10, 20, 40]
             "{e}"
         );
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn names_dot_and_dot_dot_are_refused() {
+        // A name of `..` would put the results folder outside --out; `.` would be --out.
+        for name in [".", ".."] {
+            let text = GOOD.replace("seed = 3", &format!("name = \"{name}\"\nseed = 3"));
+            let e = err(&text);
+            assert_eq!(
+                e,
+                format!(
+                    "name = \"{name}\" is not allowed: a name other than \".\" and \"..\" (it names the results folder, inside --out)"
+                )
+            );
+            let e = parse(GOOD, Path::new("t.toml"), name, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("name = \"{name}\"")), "{e}");
+        }
+        for name in ["...", "a.b", ".hidden", "x..y"] {
+            let text = GOOD.replace("seed = 3", &format!("name = \"{name}\"\nseed = 3"));
+            let s = parse(&text, Path::new("t.toml"), "t", None).unwrap();
+            assert_eq!(s.name(), name);
+        }
+        // Other characters keep their own message.
+        let e = err(&GOOD.replace("seed = 3", "name = \"../x\"\nseed = 3"));
+        assert!(e.contains("letters, digits"), "{e}");
+    }
+
+    /// A spec with problems in two sections reports the one checked first: header,
+    /// options, instance, experiment, options.dpo_ridge, sweep, claims.
+    #[test]
+    fn first_error_follows_the_section_order() {
+        let first = |edits: &[(&str, &str)], append: &str| {
+            let mut text = GOOD.to_string();
+            for (from, to) in edits {
+                assert!(text.contains(from), "{from}");
+                text = text.replace(from, to);
+            }
+            text.push_str(append);
+            let e = err(&text);
+            e.split(" = ").next().unwrap().to_string()
+        };
+        let name = ("seed = 3", "name = \"a/b\"\nseed = 3");
+        let replications = ("replications = 4", "replications = 1");
+        let contexts = ("contexts = 3", "contexts = 0");
+        let weights = ("weights = [0.5, 0.5]", "weights = [0.7, 0.5]");
+        let no_gamma = ("gamma = 1.0", "");
+        let claims = ("seed = 3", "claim = \"A\"\nclaims = [\"B\"]\nseed = 3");
+        let ci = "[options]\nci_level = 0.1\n";
+        let ridge = "[options]\ndpo_ridge = -1.0\n";
+        let sweep = "[sweep]\nweights = []\n";
+        assert_eq!(first(&[name, replications], ci), "name");
+        assert_eq!(first(&[replications, contexts], ci), "replications");
+        assert_eq!(first(&[contexts], ci), "options.ci_level");
+        assert_eq!(first(&[contexts, weights], ""), "instance.contexts");
+        assert_eq!(first(&[weights, no_gamma], ridge), "experiment.weights");
+        assert_eq!(first(&[no_gamma], ridge), "experiment.gamma");
+        assert_eq!(first(&[], &format!("{ridge}{sweep}")), "options.dpo_ridge");
+        assert_eq!(first(&[claims], sweep), "sweep.weights");
+        assert_eq!(first(&[claims], ""), "claim");
     }
 }
