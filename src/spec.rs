@@ -623,7 +623,7 @@ impl Spec {
 
 /// Reads and checks a spec file. `name` defaults to the file stem.
 pub fn load(path: &Path) -> Result<Spec> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let text = crate::fsio::read_text(path)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -1094,7 +1094,7 @@ fn load_instance(path: PathBuf, base: Option<&Path>) -> Result<(Instance, Instan
         Some(b) if path.is_relative() => b.join(&path),
         _ => path.clone(),
     };
-    let text = std::fs::read_to_string(&full).map_err(|e| Error::read(&full, e))?;
+    let text = crate::fsio::read_text(&full)?;
     let raw: RawInstance = serde_json::from_str(&text).map_err(|e| Error::parse(&full, e))?;
     let inst = raw.check().map_err(|e| match e {
         Error::Invalid {

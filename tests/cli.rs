@@ -251,3 +251,25 @@ fn a_closed_stdout_costs_nothing() {
         assert!(d.join("o").join(f).is_file(), "{f}");
     }
 }
+
+/// Special files are refused before they are read (a device would be read until memory
+/// runs out, a FIFO would hang), with a one-line exit-2 message.
+#[cfg(unix)]
+#[test]
+fn devices_and_folders_are_refused_as_inputs() {
+    let d = scratch("special");
+    for (args, want) in [
+        (vec!["run", "/dev/zero"], "special file"),
+        (
+            vec!["solve", "/dev/urandom", "--gamma", "1"],
+            "special file",
+        ),
+        (vec!["check", "sims_missing_dir_is_not_here"], "cannot read"),
+    ] {
+        let o = mrkl(&args, &d);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
