@@ -122,23 +122,13 @@ impl RunArgs {
 }
 
 impl CheckArgs {
-    fn settings(self) -> crate::Result<CheckSettings> {
-        if let Some(shard) = self.run.shard {
-            return Err(crate::Error::invalid(
-                "--shard",
-                shard,
-                "only with `mrkl run` (check needs every unit; merge shards first)",
-            ));
-        }
-        Ok(CheckSettings {
-            paths: self.run.paths,
-            out: self.run.out,
-            threads: self.run.threads,
-            resume: self.run.resume,
+    fn settings(self) -> CheckSettings {
+        CheckSettings {
+            run: self.run.settings(),
             overrides: self.set,
             claims_files: self.claims,
             seed: self.seed,
-        })
+        }
     }
 }
 
@@ -154,11 +144,14 @@ pub fn main() -> i32 {
     };
     let outcome = match cli.command {
         None => suite::check(&CheckSettings {
-            out: PathBuf::from("results"),
+            run: RunSettings {
+                out: PathBuf::from("results"),
+                ..Default::default()
+            },
             ..Default::default()
         }),
         Some(Command::Run(a)) => suite::run(&a.settings()).map(|()| 0),
-        Some(Command::Check(a)) => a.settings().and_then(|s| suite::check(&s)),
+        Some(Command::Check(a)) => suite::check(&a.settings()),
         Some(Command::Merge(a)) => suite::merge(&a.folders, &a.out).map(|()| 0),
         Some(Command::Plot(a)) | Some(Command::Report(a)) => suite::rerender(&a.folder).map(|()| 0),
         Some(Command::Solve(a)) => {

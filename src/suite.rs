@@ -640,10 +640,8 @@ pub fn rerender(folder: &Path) -> Result<()> {
 /// What `mrkl check` does: which specs, which claims, how.
 #[derive(Clone, Debug, Default)]
 pub struct CheckSettings {
-    pub paths: Vec<PathBuf>,
-    pub out: PathBuf,
-    pub threads: Option<usize>,
-    pub resume: bool,
+    /// Specs, output folder, threads, resume (a shard is refused: check needs every unit).
+    pub run: RunSettings,
     /// `--set KEY=VALUE`, as given.
     pub overrides: Vec<String>,
     /// `--claims FILE.toml`.
@@ -665,6 +663,13 @@ pub const SPEC_FIELDS: &[&str] = &[
 /// renders the judgements, prints the verdict table; returns the exit code (1 if a claim is
 /// violated).
 pub fn check(s: &CheckSettings) -> Result<i32> {
+    if let Some(shard) = &s.run.shard {
+        return Err(Error::invalid(
+            "--shard",
+            shard,
+            "only with `mrkl run` (check needs every unit; merge shards first)",
+        ));
+    }
     let mut registry = Registry::with_files(&s.claims_files)?;
     let mut spec_overrides = vec![];
     for o in &s.overrides {
@@ -688,15 +693,15 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
     if let Some(seed) = s.seed {
         spec_overrides.push(("seed".into(), seed.to_string()));
     }
-    let specs = load_specs(&s.paths, &spec_overrides)?;
+    let specs = load_specs(&s.run.paths, &spec_overrides)?;
     claims::validate_specs(&registry, specs.iter().map(|(_, s)| s))?;
-    let pool = pool(s.threads)?;
+    let pool = pool(s.run.threads)?;
     let results = execute(
         &specs,
-        &s.out,
+        &s.run.out,
         &pool,
         Mode {
-            resume: s.resume,
+            resume: s.run.resume,
             shard: None,
         },
     )?;
@@ -710,7 +715,7 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
             &report::verdict_rows(&judged.judgements)
         )
     );
-    pool.install(|| publish(&s.out, &results, &judged))?;
+    pool.install(|| publish(&s.run.out, &results, &judged))?;
     say!(
         "{} judgements: {}",
         judged.judgements.len(),

@@ -55,6 +55,10 @@ fn result(gammas: &[f64], ns: &[u64]) -> ResultFile {
                 "mle_boundary_fraction": ns.iter().map(|_| 0.0).collect::<Vec<_>>(),
                 "coverage": 1.0,
                 "comparators": {},
+                "asymptotic": {
+                    "exponent": null, "constant": null, "exponential_rate": null,
+                    "refused": "unit test", "scaled_mean": []
+                },
                 "raw": ns.iter().map(|_| vec![0.0; 2]).collect::<Vec<_>>(),
             })
         })
