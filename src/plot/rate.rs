@@ -7,7 +7,7 @@ use super::format::{
 use super::model::{
     AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, Stroke, cut_bars, lg, mean_point,
 };
-use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_QUANTILE, THICK};
+use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_PURPLE, C_QUANTILE, THICK};
 use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;
 
@@ -239,6 +239,33 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
                     "bound of {id}: no finite positive value to show"
                 )));
             }
+        }
+    }
+    // The predicted asymptote C n^a of THEORY §8 over the whole grid (a line in log-log).
+    if let (Some(a), Some(c)) = (cell.asymptotic.exponent, cell.asymptotic.constant) {
+        let ends = [cell.n.first(), cell.n.last()];
+        let pts: Vec<(f64, f64)> = ends
+            .iter()
+            .filter_map(|n| {
+                let n = *(*n)? as f64;
+                Some((lg(n)?, lg(c * n.powf(a))?))
+            })
+            .collect();
+        if pts.len() == 2 {
+            fig.series.push(Series::Line {
+                pts,
+                color: C_PURPLE,
+                width: THICK,
+                stroke: Stroke::Dotted,
+            });
+            fig.legend.push(Entry {
+                sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
+                text: format!(
+                    "predicted asymptote {}·n^{} (exact, from the instance)",
+                    fmt_num(c),
+                    fmt_num(a)
+                ),
+            });
         }
     }
     if cut > 0 {
