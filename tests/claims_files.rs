@@ -2,23 +2,11 @@
 //! like a built-in claim; a false one is caught; ids and names are checked; the report is
 //! rendered again byte for byte from what a run saved.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{mrkl, scratch};
 
-fn mrkl(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrkl"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mrkl-claims-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
+use std::process::Output;
 
 fn sims(file: &str) -> String {
     std::fs::read_to_string(
@@ -55,7 +43,7 @@ fn stdout(o: &Output) -> String {
 /// the same claim at n^-1.5 is violated (the interval lies about 0.4 above -1.5 + 0.1).
 #[test]
 fn a_user_claim_holds_and_a_planted_false_one_is_violated() {
-    let d = scratch("fkl-fast");
+    let d = scratch("claims", "fkl-fast");
     std::fs::write(d.join("t62.toml"), t62_naming("fkl_fast")).unwrap();
     std::fs::write(d.join("fast.toml"), FKL_FAST).unwrap();
     std::fs::write(
@@ -110,7 +98,7 @@ fn a_user_claim_holds_and_a_planted_false_one_is_violated() {
 /// gamma" holds as an upper bound but does not match, and gamma^0.5 is violated.
 #[test]
 fn a_claim_in_gamma_is_judged_on_a_gamma_sweep() {
-    let d = scratch("gamma");
+    let d = scratch("claims", "gamma");
     let spec = sims("sweep_gamma_rkl.toml").replace("claim = \"T5.2\"", "claim = \"in_gamma\"");
     std::fs::write(d.join("sg.toml"), spec).unwrap();
     let claim = |e: f64| {
@@ -142,7 +130,7 @@ fn a_claim_in_gamma_is_judged_on_a_gamma_sweep() {
 /// byte: it renders the saved judgements and never judges again.
 #[test]
 fn report_on_a_copy_reproduces_the_report_with_overrides() {
-    let d = scratch("report");
+    let d = scratch("claims", "report");
     std::fs::write(d.join("t62.toml"), sims("t6_2_fkl_suboptimality.toml")).unwrap();
     let o = mrkl(
         &[
@@ -189,7 +177,7 @@ fn report_on_a_copy_reproduces_the_report_with_overrides() {
 /// break the schema are one-line exit-2 errors, and nothing is written.
 #[test]
 fn bad_claims_files_and_names_are_refused() {
-    let d = scratch("bad");
+    let d = scratch("claims", "bad");
     std::fs::write(d.join("t62.toml"), t62_naming("fkl_fast")).unwrap();
     let cases = [
         (
@@ -227,7 +215,7 @@ fn bad_claims_files_and_names_are_refused() {
 /// built-in claim checks, and a user file adds to it without changing it.
 #[test]
 fn the_builtin_registry_is_a_claims_file_of_the_same_schema() {
-    let d = scratch("schema");
+    let d = scratch("claims", "schema");
     std::fs::write(d.join("fast.toml"), FKL_FAST).unwrap();
     let r = mrkl::claims::Registry::with_files(&[d.join("fast.toml")]).unwrap();
     let builtin = mrkl::claims::Registry::builtin();

@@ -2,24 +2,10 @@
 //! the field, writing nothing; results are byte-identical across thread counts; `solve`
 //! reproduces a hand-checked instance.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{mrkl, scratch};
 
-fn mrkl(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mrkl"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("runs")
-}
-
-/// A fresh scratch folder per test (removed first if a previous run left it).
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mrkl-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::process::Command;
 
 const SMALL: &str = r#"
 name = "small"
@@ -45,7 +31,7 @@ sampling = "arithmetic"
 
 #[test]
 fn results_are_byte_identical_for_one_and_two_threads() {
-    let d = scratch("threads");
+    let d = scratch("cli", "threads");
     std::fs::write(d.join("small.toml"), SMALL).unwrap();
     let mut texts = vec![];
     for t in ["1", "2"] {
@@ -113,7 +99,7 @@ fn bad_specs_exit_2_with_one_line_naming_the_field_and_write_nothing() {
         ),
         ("gamma = 2.0", "gamma = \"big\"", "gamma"),
     ];
-    let d = scratch("bad");
+    let d = scratch("cli", "bad");
     for (i, (from, to, expect)) in cases.iter().enumerate() {
         let text = SMALL.replace(from, to);
         assert_ne!(text, SMALL, "case {i} did not apply");
@@ -136,7 +122,7 @@ fn bad_specs_exit_2_with_one_line_naming_the_field_and_write_nothing() {
 
 #[test]
 fn bad_instances_and_files_exit_2() {
-    let d = scratch("inst");
+    let d = scratch("cli", "inst");
     // Unreadable spec file.
     let o = mrkl(&["run", "missing.toml", "--out", "out"], &d);
     assert_eq!(o.status.code(), Some(2));
@@ -180,7 +166,7 @@ fn solve_round_trips_a_hand_checked_instance() {
     // FKL (beta = alpha): m = (3/8, 5/8); pi~ = m / (2 (Z - r)) with t = 2 (Z - 1):
     // 3/(8t) + 5/(8(t + 2)) = 1  =>  8t^2 + 8t - 6 = 0  =>  t = (-1 + sqrt(4))/2 = 1/2,
     // so pi~ = (3/8 / (1/2), 5/8 / (5/2)) = (3/4, 1/4), Z~ = 1 + t/2 = 5/4.
-    let d = scratch("solve");
+    let d = scratch("cli", "solve");
     std::fs::write(d.join("i.json"), r#"{"references": [[[0.5, 0.5]], [[0.25, 0.75]]], "reward": {"class": "table", "values": [[1, 0]]}}"#).unwrap();
     let o = mrkl(
         &[
@@ -233,7 +219,7 @@ fn solve_round_trips_a_hand_checked_instance() {
 /// completes, writes every result, and exits 0.
 #[test]
 fn a_closed_stdout_costs_nothing() {
-    let d = scratch("pipe");
+    let d = scratch("cli", "pipe");
     std::fs::write(d.join("small.toml"), SMALL).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mrkl"))
         .args(["run", "small.toml", "--out", "o"])
@@ -257,7 +243,7 @@ fn a_closed_stdout_costs_nothing() {
 #[cfg(unix)]
 #[test]
 fn devices_and_folders_are_refused_as_inputs() {
-    let d = scratch("special");
+    let d = scratch("cli", "special");
     for (args, want) in [
         (vec!["run", "/dev/zero"], "special file"),
         (

@@ -2,24 +2,14 @@
 //! into the single-machine answer, one writer per results folder, provenance guards, and
 //! extreme inputs that must give finite gaps or a clear rejection.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+#[allow(unused_imports)]
+use common::bin;
+use common::{mrkl, scratch};
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mrkl"))
-}
-
-fn mrkl(args: &[&str], cwd: &Path) -> Output {
-    bin().args(args).current_dir(cwd).output().expect("runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mrkl-robust-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A spec with enough single-threaded work (about 2 s) to be killed part-way through.
 fn long_spec(seed: u64) -> String {
@@ -84,7 +74,7 @@ fn run_and_kill(dir: &Path, out: &str, lines: usize, resume: bool) {
 
 #[test]
 fn killed_runs_resume_to_byte_identical_results() {
-    let d = scratch("resume");
+    let d = scratch("robust", "resume");
     std::fs::write(d.join("long.toml"), long_spec(3)).unwrap();
     let o = mrkl(&["run", "long.toml", "--out", "clean"], &d);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -118,7 +108,7 @@ fn killed_runs_resume_to_byte_identical_results() {
 
 #[test]
 fn torn_and_corrupt_journal_lines_are_reported_and_recomputed() {
-    let d = scratch("torn");
+    let d = scratch("robust", "torn");
     std::fs::write(
         d.join("long.toml"),
         long_spec(4).replace("replications = 600", "replications = 60"),
@@ -159,7 +149,7 @@ fn torn_and_corrupt_journal_lines_are_reported_and_recomputed() {
 
 #[test]
 fn three_shards_merge_into_the_single_machine_result() {
-    let d = scratch("shards");
+    let d = scratch("robust", "shards");
     std::fs::write(
         d.join("long.toml"),
         long_spec(5).replace("replications = 600", "replications = 90"),
@@ -237,7 +227,7 @@ fn three_shards_merge_into_the_single_machine_result() {
 
 #[test]
 fn journals_of_another_spec_are_refused_with_what_differs() {
-    let d = scratch("provenance");
+    let d = scratch("robust", "provenance");
     std::fs::write(
         d.join("long.toml"),
         long_spec(6).replace("replications = 600", "replications = 20"),
@@ -306,7 +296,7 @@ fn journals_of_another_spec_are_refused_with_what_differs() {
 
 #[test]
 fn a_second_writer_is_refused_and_a_stale_lock_is_taken_over() {
-    let d = scratch("lock");
+    let d = scratch("robust", "lock");
     std::fs::write(d.join("long.toml"), long_spec(8)).unwrap();
     let mut first = bin()
         .args(["run", "long.toml", "--out", "o", "--threads", "1"])
