@@ -4,7 +4,7 @@
 //! Data flows one way, one module per concept:
 //! spec -> instance -> preference data -> estimation -> policy -> gap -> engine (parallel
 //! replications) -> analysis (summaries, exponents: a typed `result`) -> claims (judgements)
-//! -> rendering (report, plot). `suite` runs the pipeline for the command line and the
+//! -> rendering (report, tidy CSV tables, plot). `suite` runs the pipeline for the command line and the
 //! tests; `cli` only turns flags into its settings. `asymptotics` predicts each gap's
 //! leading term (§8) exactly, for comparison with the measured rates.
 //! The formulas are those of the project's theory document (`docs/theory.md`); doc comments
@@ -36,5 +36,6 @@ pub mod spec;
 pub mod statistics;
 pub mod streams;
 pub mod suite;
+pub mod tidy;
 
 pub use error::{Error, Result};

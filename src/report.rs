@@ -1,39 +1,10 @@
 //! Rendering: the files a person reads, made from saved results and saved judgements
-//! only (never judging again): `summary.csv`, `REPORT.md`, and the console tables.
+//! only (never judging again): `REPORT.md`, JUnit and the console tables (the CSV tables
+//! are `crate::tidy`).
 
 use crate::claims::{Judged, Judgement, Verdict};
 use crate::result::ResultFile;
 use crate::statistics::Summary;
-
-/// The per-n summaries of a result as CSV (one row per cell and n).
-pub fn summary_csv(r: &ResultFile) -> String {
-    let mut s = String::from(
-        "cell,n,gamma,replications,mean,std_err,ci_low,ci_high,median,quantile_level,quantile,min,max,mle_iterations_mean,mle_boundary_fraction\n",
-    );
-    for c in &r.cells {
-        for (j, m) in c.summaries.iter().enumerate() {
-            s.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                c.label,
-                m.n,
-                c.gamma_at_n[j],
-                m.replications,
-                m.mean,
-                m.std_err,
-                m.ci_low,
-                m.ci_high,
-                m.median,
-                m.quantile_level,
-                m.quantile,
-                m.min,
-                m.max,
-                c.mle_iterations_mean[j],
-                c.mle_boundary_fraction[j]
-            ));
-        }
-    }
-    s
-}
 
 /// The meaning of every verdict word and of "bound slack", as README.md states it; the
 /// report carries it so that a reader needs nothing else.

@@ -7,7 +7,7 @@ use crate::claims::{self, Judged, JudgedResult, Judgement, Registry};
 use crate::error::{Error, Result};
 use crate::result::{self, ResultFile};
 use crate::spec::{self, Spec};
-use crate::{analysis, engine, fsio, journal, report};
+use crate::{analysis, engine, fsio, journal, report, tidy};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -457,13 +457,14 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `result.json`, `summary.csv` and `instance.json` of a spec into `dir`.
+/// Writes `result.json`, `summary.csv`, `raw.csv` and `instance.json` of a spec into `dir`.
 pub fn write_spec_files(dir: &Path, spec: &Spec, r: &ResultFile) -> Result<()> {
     fsio::write_atomic(
         &dir.join("instance.json"),
         analysis::instance_json(spec).as_bytes(),
     )?;
-    fsio::write_atomic(&dir.join("summary.csv"), report::summary_csv(r).as_bytes())?;
+    fsio::write_atomic(&dir.join("summary.csv"), tidy::summary_csv(r).as_bytes())?;
+    fsio::write_atomic(&dir.join("raw.csv"), tidy::raw_csv(r).as_bytes())?;
     fsio::write_atomic(&dir.join("result.json"), result::to_json(r).as_bytes())
 }
 

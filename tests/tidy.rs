@@ -1,0 +1,127 @@
+//! Tidy data (`crate::tidy`): `raw.csv` holds every value of `result.json` in long format,
+//! and the summaries of `summary.csv` are recomputed from it.
+
+use mrkl::claims::Registry;
+use mrkl::result::ResultFile;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A two-cell weight sweep, gamma schedule-free, recording the objective series: small
+/// enough to run in about a second.
+const SPEC: &str = r#"
+name = "tidy"
+seed = 7
+replications = 12
+
+[instance]
+source = "random"
+contexts = 4
+responses = 3
+references = 2
+
+[instance.reward]
+class = "linear"
+dim = 2
+bound = 1.0
+
+[experiment]
+divergence = "rkl"
+quantity = "suboptimality"
+weights = [0.5, 0.5]
+gamma = 1.0
+n = [100, 1000, 10000]
+sampling = "uniform"
+record = ["objective"]
+
+[sweep]
+weights = [[0.25, 0.75], [1.0, 0.0]]
+"#;
+
+fn result() -> ResultFile {
+    let spec = mrkl::spec::parse(SPEC, Path::new("tidy.toml"), "tidy", None).unwrap();
+    let (mut results, _) = mrkl::suite::evaluate(&[spec], &Registry::builtin(), 1);
+    results.remove(0)
+}
+
+fn rows(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let body = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, body)
+}
+
+#[test]
+fn raw_csv_holds_every_value_once_with_its_parameters() {
+    let r = result();
+    let (header, body) = rows(&mrkl::tidy::raw_csv(&r));
+    assert_eq!(
+        header,
+        [
+            "spec",
+            "cell",
+            "gamma_c",
+            "gamma_p",
+            "weight_1",
+            "weight_2",
+            "n",
+            "gamma",
+            "replication",
+            "quantity",
+            "value"
+        ]
+    );
+    // 2 cells x 3 n x 12 replications x (gap + objective + expected_reward).
+    assert_eq!(body.len(), 2 * 3 * 12 * 3);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in &body {
+        assert_eq!(row.len(), header.len());
+        let cell = r.cells.iter().find(|c| c.label == row[col("cell")]).unwrap();
+        assert_eq!(row[col("weight_1")].parse::<f64>().unwrap(), cell.weights[0]);
+        assert_eq!(row[col("weight_2")].parse::<f64>().unwrap(), cell.weights[1]);
+        let j = cell
+            .n
+            .iter()
+            .position(|&n| n.to_string() == row[col("n")])
+            .unwrap();
+        let rep: usize = row[col("replication")].parse().unwrap();
+        let table = match row[col("quantity")].as_str() {
+            "rkl_suboptimality" => &cell.raw,
+            s => &cell.series.iter().find(|x| x.name == s).unwrap().raw,
+        };
+        // The CSV value parses back to the very f64 of result.json.
+        assert_eq!(row[col("value")].parse::<f64>().unwrap(), table[j][rep]);
+    }
+}
+
+#[test]
+fn summary_means_are_the_means_of_raw_csv() {
+    let r = result();
+    let (h, body) = rows(&mrkl::tidy::raw_csv(&r));
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    let mut sums: BTreeMap<(String, u64), (f64, usize)> = BTreeMap::new();
+    for row in body.iter().filter(|r| r[col("quantity")] == "rkl_suboptimality") {
+        let e = sums
+            .entry((row[col("cell")].clone(), row[col("n")].parse().unwrap()))
+            .or_default();
+        e.0 += row[col("value")].parse::<f64>().unwrap();
+        e.1 += 1;
+    }
+    let (sh, sbody) = rows(&mrkl::tidy::summary_csv(&r));
+    let scol = |name: &str| sh.iter().position(|x| x == name).unwrap();
+    assert_eq!(sbody.len(), 6);
+    for row in &sbody {
+        let (sum, count) = sums[&(row[scol("cell")].clone(), row[scol("n")].parse().unwrap())];
+        assert_eq!(count, 12);
+        let mean: f64 = row[scol("mean")].parse().unwrap();
+        // Same numbers summed in another order: equal to within a few ulps of the sum.
+        assert!(
+            (mean - sum / 12.0).abs() <= 1e-14 * mean.abs().max(1e-300) * 12.0,
+            "{mean} vs {}",
+            sum / 12.0
+        );
+        assert_eq!(row[scol("gamma_c")], "1");
+        assert_eq!(row[scol("gamma_p")], "0");
+    }
+}
