@@ -58,6 +58,13 @@ struct CheckArgs {
     /// Master seed for every spec and for the exact checks (overrides the specs' seeds).
     #[arg(long)]
     seed: Option<u64>,
+    /// Judge only this claim (and run only the specs it needs). Repeatable.
+    #[arg(long = "claim", value_name = "ID")]
+    claim: Vec<String>,
+    /// The quick tier: a quarter of the replications and half the n levels of every spec
+    /// (README "CI" states what it can and cannot detect).
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,6 +135,12 @@ impl CheckArgs {
             overrides: self.set,
             claims_files: self.claims,
             seed: self.seed,
+            only: self.claim,
+            tier: if self.quick {
+                crate::spec::Tier::Quick
+            } else {
+                crate::spec::Tier::Full
+            },
         }
     }
 }

@@ -66,13 +66,14 @@ pub fn set(
                     toml::Value::Integer(_) => "an integer",
                     toml::Value::Boolean(_) => "true or false",
                     toml::Value::String(_) => "a string",
-                    _ => "nothing: this key holds a table or list; set one of its fields",
+                    toml::Value::Array(_) => "a TOML list such as [1000, 10000]",
+                    _ => "nothing: this key holds a table; set one of its fields",
                 },
             )
         })?,
-        None if missing == Missing::Add => text
-            .parse::<i64>()
-            .map(toml::Value::Integer)
+        None if missing == Missing::Add => array(text)
+            .map(Ok)
+            .unwrap_or_else(|| text.parse::<i64>().map(toml::Value::Integer))
             .or_else(|_| text.parse::<f64>().map(toml::Value::Float))
             .or_else(|_| text.parse::<bool>().map(toml::Value::Boolean))
             .unwrap_or_else(|_| toml::Value::String(text.into())),
@@ -93,8 +94,15 @@ fn typed_like(existing: &toml::Value, text: &str) -> Option<toml::Value> {
         toml::Value::Integer(_) => text.parse::<i64>().ok().map(toml::Value::Integer),
         toml::Value::String(_) => Some(toml::Value::String(text.to_string())),
         toml::Value::Boolean(_) => text.parse::<bool>().ok().map(toml::Value::Boolean),
+        toml::Value::Array(_) => array(text),
         _ => None,
     }
+}
+
+/// `text` as a TOML array (`[1000, 10000]`), if it is one.
+fn array(text: &str) -> Option<toml::Value> {
+    let doc: toml::Table = toml::from_str(&format!("v = {text}")).ok()?;
+    doc.get("v").filter(|v| v.is_array()).cloned()
 }
 
 fn unknown(field: &str, text: &str, table: &toml::Table, here: &[&str]) -> Error {
@@ -131,6 +139,18 @@ mod tests {
         assert!(set(&mut v, &["a"], "a", "1.5", Missing::Refuse).is_err());
         assert!(set(&mut v, &["b"], "b", "inf", Missing::Refuse).is_err());
         assert!(set(&mut v, &["t"], "t", "1", Missing::Refuse).is_err());
+    }
+
+    #[test]
+    fn lists_are_replaced_whole() {
+        let mut v: toml::Value = toml::from_str("[e]\nn = [1, 2, 3]\n").unwrap();
+        set(&mut v, &["e", "n"], "e.n", "[10, 20]", Missing::Refuse).unwrap();
+        assert_eq!(v["e"]["n"].as_array().unwrap().len(), 2);
+        assert_eq!(v["e"]["n"][1].as_integer(), Some(20));
+        let e = set(&mut v, &["e", "n"], "e.n", "10", Missing::Refuse).unwrap_err();
+        assert!(e.to_string().contains("a TOML list"), "{e}");
+        set(&mut v, &["e", "m"], "e.m", "[0.5]", Missing::Add).unwrap();
+        assert_eq!(v["e"]["m"][0].as_float(), Some(0.5));
     }
 
     #[test]

@@ -649,6 +649,7 @@ pub fn parse_with(
     let mut value: toml::Value = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
     for (key, v) in overrides {
         let path: Vec<&str> = key.split('.').collect();
+        replace_grid(&mut value, &path, key, v)?;
         crate::overrides::set(&mut value, &path, key, v, crate::overrides::Missing::Add)?;
     }
     let source_toml = toml::to_string(&value).map_err(|e| Error::parse(origin, e))?;
@@ -656,6 +657,70 @@ pub fn parse_with(
     let mut spec = raw.check(default_name, base)?;
     spec.source_toml = source_toml;
     Ok(spec)
+}
+
+/// How much of a spec to run: all of it, or the quick tier of `mrkl check --quick` (for CI
+/// smoke runs; README "CI" states what it keeps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tier {
+    #[default]
+    Full,
+    /// A quarter of the replications (at least [`QUICK_MIN_REPLICATIONS`]) and about half
+    /// the levels of a geometric grid (the same `from` and `to`); an explicit `n` list is
+    /// kept.
+    Quick,
+}
+
+/// The fewest replications the quick tier runs.
+pub const QUICK_MIN_REPLICATIONS: i64 = 20;
+
+impl Tier {
+    /// The overrides that make a spec's TOML `text` this tier (none for [`Tier::Full`]);
+    /// applied before the user's, so an explicit `--set` wins.
+    pub fn overrides(self, text: &str, origin: &Path) -> Result<Vec<(String, String)>> {
+        if self == Tier::Full {
+            return Ok(vec![]);
+        }
+        let value: toml::Value = toml::from_str(text).map_err(|e| Error::parse(origin, e))?;
+        let mut out = vec![];
+        if let Some(r) = value.get("replications").and_then(|r| r.as_integer()) {
+            let quick = ((r + 3) / 4).max(QUICK_MIN_REPLICATIONS).min(r);
+            out.push(("replications".to_string(), quick.to_string()));
+        }
+        let levels = value
+            .get("experiment")
+            .and_then(|e| e.get("n_grid"))
+            .and_then(|g| g.get("levels"))
+            .and_then(|l| l.as_integer());
+        if let Some(l) = levels {
+            let quick = (l + 2) / 2;
+            out.push(("experiment.n_grid.levels".to_string(), quick.max(2).min(l).to_string()));
+        }
+        Ok(out)
+    }
+}
+
+/// The n grid is either `experiment.n` (a list) or `experiment.n_grid` (a geometric grid):
+/// an override of `experiment.n` replaces whichever the spec has, and an override of a field
+/// of `n_grid` on a spec that lists its sizes is refused with the key that works.
+fn replace_grid(value: &mut toml::Value, path: &[&str], key: &str, text: &str) -> Result<()> {
+    let Some(experiment) = value.get_mut("experiment").and_then(|e| e.as_table_mut()) else {
+        return Ok(());
+    };
+    match path {
+        ["experiment", "n"] => {
+            experiment.remove("n_grid");
+        }
+        ["experiment", "n_grid", ..] if experiment.contains_key("n") => {
+            return Err(Error::invalid(
+                format!("--set {key}"),
+                text,
+                "a field of the spec's grid: this spec lists its sample sizes in experiment.n; set that list, e.g. --set 'experiment.n=[1000,10000]'",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Refuses `v` outside `range`, naming `field`, the value and what is `allowed`. For a

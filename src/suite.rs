@@ -31,14 +31,24 @@ pub fn load_specs(
     paths: &[PathBuf],
     overrides: &[(String, String)],
 ) -> Result<Vec<(String, Spec)>> {
+    load_specs_in(spec::Tier::Full, paths, overrides)
+}
+
+/// [`load_specs`] in a tier: the quick tier's overrides apply before `overrides`.
+pub fn load_specs_in(
+    tier: spec::Tier,
+    paths: &[PathBuf],
+    overrides: &[(String, String)],
+) -> Result<Vec<(String, Spec)>> {
     let mut specs = vec![];
     if paths.is_empty() {
         for (file, text) in DEFAULT_SUITE {
             let origin = Path::new("sims").join(file);
             let stem = file.trim_end_matches(".toml");
+            let overrides = [tier.overrides(text, &origin)?, overrides.to_vec()].concat();
             specs.push((
                 origin.display().to_string(),
-                spec::parse_with(text, &origin, stem, Some(Path::new("sims")), overrides)?,
+                spec::parse_with(text, &origin, stem, Some(Path::new("sims")), &overrides)?,
             ));
         }
         return Ok(specs);
@@ -59,10 +69,10 @@ pub fn load_specs(
                 ));
             }
             for f in files {
-                specs.push((f.display().to_string(), load_one(&f, overrides)?));
+                specs.push((f.display().to_string(), load_one(&f, overrides, tier)?));
             }
         } else {
-            specs.push((p.display().to_string(), load_one(p, overrides)?));
+            specs.push((p.display().to_string(), load_one(p, overrides, tier)?));
         }
     }
     let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name().as_str()).collect();
@@ -77,13 +87,14 @@ pub fn load_specs(
     Ok(specs)
 }
 
-pub fn load_one(path: &Path, overrides: &[(String, String)]) -> Result<Spec> {
+pub fn load_one(path: &Path, overrides: &[(String, String)], tier: spec::Tier) -> Result<Spec> {
     let text = crate::fsio::read_text(path)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    spec::parse_with(&text, path, &stem, path.parent(), overrides)
+    let overrides = [tier.overrides(&text, path)?, overrides.to_vec()].concat();
+    spec::parse_with(&text, path, &stem, path.parent(), &overrides)
 }
 
 pub fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
@@ -123,6 +134,56 @@ fn journal_header(origin: &str, spec: &Spec, shard: Option<(u64, u64)>) -> journ
         shard: shard.map(|(k, n)| format!("{k}/{n}")),
         spec_origin: origin.to_string(),
         spec_toml: spec.source_toml().to_string(),
+    }
+}
+
+/// Progress on a console that is not a terminal (a CI log, a pipe): a start line per spec
+/// and a line at most every [`PROGRESS_EVERY`] while it runs, on stderr (the finish line is
+/// the spec's line on stdout). On a terminal the progress bar does this instead.
+struct Progress<'a> {
+    spec: &'a str,
+    total: usize,
+    start: Instant,
+    /// Units done, and when the last line was printed; `None` on a terminal.
+    state: Option<std::sync::Mutex<(usize, Instant)>>,
+}
+
+/// The longest silence of a run on a non-terminal.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl<'a> Progress<'a> {
+    fn start(spec: &'a Spec, total: usize, attended: bool) -> Self {
+        let now = Instant::now();
+        if !attended {
+            eprintln!(
+                "{}: starting {total} replication units ({} cells x {} replications, {} sample sizes each)",
+                spec.name(),
+                spec.cells().len(),
+                spec.replications(),
+                spec.ns().len()
+            );
+        }
+        Progress {
+            spec: spec.name(),
+            total,
+            start: now,
+            state: (!attended).then(|| std::sync::Mutex::new((0, now))),
+        }
+    }
+
+    fn tick(&self) {
+        let Some(state) = &self.state else { return };
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 += 1;
+        if st.1.elapsed() >= PROGRESS_EVERY && st.0 < self.total {
+            st.1 = Instant::now();
+            let secs = self.start.elapsed().as_secs_f64();
+            let eta = secs * (self.total - st.0) as f64 / st.0 as f64;
+            eprintln!(
+                "{}: {}/{} units done in {secs:.0}s, about {eta:.0}s to go",
+                self.spec, st.0, self.total
+            );
+        }
     }
 }
 
@@ -214,6 +275,7 @@ fn execute_one(
         .progress_chars("=> "),
     );
     bar.set_prefix(spec.name().clone());
+    let progress = Progress::start(spec, todo.len(), attended);
     let failure = std::sync::Mutex::new(None);
     let t0 = Instant::now();
     let fresh = pool.install(|| {
@@ -225,6 +287,7 @@ fn execute_one(
                     .get_or_insert(e);
             }
             bar.inc(1);
+            progress.tick();
         })
     });
     let secs = t0.elapsed().as_secs_f64();
@@ -648,6 +711,10 @@ pub struct CheckSettings {
     /// `--claims FILE.toml`.
     pub claims_files: Vec<PathBuf>,
     pub seed: Option<u64>,
+    /// `--claim ID`: judge only these claims, and run only the specs they need (empty: all).
+    pub only: Vec<String>,
+    /// `--quick`: the quick tier of every spec ([`spec::Tier`]).
+    pub tier: spec::Tier,
 }
 
 /// Top-level spec fields that `--set` may override.
@@ -694,8 +761,12 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
     if let Some(seed) = s.seed {
         spec_overrides.push(("seed".into(), seed.to_string()));
     }
-    let specs = load_specs(&s.run.paths, &spec_overrides)?;
+    let mut specs = load_specs_in(s.tier, &s.run.paths, &spec_overrides)?;
     claims::validate_specs(&registry, specs.iter().map(|(_, s)| s))?;
+    if !s.only.is_empty() {
+        let needed = registry.select(&s.only)?;
+        specs.retain(|(_, spec)| spec.claims().iter().any(|c| needed.contains(c)));
+    }
     let pool = pool(s.run.threads)?;
     let results = execute(
         &specs,

@@ -259,3 +259,42 @@ fn devices_and_folders_are_refused_as_inputs() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `check --claim ID` judges only that claim and runs only the specs that name it; an
+/// unknown id exits 2. On a non-terminal (stderr is a pipe here) every spec announces its
+/// start (`PROGRESS_EVERY` bounds the silence after it; a 10-second run is too long to
+/// test here, so only the start line and the finish line are checked).
+#[test]
+fn check_claim_filters_claims_and_specs_and_a_pipe_gets_progress_lines() {
+    let d = scratch("cli", "claim-filter");
+    let specs = d.join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let fkl = SMALL.replace("name = \"small\"", "name = \"fkl\"\nclaim = \"T6.2\"");
+    let rkl = SMALL
+        .replace("name = \"small\"", "name = \"rkl\"\nclaim = \"T5.2\"")
+        .replace("divergence = \"fkl\"", "divergence = \"rkl\"");
+    std::fs::write(specs.join("fkl.toml"), fkl).unwrap();
+    std::fs::write(specs.join("rkl.toml"), rkl).unwrap();
+    let out = mrkl(&["check", "specs", "--claim", "T6.2", "--out", "res"], &d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{stderr}");
+    assert!(d.join("res/fkl/result.json").is_file());
+    assert!(!d.join("res/rkl").exists(), "the T5.2 spec must not run");
+    assert!(stderr.contains("fkl: starting 24 replication units"), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("res/summary.json")).unwrap())
+            .unwrap();
+    let claims: Vec<&str> = summary["judgements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["claim"].as_str().unwrap())
+        .collect();
+    assert!(!claims.is_empty() && claims.iter().all(|c| *c == "T6.2"), "{claims:?}");
+
+    let bad = mrkl(&["check", "specs", "--claim", "T9", "--out", "res2"], &d);
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(msg.contains("--claim") && msg.contains("T9") && msg.contains("T6.2"), "{msg}");
+    assert!(!d.join("res2").exists(), "a refused check writes nothing");
+}

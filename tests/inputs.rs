@@ -214,3 +214,61 @@ fn out_of_range_inputs_are_rejected_naming_the_problem() {
         assert!(e.contains(expect), "{e}");
     }
 }
+
+/// `--set experiment.n=[...]` replaces the grid whatever its form, and a field of `n_grid`
+/// on a spec that lists its sizes is refused with the key that works.
+#[test]
+fn overrides_replace_explicit_and_geometric_grids() {
+    use mrkl::spec::parse_with;
+    let set = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    let o = Path::new("o.toml");
+    let listed = parse_with(BASE, o, "o", None, &set("experiment.n", "[20, 200]")).unwrap();
+    assert_eq!(listed.ns(), &vec![20, 200]);
+    let grid = BASE.replace(
+        "n = [10, 100, 1000, 10000]",
+        "n_grid = { from = 10, to = 1000, levels = 3 }",
+    );
+    let regrid = parse_with(&grid, o, "o", None, &set("experiment.n", "[30, 300]")).unwrap();
+    assert_eq!(regrid.ns(), &vec![30, 300]);
+    let shorter = parse_with(&grid, o, "o", None, &set("experiment.n_grid.to", "100")).unwrap();
+    assert_eq!(shorter.ns(), &vec![10, 32, 100]);
+    let e = parse_with(BASE, o, "o", None, &set("experiment.n_grid.to", "100")).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("experiment.n=["), "{e}");
+}
+
+/// The quick tier (`check --quick`): a quarter of the replications, at least 20 (never
+/// more than the spec's), and (levels + 2) / 2 levels of a geometric grid with the same
+/// ends; an explicit `n` list is kept; an explicit `--set` still wins.
+#[test]
+fn the_quick_tier_quarters_replications_and_halves_geometric_grids() {
+    use mrkl::spec::Tier;
+    let o = Path::new("q.toml");
+    let grid = BASE
+        .replace("replications = 2", "replications = 200")
+        .replace(
+            "n = [10, 100, 1000, 10000]",
+            "n_grid = { from = 10, to = 100000, levels = 16 }",
+        );
+    let quick = Tier::Quick.overrides(&grid, o).unwrap();
+    assert_eq!(
+        quick,
+        vec![
+            ("replications".to_string(), "50".to_string()),
+            ("experiment.n_grid.levels".to_string(), "9".to_string())
+        ]
+    );
+    let spec = mrkl::spec::parse_with(&grid, o, "q", None, &quick).unwrap();
+    assert_eq!((spec.replications(), spec.ns().len()), (50, 9));
+    assert_eq!((spec.ns()[0], *spec.ns().last().unwrap()), (10, 100000));
+    let few = BASE.replace("replications = 2", "replications = 30");
+    assert_eq!(
+        Tier::Quick.overrides(&few, o).unwrap(),
+        vec![("replications".to_string(), "20".to_string())]
+    );
+    assert_eq!(
+        Tier::Quick.overrides(BASE, o).unwrap(),
+        vec![("replications".to_string(), "2".to_string())]
+    );
+    assert!(Tier::Full.overrides(&grid, o).unwrap().is_empty());
+}

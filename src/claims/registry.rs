@@ -280,6 +280,22 @@ impl Registry {
         Ok(r)
     }
 
+    /// Keeps only the claims `ids` (`mrkl check --claim`), refusing an unknown id; returns
+    /// the ids a spec must name to be needed by them: the kept claims and the rate claims
+    /// their sample-complexity claims follow from.
+    pub fn select(&mut self, ids: &[String]) -> Result<Vec<String>> {
+        let mut needed = vec![];
+        for id in ids {
+            let c = self.get(id).ok_or_else(|| {
+                Error::invalid("--claim", id, format!("a registered claim id: {}", self.ids()))
+            })?;
+            needed.push(id.clone());
+            needed.extend(c.from.clone());
+        }
+        self.claim.retain(|c| ids.contains(&c.id));
+        Ok(needed)
+    }
+
     pub fn get(&self, id: &str) -> Option<&Claim> {
         self.claim.iter().find(|c| c.id == id)
     }
