@@ -33,6 +33,30 @@ enum Command {
     Plot(FolderArgs),
     /// Same as `plot`: render REPORT.md (verdicts, plots, [ours] choices, provenance) again.
     Report(FolderArgs),
+    /// Print (JSON) one replication of one cell at one n, bit-identical to the run: its
+    /// stream, win counts, theta_hat, fitted and exact policies, gap and series.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// The spec file.
+    spec: PathBuf,
+    /// Cell label (as in summary.csv; may be omitted for a spec with one cell).
+    #[arg(long)]
+    cell: Option<String>,
+    /// Replication index, 0-based (as in raw.csv).
+    #[arg(long)]
+    replication: usize,
+    /// A sample size of the spec's grid.
+    #[arg(long)]
+    n: u64,
+    /// Spec overrides the run used (`replications=400`, ...). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The master seed the run used, if it was given with --seed.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -145,6 +169,27 @@ impl CheckArgs {
     }
 }
 
+/// `mrkl replay`: the spec as the run checked it (same overrides and seed), then one unit.
+fn replay(a: ReplayArgs) -> crate::error::Result<i32> {
+    let mut overrides = vec![];
+    for o in &a.set {
+        overrides.push(crate::overrides::split(o)?);
+    }
+    overrides.extend(a.seed.map(|s| ("seed".to_string(), s.to_string())));
+    let spec = suite::load_one(&a.spec, &overrides, crate::spec::Tier::Full)?;
+    let cell = match (&a.cell, spec.cells().as_slice()) {
+        (Some(c), _) => c.clone(),
+        (None, [only]) => only.label.clone(),
+        (None, _) => "(none)".to_string(),
+    };
+    let out = crate::replay::replay(&spec, &cell, a.replication, a.n)?;
+    suite::say!(
+        "{}",
+        serde_json::to_string_pretty(&out).expect("serialises")
+    );
+    Ok(0)
+}
+
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -167,6 +212,7 @@ pub fn main() -> i32 {
         Some(Command::Check(a)) => suite::check(&a.settings()),
         Some(Command::Merge(a)) => suite::merge(&a.folders, &a.out).map(|()| 0),
         Some(Command::Plot(a)) | Some(Command::Report(a)) => suite::rerender(&a.folder).map(|()| 0),
+        Some(Command::Replay(a)) => replay(a),
         Some(Command::Solve(a)) => {
             let divergence = match a.divergence {
                 DivergenceArg::Rkl => Divergence::Rkl,

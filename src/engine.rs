@@ -75,6 +75,23 @@ struct CellPrep {
     optimum: Vec<f64>,
 }
 
+/// One level of a unit's offline walk: the nested dataset at that n and the reward fit on
+/// it (see [`Prepared::run_unit_observed`]).
+pub struct LevelView<'a> {
+    /// Index into the spec's n grid.
+    pub level: usize,
+    pub counts: &'a WinCounts,
+    /// The linear MLE theta_hat (empty for the finite class).
+    pub theta: &'a [f64],
+    /// The fitted reward, flat X x Y.
+    pub r_hat: &'a [f64],
+    /// The cell's regulariser (its policy of `r_hat` is the plug-in policy).
+    pub reg: &'a Regularizer,
+    pub gamma: f64,
+    pub iterations: u32,
+    pub on_boundary: bool,
+}
+
 /// Everything that depends on the spec and cell but not on the replication.
 pub struct Prepared<'a> {
     spec: &'a Spec,
@@ -310,6 +327,19 @@ impl<'a> Prepared<'a> {
     /// nested datasets drawn from mu (stream `(seed, label, rep)`), then for an online spec
     /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
     pub fn run_unit(&self, cell: usize, rep: usize) -> UnitResult {
+        self.run_unit_observed(cell, rep, None)
+    }
+
+    /// [`Prepared::run_unit`], calling `observe` at every level of the offline walk with
+    /// the data and the fit there (what `mrkl replay` shows). With an observer the fits are
+    /// made in the unit itself, never taken from the shared cache: they are bit-identical
+    /// (the cache holds the walk of the same stream), and the data are at hand.
+    pub fn run_unit_observed(
+        &self,
+        cell: usize,
+        rep: usize,
+        mut observe: Option<&mut dyn FnMut(LevelView)>,
+    ) -> UnitResult {
         let spec = self.spec;
         let inst = &spec.instance();
         let c = &spec.cells()[cell];
@@ -328,7 +358,11 @@ impl<'a> Prepared<'a> {
         };
         let mut dpo_theta = st.theta.clone();
         let mut row = Vec::with_capacity(series);
-        let shared = self.shared_walk(rep);
+        let shared = if observe.is_some() {
+            None
+        } else {
+            self.shared_walk(rep)
+        };
         for (j, &n) in spec.ns().iter().enumerate() {
             let (iterations, boundary) = match &shared {
                 Some(walk) => {
@@ -343,6 +377,18 @@ impl<'a> Prepared<'a> {
                 }
             };
             let gamma = c.gamma.at(n);
+            if let Some(f) = observe.as_mut() {
+                f(LevelView {
+                    level: j,
+                    counts: &st.counts,
+                    theta: &st.theta,
+                    r_hat: &st.r_hat,
+                    reg,
+                    gamma,
+                    iterations,
+                    on_boundary: boundary,
+                });
+            }
             let plugin = gaps(reg, &inst.rho, &self.r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
             let (fitted, residual) = match spec.estimator() {

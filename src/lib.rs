@@ -29,6 +29,7 @@ pub mod overrides;
 pub mod plot;
 pub mod policy;
 pub mod preference;
+pub mod replay;
 pub mod report;
 pub mod result;
 pub mod solve;

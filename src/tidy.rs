@@ -8,6 +8,8 @@
 //!
 //! Rendering only: both are made from a saved [`ResultFile`], never from a run.
 
+use crate::gap::Quantity;
+use crate::policy::Divergence;
 use crate::result::{CellResult, ResultFile};
 use crate::spec::GammaRule;
 
@@ -53,8 +55,8 @@ fn header(r: &ResultFile, rest: &str) -> String {
 
 /// The name of a result's main quantity in `raw.csv`: divergence and quantity
 /// (`rkl_suboptimality`, `fkl_reward_gap`, ...).
-pub fn quantity_name(r: &ResultFile) -> String {
-    format!("{}_{}", r.divergence.name(), r.quantity.name())
+pub fn quantity_name(divergence: Divergence, quantity: Quantity) -> String {
+    format!("{}_{}", divergence.name(), quantity.name())
 }
 
 /// The per-n summaries of a result as CSV (one row per cell and n).
@@ -94,7 +96,7 @@ pub fn summary_csv(r: &ResultFile) -> String {
 /// the MLE sits on the norm ball) is an empty field.
 pub fn raw_csv(r: &ResultFile) -> String {
     let mut s = header(r, "n,gamma,replication,quantity,value");
-    let main = quantity_name(r);
+    let main = quantity_name(r.divergence, r.quantity);
     for c in &r.cells {
         let key = key(r, c);
         let tables = std::iter::once((main.as_str(), &c.raw))
