@@ -291,6 +291,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     o.mrpo_clip_eps,
                 ),
                 coverage: crate::coverage::coverage(inst, &nu, &mu),
+                support: support(spec, &c.weights),
                 label: c.label.clone(),
                 weights: c.weights.clone(),
                 gamma: c.gamma,
@@ -331,4 +332,13 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         instance,
         cells,
     }
+}
+
+/// The escort's support per context (`Instance::support_sizes`), where the cell uses the
+/// escort or MRPO's harmonic mean: RKL, geometric sampling, or recorded comparators.
+fn support(spec: &Spec, weights: &[f64]) -> Option<crate::result::Support> {
+    let uses = spec.divergence() == crate::policy::Divergence::Rkl
+        || spec.sampling() == crate::spec::Sampling::Geometric
+        || spec.records().contains(&crate::spec::Record::Comparators);
+    uses.then(|| crate::result::Support::of(&spec.instance().support_sizes(weights), spec.instance().responses))
 }

@@ -112,16 +112,26 @@ impl Instance {
         &self.references[i][x * self.responses..(x + 1) * self.responses]
     }
 
+    /// Per context, the size of the intersection of the supports of the references with
+    /// positive weight: the support of the escort (RKL solution and geometric sampling,
+    /// THEORY D4) and of MRPO's unclipped harmonic mean. Responses outside it are dropped.
+    pub fn support_sizes(&self, weights: &[f64]) -> Vec<usize> {
+        (0..self.contexts)
+            .map(|x| {
+                (0..self.responses)
+                    .filter(|&y| {
+                        (0..self.k()).all(|i| weights[i] == 0.0 || self.reference(i, x)[y] > 0.0)
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
     /// Contexts at which the references with positive weight share no response (the RKL
     /// solution needs a non-empty intersection of supports, THEORY D4). Empty if none.
     pub fn empty_intersections(&self, weights: &[f64]) -> Vec<usize> {
-        (0..self.contexts)
-            .filter(|&x| {
-                !(0..self.responses).any(|y| {
-                    (0..self.k()).all(|i| weights[i] == 0.0 || self.reference(i, x)[y] > 0.0)
-                })
-            })
-            .collect()
+        let sizes = self.support_sizes(weights);
+        (0..self.contexts).filter(|&x| sizes[x] == 0).collect()
     }
 
     /// The JSON form of this instance (the same format [`RawInstance`] reads).
@@ -736,6 +746,30 @@ mod tests {
                     .all(|r| r.abs() <= inst.r_max() + 1e-12)
             );
         }
+    }
+
+    #[test]
+    fn support_sizes_count_the_responses_every_weighted_reference_covers() {
+        let mut inst = generate(
+            &params(GeneratorReward::Linear {
+                dim: 2,
+                bound: 1.0,
+                theta_norm: 1.0,
+            }),
+            &mut stream(3, "t", 0),
+        );
+        // Context 0 by hand: reference 1 covers {0, 1}, reference 2 covers {1, 2},
+        // reference 3 everything.
+        inst.references[0][..5].copy_from_slice(&[0.5, 0.5, 0.0, 0.0, 0.0]);
+        inst.references[1][..5].copy_from_slice(&[0.0, 0.5, 0.5, 0.0, 0.0]);
+        inst.references[2][..5].copy_from_slice(&[0.2; 5]);
+        assert_eq!(inst.support_sizes(&[0.5, 0.5, 0.0])[0], 1);
+        assert_eq!(inst.support_sizes(&[1.0, 0.0, 0.0])[0], 2);
+        assert_eq!(inst.support_sizes(&[0.0, 0.0, 1.0])[0], 5);
+        assert_eq!(inst.support_sizes(&[0.0, 0.9, 0.1])[0], 2);
+        inst.references[1][..5].copy_from_slice(&[0.0, 0.0, 0.5, 0.5, 0.0]);
+        assert_eq!(inst.support_sizes(&[0.5, 0.5, 0.0])[0], 0);
+        assert!(inst.empty_intersections(&[0.5, 0.5, 0.0]).contains(&0));
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
         for f in files.iter().filter(|f| f.ends_with(".png")) {
             s.push_str(&format!("![{f}]({}/{f})\n", r.name));
         }
-        s.push_str("\n| cell | n | mean gap | 95% CI | quantile | exponent of mean [CI] | coverage C |\n|---|---|---|---|---|---|---|\n");
+        s.push_str("\n| cell | n | mean gap | 95% CI | quantile | exponent of mean [CI] | coverage C | escort support |\n|---|---|---|---|---|---|---|---|\n");
         for c in &r.cells {
             let (first, last) = (c.summaries.first(), c.summaries.last());
             if let (Some(a), Some(b)) = (first, last) {
@@ -175,7 +175,7 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
                     _ => "-".into(),
                 };
                 s.push_str(&format!(
-                    "| {} | {}..{} | {:.3e} .. {:.3e} | [{:.3e}, {:.3e}] at n_max | {:.3e} at n_max | {exp} | {} |\n",
+                    "| {} | {}..{} | {:.3e} .. {:.3e} | [{:.3e}, {:.3e}] at n_max | {:.3e} at n_max | {exp} | {} | {} |\n",
                     c.label,
                     a.n,
                     b.n,
@@ -184,9 +184,25 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
                     b.ci_low,
                     b.ci_high,
                     b.quantile,
-                    c.coverage.map(|v| format!("{v:.3}")).unwrap_or_else(|| "inf".into())
+                    c.coverage.map(|v| format!("{v:.3}")).unwrap_or_else(|| "inf".into()),
+                    c.support
+                        .as_ref()
+                        .map(|p| format!("{:.2} of {} (min {})", p.mean, p.responses, p.min))
+                        .unwrap_or_else(|| "-".into())
                 ));
             }
+        }
+        let dropped: Vec<&str> = r
+            .cells
+            .iter()
+            .filter(|c| c.support.as_ref().is_some_and(|p| p.mostly_dropped()))
+            .map(|c| c.label.as_str())
+            .collect();
+        if !dropped.is_empty() {
+            s.push_str(&format!(
+                "\n**Warning:** in {} the references with positive weight share fewer than half of the responses on average (escort support column): the RKL solution, geometric sampling and MRPO ignore the responses outside it.\n",
+                md_escape(&dropped.join(", "))
+            ));
         }
         if r.cells.iter().any(|c| !c.series.is_empty()) {
             s.push_str("\nRecorded series (mean over replications; for a gap series, the paired difference series - quantity with its 95% interval: > 0 means the spec's fitted policy has the smaller gap):\n\n| cell | series | mean at n_min | mean at n_max | difference at n_min [95% CI] | difference at n_max [95% CI] |\n|---|---|---|---|---|---|\n");

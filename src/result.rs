@@ -146,6 +146,11 @@ pub struct CellResult {
     /// Coverage constant C(nu; mu) of THEORY §5 (nu = escort for RKL, mixture for FKL;
     /// mu = the sampling policy); `None` = infinite.
     pub coverage: Option<f64>,
+    /// The escort's support (the responses every reference with positive weight covers),
+    /// where the cell uses the escort or MRPO's harmonic mean; responses outside it are
+    /// dropped by the RKL solution, geometric sampling and MRPO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support: Option<Support>,
     /// True regularised objective (the spec's divergence, this cell's weights and gamma, at
     /// the largest n for a gamma schedule; true reward r*) of the exact policy and, for RKL,
     /// of the comparators of THEORY §6 (`crate::policy::comparator_names`). The plug-in
@@ -159,6 +164,38 @@ pub struct CellResult {
     pub series: Vec<SeriesResult>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
+}
+
+/// Sizes of the escort's support per context, out of `responses`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Support {
+    pub responses: usize,
+    /// Mean over contexts (unweighted) of the support size.
+    pub mean: f64,
+    pub min: usize,
+    pub max: usize,
+    /// Contexts whose support holds fewer than half of the responses.
+    pub contexts_below_half: usize,
+}
+
+impl Support {
+    /// Summarises per-context support sizes.
+    pub fn of(sizes: &[usize], responses: usize) -> Self {
+        Support {
+            responses,
+            mean: sizes.iter().sum::<usize>() as f64 / sizes.len().max(1) as f64,
+            min: sizes.iter().copied().min().unwrap_or(0),
+            max: sizes.iter().copied().max().unwrap_or(0),
+            contexts_below_half: sizes.iter().filter(|&&s| 2 * s < responses).count(),
+        }
+    }
+
+    /// Whether more than half of the responses are dropped on average (the run and the
+    /// report warn then).
+    pub fn mostly_dropped(&self) -> bool {
+        2.0 * self.mean < self.responses as f64
+    }
 }
 
 /// The asymptotics of a cell's mean gap, computed exactly from the instance

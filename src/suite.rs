@@ -336,6 +336,18 @@ pub fn execute(
         match result {
             Some(result) => {
                 let dir = out.join(spec.name());
+                for c in &result.cells {
+                    if let Some(p) = c.support.as_ref().filter(|p| p.mostly_dropped()) {
+                        eprintln!(
+                            "warning: {} {}: the references with positive weight share {:.2} of {} responses per context on average (min {}); the escort drops the rest",
+                            spec.name(),
+                            c.label,
+                            p.mean,
+                            p.responses,
+                            p.min
+                        );
+                    }
+                }
                 if let [only] = result.cells.as_slice() {
                     say!(
                         "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",

@@ -125,3 +125,27 @@ fn summary_means_are_the_means_of_raw_csv() {
         assert_eq!(row[scol("gamma_p")], "0");
     }
 }
+
+/// The result records, per cell, the escort's support (responses every reference with
+/// positive weight covers) as the instance defines it, and flags a support below half of Y.
+#[test]
+fn results_record_the_escort_support_per_cell() {
+    let text = SPEC
+        .replace("responses = 3", "responses = 8\nzero_fraction = 0.5")
+        .replace("references = 2", "references = 2\nconcentration = 0.5");
+    let spec = mrkl::spec::parse(&text, Path::new("tidy.toml"), "tidy", None).unwrap();
+    let (results, _) = mrkl::suite::evaluate(std::slice::from_ref(&spec), &Registry::builtin(), 1);
+    for (c, cell) in results[0].cells.iter().zip(spec.cells()) {
+        let sizes = spec.instance().support_sizes(&cell.weights);
+        let p = c.support.as_ref().expect("an RKL cell uses the escort");
+        assert_eq!(p.responses, 8);
+        assert_eq!(p.mean, sizes.iter().sum::<usize>() as f64 / sizes.len() as f64);
+        assert_eq!(p.min, *sizes.iter().min().unwrap());
+        assert_eq!(p.contexts_below_half, sizes.iter().filter(|&&s| s < 4).count());
+        assert_eq!(p.mostly_dropped(), p.mean < 4.0);
+    }
+    // Weight (1, 0): the support of reference 1 alone, which zero_fraction = 0.5 thins, so
+    // some response is dropped somewhere (the check refuses an empty intersection).
+    let one = &results[0].cells[1];
+    assert!(one.support.as_ref().unwrap().min < 8, "{:?}", one.support);
+}
