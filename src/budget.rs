@@ -269,40 +269,39 @@ pub fn human(bytes: f64) -> String {
 /// Refuses `estimate` for spec `name` if it is over `limits`: the message names the
 /// estimate, the limit and the flag that raises it.
 pub fn check(name: &str, e: Estimate, limits: Limits) -> Result<()> {
-    if e.memory > limits.memory as f64 {
-        return Err(Error::invalid(
-            format!("{name}: estimated peak memory"),
-            human(e.memory),
-            format!(
-                "at most --max-memory = {} (reduce replications, cells, levels or the instance, or raise --max-memory)",
-                human(limits.memory as f64)
-            ),
-        ));
-    }
-    if e.disk > limits.disk as f64 {
-        return Err(Error::invalid(
-            format!("{name}: estimated journal and result size"),
-            human(e.disk),
-            format!(
-                "at most --max-disk = {} (reduce replications, cells or levels, or raise --max-disk)",
-                human(limits.disk as f64)
-            ),
-        ));
-    }
-    Ok(())
+    within(
+        &format!("{name}: estimated peak memory"),
+        e.memory,
+        ("--max-memory", limits.memory),
+        "reduce replications, cells, levels or the instance",
+    )?;
+    within(
+        &format!("{name}: estimated journal and result size"),
+        e.disk,
+        ("--max-disk", limits.disk),
+        "reduce replications, cells or levels",
+    )
 }
 
 /// The instance part alone, checked before a random instance is drawn: refuses tables whose
 /// memory (module doc, I) is over the installed `--max-memory`.
 pub fn check_instance(sizes: &Sizes) -> Result<()> {
-    let limit = Limits::current().memory;
-    let bytes = sizes.instance_bytes() + BASE as f64;
+    within(
+        "instance: estimated memory of the tables",
+        sizes.instance_bytes() + BASE as f64,
+        ("--max-memory", Limits::current().memory),
+        "fewer contexts, responses, candidates or dimensions",
+    )
+}
+
+/// One line naming the estimate, the limit, how to reduce the estimate and the flag.
+fn within(field: &str, bytes: f64, (flag, limit): (&str, u64), reduce: &str) -> Result<()> {
     if bytes > limit as f64 {
         return Err(Error::invalid(
-            "instance: estimated memory of the tables",
+            field,
             human(bytes),
             format!(
-                "at most --max-memory = {} (fewer contexts, responses, candidates or dimensions, or raise --max-memory)",
+                "at most {flag} = {} ({reduce}, or raise {flag})",
                 human(limit as f64)
             ),
         ));
