@@ -109,6 +109,33 @@ struct RunArgs {
     /// units go to `journal.shard-k-of-N.jsonl`; `mrkl merge` assembles the result.
     #[arg(long, value_name = "k/N")]
     shard: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The resource budget (see README, Reliability): a spec over it is refused before it runs.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Largest estimated peak memory of a spec's run, e.g. 8GiB, 500MB (default 8GiB).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg("--max-memory"))]
+    max_memory: Option<u64>,
+    /// Largest estimated journal plus result size of a spec, e.g. 16GiB (default 16GiB).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg("--max-disk"))]
+    max_disk: Option<u64>,
+}
+
+fn size_arg(flag: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |s| crate::budget::parse_size(flag, s).map_err(|e| e.to_string())
+}
+
+impl LimitArgs {
+    fn limits(&self) -> crate::budget::Limits {
+        let d = crate::budget::Limits::default();
+        crate::budget::Limits {
+            memory: self.max_memory.unwrap_or(d.memory),
+            disk: self.max_disk.unwrap_or(d.disk),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -118,6 +145,8 @@ struct MergeArgs {
     /// Folder that receives `<spec name>/result.json`, `summary.csv`, `instance.json`.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +177,7 @@ impl RunArgs {
             threads: self.threads,
             resume: self.resume,
             shard: self.shard,
+            limits: self.limits.limits(),
         }
     }
 }
@@ -210,7 +240,7 @@ pub fn main() -> i32 {
         }),
         Some(Command::Run(a)) => suite::run(&a.settings()).map(|()| 0),
         Some(Command::Check(a)) => suite::check(&a.settings()),
-        Some(Command::Merge(a)) => suite::merge(&a.folders, &a.out).map(|()| 0),
+        Some(Command::Merge(a)) => suite::merge(&a.folders, &a.out, a.limits.limits()).map(|()| 0),
         Some(Command::Plot(a)) | Some(Command::Report(a)) => suite::rerender(&a.folder).map(|()| 0),
         Some(Command::Replay(a)) => replay(a),
         Some(Command::Solve(a)) => {

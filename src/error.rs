@@ -41,8 +41,8 @@ impl Error {
         allowed: impl Into<String>,
     ) -> Self {
         Error::Invalid {
-            field: field.into(),
-            value: value.to_string(),
+            field: escape(&field.into()),
+            value: compact(&escape(&value.to_string())),
             allowed: allowed.into(),
         }
     }
@@ -50,7 +50,7 @@ impl Error {
     /// Shorthand for [`Error::Read`].
     pub fn read(path: &Path, source: std::io::Error) -> Self {
         Error::Read {
-            path: path.display().to_string(),
+            path: shown(path),
             source,
         }
     }
@@ -65,7 +65,7 @@ impl Error {
             .collect::<Vec<_>>()
             .join(" ");
         Error::Parse {
-            path: path.display().to_string(),
+            path: shown(path),
             message,
         }
     }
@@ -73,7 +73,7 @@ impl Error {
     /// Shorthand for [`Error::Write`].
     pub fn write(path: &Path, source: std::io::Error) -> Self {
         Error::Write {
-            path: path.display().to_string(),
+            path: shown(path),
             source,
         }
     }
@@ -90,5 +90,61 @@ impl Error {
     }
 }
 
+/// `s` with every control character (newline, NUL, escape, ...) written as an escape
+/// (`\\n`, `\\u{0}`), so that a message naming it stays one line and prints nothing raw.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `s` escaped ([`escape`]) between double quotes.
+pub fn quoted(s: &str) -> String {
+    format!("\"{}\"", escape(s))
+}
+
+/// A path for a message: displayed and escaped.
+pub fn shown(path: &Path) -> String {
+    escape(&path.display().to_string())
+}
+
+/// A number written with more digits than any integer type holds (e.g. 1e300 printed as
+/// 301 digits) in scientific notation; any other text unchanged.
+pub fn compact(s: &str) -> String {
+    if s.len() > 24 && s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+        if let Ok(v) = s.parse::<f64>() {
+            return format!("{v:e}");
+        }
+    }
+    s.to_string()
+}
+
 /// Result alias for the library.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_escape_control_characters_and_compact_huge_numbers() {
+        let e = Error::invalid("name", quoted("a\nb\0c"), "x");
+        assert_eq!(e.to_string(), "name = \"a\\nb\\u{0}c\" is not allowed: x");
+        assert_eq!(Error::invalid("g", 1e300, "x").to_string(), "g = 1e300 is not allowed: x");
+        assert_eq!(Error::invalid("g", -1e300, "x").to_string(), "g = -1e300 is not allowed: x");
+        // Integers of u64 and ordinary floats are kept as written.
+        assert_eq!(compact(&u64::MAX.to_string()), u64::MAX.to_string());
+        assert_eq!(compact("0.1"), "0.1");
+        let p = Error::read(Path::new("a\nb"), std::io::Error::other("gone"));
+        assert_eq!(p.to_string(), "a\\nb: cannot read: gone");
+    }
+}

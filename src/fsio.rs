@@ -5,11 +5,187 @@
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Largest input file mrkl reads (specs, instances, claims, results, journals are far
 /// smaller; a larger file is refused before it is read).
 pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Temporary files are named `.mrkl-<host>-<pid>-<random>.tmp`: the random part makes the
+/// name unpredictable, the host and pid let a later run on the same host remove those of a
+/// process that died ([`remove_orphans`]).
+const TEMP_PREFIX: &str = ".mrkl-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-{}-", this_host(), std::process::id())
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else
+/// `unknown`), restricted to letters, digits, `.`, `-` and `_`.
+pub fn this_host() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let h: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    if h.is_empty() { "unknown".into() } else { h }
+}
+
+/// Whether process `pid` of this host is alive: it exists and is not a zombie (a killed
+/// process that its parent has not reaped yet is dead). Where `/proc` is missing the
+/// process is assumed alive (never take over what cannot be judged).
+pub fn process_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Removes the temporary files in `dir` left by dead processes of this host (a run killed
+/// between creating a temporary file and renaming it); returns how many it removed. Files of
+/// live processes and of other hosts are left alone.
+pub fn remove_orphans(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let host = format!("{TEMP_PREFIX}{}-", this_host());
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix(&host)
+            .filter(|_| name.ends_with(TEMP_SUFFIX))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !process_alive(pid) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// The output folder `--out`, created if needed; a symlink to a missing target or a
+/// non-folder is refused with a message saying so.
+pub fn output_root(out: &Path) -> Result<()> {
+    if let Ok(m) = std::fs::symlink_metadata(out) {
+        if m.file_type().is_symlink() && std::fs::metadata(out).is_err() {
+            let target = std::fs::read_link(out)
+                .map(|t| crate::error::shown(&t))
+                .unwrap_or_default();
+            return Err(Error::invalid(
+                "--out",
+                crate::error::shown(out),
+                format!("a folder; this is a symlink to {target}, which does not exist (create it, or choose another --out)"),
+            ));
+        }
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(Error::invalid(
+            "--out",
+            crate::error::shown(out),
+            "a folder; this is a file",
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::write(out, e))
+}
+
+/// The folder `out/name` of one spec, created, after checking that it lies inside `out`:
+/// `name` is one plain path component, and the folder is not a symlink leading elsewhere.
+pub fn spec_dir(out: &Path, name: &str) -> Result<PathBuf> {
+    let mut parts = Path::new(name).components();
+    let plain = matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    );
+    if !plain {
+        return Err(Error::invalid(
+            "name",
+            crate::error::quoted(name),
+            "one plain file name (the results folder inside --out)",
+        ));
+    }
+    output_root(out)?;
+    let dir = out.join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+    let inside = match (dir.canonicalize(), out.canonicalize()) {
+        (Ok(d), Ok(o)) => d.parent() == Some(o.as_path()),
+        _ => false,
+    };
+    if !inside {
+        return Err(Error::invalid(
+            "results folder",
+            crate::error::shown(&dir),
+            "a folder inside --out (this one is a symlink that leads outside it)",
+        ));
+    }
+    Ok(dir)
+}
+
+/// The manifest of a spec's output files, written last: each file with its size and FNV-1a
+/// checksum. A reader that finds a file differing from the manifest (a run killed between
+/// two renames left an old and a new file side by side) refuses the set.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Writes `files` (name, bytes) into `dir` atomically one by one, then the manifest.
+pub fn write_set(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    let mut listed = serde_json::Map::new();
+    for (name, bytes) in files {
+        write_atomic(&dir.join(name), bytes)?;
+        listed.insert(
+            name.to_string(),
+            serde_json::json!({
+                "bytes": bytes.len(),
+                "fnv1a": format!("{:016x}", crate::streams::fnv1a(bytes)),
+            }),
+        );
+    }
+    let manifest = serde_json::json!({ "format": "mrkl-manifest/1", "files": listed });
+    write_atomic(
+        &dir.join(MANIFEST),
+        (serde_json::to_string_pretty(&manifest).expect("serialises") + "\n").as_bytes(),
+    )
+}
+
+/// Checks that `name` in `dir` is the file its manifest lists; refuses a set whose files do
+/// not all come from one write ([`write_set`]). Without a manifest (a folder of an older
+/// version, a copy of some files, or a first write killed before its end, whose files are all
+/// new) there is nothing to compare, and the file is accepted.
+pub fn verify_member(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(MANIFEST);
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = read_text(&path)?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::parse(&path, e))?;
+    let entry = &manifest["files"][name];
+    let sum = format!("{:016x}", crate::streams::fnv1a(bytes));
+    if entry["fnv1a"].as_str() != Some(sum.as_str())
+        || entry["bytes"].as_u64() != Some(bytes.len() as u64)
+    {
+        return Err(Error::parse(
+            &dir.join(name),
+            format!("differs from {MANIFEST}: the files of this folder come from different runs (a run was killed while replacing them); run the spec again"),
+        ));
+    }
+    Ok(())
+}
 
 /// Writes `bytes` to `path` atomically (see the module doc): readers see the old or the new
 /// file, never a mix.
@@ -19,9 +195,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mrkl-")
-        .suffix(".tmp")
+    let prefix = temp_prefix();
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX);
+    // Readable by everyone (`rw-r--r--`, like a plain create under the usual umask), not
+    // private like a bare temporary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::write(path, e))?;
     tmp.write_all(bytes)

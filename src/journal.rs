@@ -34,6 +34,12 @@ pub struct Header {
     /// Where the spec came from and its TOML text (after overrides), so `merge` can rebuild it.
     pub spec_origin: String,
     pub spec_toml: String,
+    /// The folder that the spec's relative paths (a `source = "file"` instance) are resolved
+    /// against, made absolute when the run started, so that `merge` rebuilds the spec
+    /// whatever its working directory. Absent in journals of older versions (then the
+    /// folder of `spec_origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_base: Option<String>,
 }
 
 /// One finished unit.
@@ -253,19 +259,44 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64)> {
     }
 }
 
-/// A lock on a results folder: `.lock` (or `.lock.shard-k-of-N`) holding the owner's pid,
-/// created exclusively. A lock whose process no longer exists is stale and is taken over.
+/// A lock on a results folder: `.lock` (or `.lock.shard-k-of-N`), created exclusively,
+/// holding the owner's pid and host (`<pid> <host>`). A lock of this host whose process is
+/// gone or a zombie is stale and is taken over. A lock of another host is never judged by
+/// this host's process table: it is refused with a message naming the host (remove it by
+/// hand once that run is known to be over).
+///
+/// Why not an advisory lock (`flock`/`fcntl`, as the `fs4` or `fd-lock` crates offer), which
+/// the OS releases when its holder dies? On the shared folders that shards use (NFS, SMB,
+/// FUSE) such locks are either emulated per client (NFS before v4 with `flock`, some FUSE
+/// filesystems: two hosts both "hold" the lock) or depend on a lock server that may drop
+/// them while the holder still runs; their failure is silent. A lock file naming its owner
+/// fails loudly instead: at worst a dead owner on another host must be cleared by hand.
 pub struct Lock {
     path: PathBuf,
 }
 
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// Who holds a lock, as written in the lock file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    /// `None` for a lock written before hosts were recorded (taken as this host).
+    pub host: Option<String>,
+}
+
+impl Owner {
+    fn parse(text: &str) -> Option<Owner> {
+        let mut it = text.split_whitespace();
+        let pid = it.next()?.parse::<u32>().ok()?;
+        Some(Owner {
+            pid,
+            host: it.next().map(str::to_string),
+        })
+    }
 }
 
 impl Lock {
     /// Takes the lock or explains who holds it. Returns the lock and, if a stale lock was
-    /// taken over, the pid of the dead owner.
+    /// taken over, the pid of the dead owner (0 if the lock file was unreadable).
     pub fn acquire(dir: &Path, shard: Option<(u64, u64)>) -> Result<(Lock, Option<u32>)> {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         let name = match shard {
@@ -273,6 +304,7 @@ impl Lock {
             Some((k, n)) => format!(".lock.shard-{k}-of-{n}"),
         };
         let path = dir.join(name);
+        let host = crate::fsio::this_host();
         let mut stale = None;
         for _ in 0..2 {
             match std::fs::OpenOptions::new()
@@ -281,26 +313,36 @@ impl Lock {
                 .open(&path)
             {
                 Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
+                    f.write_all(format!("{} {host}\n", std::process::id()).as_bytes())
                         .map_err(|e| Error::write(&path, e))?;
                     return Ok((Lock { path }, stale));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = std::fs::read_to_string(&path)
                         .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
+                        .and_then(|s| Owner::parse(&s));
                     match owner {
-                        Some(pid) if process_alive(pid) => {
+                        Some(Owner { pid, host: Some(h) }) if h != host => {
                             return Err(Error::Busy {
-                                path: dir.display().to_string(),
+                                path: crate::error::shown(dir),
+                                message: format!(
+                                    "locked by pid {pid} on host {}, which this host cannot check; if that run is over, remove {}",
+                                    crate::error::escape(&h),
+                                    crate::error::shown(&path)
+                                ),
+                            });
+                        }
+                        Some(Owner { pid, .. }) if crate::fsio::process_alive(pid) => {
+                            return Err(Error::Busy {
+                                path: crate::error::shown(dir),
                                 message: format!(
                                     "another mrkl run (pid {pid}) is writing here; wait for it, or remove {} if it is not running",
-                                    path.display()
+                                    crate::error::shown(&path)
                                 ),
                             });
                         }
                         _ => {
-                            stale = owner.or(Some(0));
+                            stale = Some(owner.map_or(0, |o| o.pid));
                             let _ = std::fs::remove_file(&path);
                         }
                     }
@@ -309,7 +351,7 @@ impl Lock {
             }
         }
         Err(Error::Busy {
-            path: dir.display().to_string(),
+            path: crate::error::shown(dir),
             message: "could not take the lock".into(),
         })
     }
@@ -334,6 +376,7 @@ mod tests {
             shard: None,
             spec_origin: "s.toml".into(),
             spec_toml: "seed = 1".into(),
+            spec_base: None,
         }
     }
 

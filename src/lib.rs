@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod asymptotics;
+pub mod budget;
 pub mod claims;
 pub mod cli;
 pub mod coverage;

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 pub const MAX_N: u64 = 1_000_000_000_000;
 /// Largest sample size accepted with the O(n) per-sample sampler.
 pub const MAX_N_PER_SAMPLE: u64 = 100_000_000;
+/// Most levels of the n grid (`n_grid.levels`, or entries of an explicit `n` list).
+pub const MAX_LEVELS: usize = 200;
 /// Range of gamma (inverse temperature) the policies are validated for.
 pub const GAMMA_RANGE: (f64, f64) = (1e-6, 1e6);
 /// Largest R_max accepted (e^{4 R_max} appears in the bounds; the policies stay finite).
@@ -1017,6 +1019,18 @@ fn check_instance(
             }
             let reward = check_generator_reward(reward)?;
             check_family(&family, references)?;
+            let (dim, candidates) = match reward {
+                GeneratorReward::Linear { dim, .. } => (dim, 0),
+                GeneratorReward::Finite { candidates, .. } => (0, candidates),
+            };
+            crate::budget::check_instance(&crate::budget::Sizes {
+                contexts: contexts as u64,
+                responses: responses as u64,
+                references: references as u64,
+                dim: dim as u64,
+                candidates: candidates as u64,
+                ..Default::default()
+            })?;
             GeneratorParams {
                 contexts,
                 responses,
@@ -1318,14 +1332,14 @@ fn check_ns(n: Option<&[u64]>, n_grid: Option<NGrid>, sampler: SamplerKind) -> R
     let ns = match (n, n_grid) {
         (Some(ns), None) => ns.to_vec(),
         (None, Some(g)) => {
-            if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > 200 {
+            if g.from == 0 || g.to <= g.from || g.levels < 2 || g.levels > MAX_LEVELS {
                 return Err(Error::invalid(
                     "experiment.n_grid",
                     format!(
                         "{{ from = {}, to = {}, levels = {} }}",
                         g.from, g.to, g.levels
                     ),
-                    "1 <= from < to and 2 <= levels <= 200",
+                    format!("1 <= from < to and 2 <= levels <= {MAX_LEVELS}"),
                 ));
             }
             let ratio = g.to as f64 / g.from as f64;
@@ -1356,6 +1370,12 @@ fn check_ns(n: Option<&[u64]>, n_grid: Option<NGrid>, sampler: SamplerKind) -> R
         "experiment.n",
         &ns,
         "a non-empty, strictly increasing list of sample sizes >= 1",
+    )?;
+    in_range(
+        "experiment.n (length)",
+        ns.len(),
+        ..=MAX_LEVELS,
+        format!("at most {MAX_LEVELS} sample sizes, as for n_grid levels"),
     )?;
     if ns[0] == 0 || ns.windows(2).any(|w| w[1] <= w[0]) {
         return Err(Error::invalid(

@@ -7,7 +7,7 @@ use crate::claims::{self, Judged, JudgedResult, Judgement, Registry};
 use crate::error::{Error, Result};
 use crate::result::{self, ResultFile};
 use crate::spec::{self, Spec};
-use crate::{analysis, engine, fsio, journal, report, tidy};
+use crate::{analysis, budget, engine, fsio, journal, report, tidy};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -134,6 +134,11 @@ fn journal_header(origin: &str, spec: &Spec, shard: Option<(u64, u64)>) -> journ
         shard: shard.map(|(k, n)| format!("{k}/{n}")),
         spec_origin: origin.to_string(),
         spec_toml: spec.source_toml().to_string(),
+        spec_base: Path::new(origin)
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .and_then(|p| p.canonicalize().ok())
+            .map(|p| p.display().to_string()),
     }
 }
 
@@ -197,14 +202,8 @@ fn execute_one(
     commit: &Option<String>,
     mode: Mode,
 ) -> Result<(Option<ResultFile>, usize, f64)> {
-    let dir = out.join(&spec.name());
-    let (_lock, stale) = journal::Lock::acquire(&dir, mode.shard)?;
-    if let Some(pid) = stale {
-        eprintln!(
-            "note: {}: took over a stale lock left by a run that no longer exists (pid {pid})",
-            dir.display()
-        );
-    }
+    let dir = fsio::spec_dir(out, spec.name())?;
+    let _lock = take_lock(&dir, mode.shard)?;
     let header = journal_header(origin, spec, mode.shard);
     let path = dir.join(journal::file_name(mode.shard));
     let all = engine::units(spec);
@@ -317,14 +316,58 @@ fn execute_one(
     Ok((Some(result), todo.len(), secs))
 }
 
+/// Locks a spec's results folder (reporting a stale lock taken over) and removes the
+/// temporary files that dead runs left in it.
+fn take_lock(dir: &Path, shard: Option<(u64, u64)>) -> Result<journal::Lock> {
+    let (lock, stale) = journal::Lock::acquire(dir, shard)?;
+    if let Some(pid) = stale {
+        eprintln!(
+            "note: {}: took over a stale lock left by a run that no longer exists (pid {pid})",
+            crate::error::shown(dir)
+        );
+    }
+    let orphans = fsio::remove_orphans(dir);
+    if orphans > 0 {
+        eprintln!(
+            "note: {}: removed {orphans} temporary file(s) left by a run that no longer exists",
+            crate::error::shown(dir)
+        );
+    }
+    Ok(lock)
+}
+
+/// Refuses, before anything runs, a spec whose estimated peak memory or disk space is over
+/// the installed limits ([`budget`]).
+pub fn check_budget<'a>(
+    specs: impl IntoIterator<Item = &'a Spec>,
+    threads: usize,
+    reads_journals: bool,
+) -> Result<()> {
+    let limits = budget::Limits::current();
+    for spec in specs {
+        budget::check(
+            spec.name(),
+            budget::estimate(spec, threads, reads_journals),
+            limits,
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs checked specs one after another, writes their results, prints a line per spec and
-/// returns the results (none for shards).
+/// returns the results (none for shards). Every spec's budget is checked first.
 pub fn execute(
     specs: &[(String, Spec)],
     out: &Path,
     pool: &rayon::ThreadPool,
     mode: Mode,
 ) -> Result<Vec<ResultFile>> {
+    check_budget(
+        specs.iter().map(|(_, s)| s),
+        pool.current_num_threads(),
+        mode.resume,
+    )?;
+    fsio::output_root(out)?;
     let commit = git_commit();
     let mut results = vec![];
     let started = Instant::now();
@@ -409,7 +452,8 @@ fn find_journals(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()>
 
 /// `mrkl merge`: assembles the results of sharded runs from the journals under `folders`
 /// (two levels deep) into `out`; results are byte-identical to a single-machine run.
-pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
+pub fn merge(folders: &[PathBuf], out: &Path, limits: budget::Limits) -> Result<()> {
+    limits.install();
     if folders.is_empty() {
         return Err(Error::invalid(
             "folders",
@@ -476,13 +520,20 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
             }
         }
     }
+    // Everything is validated and built first; nothing is written unless every spec merges.
     let commit = git_commit();
+    let mut built = vec![];
     for (name, (h, first, entries)) in groups {
         let origin = Path::new(&h.spec_origin);
-        let spec = spec::parse_with(&h.spec_toml, origin, &name, origin.parent(), &[])?;
+        let base = h
+            .spec_base
+            .as_deref()
+            .map(Path::new)
+            .or_else(|| origin.parent());
+        let spec = spec::parse_with(&h.spec_toml, origin, &name, base, &[])?;
         if analysis::spec_hash(&spec) != h.spec_hash {
             return Err(Error::Busy {
-                path: first.display().to_string(),
+                path: crate::error::shown(&first),
                 message: format!(
                     "the spec rebuilt from the journal has hash {} but the journal says {}: its instance file changed",
                     analysis::spec_hash(&spec),
@@ -490,6 +541,7 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
                 ),
             });
         }
+        check_budget([&spec], rayon::current_num_threads(), true)?;
         let all = engine::units(&spec);
         let ids: Vec<String> = all
             .iter()
@@ -506,41 +558,67 @@ pub fn merge(folders: &[PathBuf], out: &Path) -> Result<()> {
             return Err(Error::Invalid {
                 field: format!("{name}: units"),
                 value: format!("{} of {} missing ({}{})", missing.len(), ids.len(), shown.join(", "), if missing.len() > 10 { ", ..." } else { "" }),
-                allowed: "every unit in some journal: run the missing shards (or `mrkl run --shard k/N --resume`) and merge again".into(),
+                allowed: "every unit in some journal: run the missing shards (or `mrkl run --shard k/N --resume`) and merge again; nothing was written".into(),
             });
         }
         for (i, (e, f)) in &entries {
             if *i >= ids.len() || ids[*i] != e.unit || e.values.len() != spec.ns().len() {
                 return Err(Error::Busy {
-                    path: f.display().to_string(),
+                    path: crate::error::shown(f),
                     message: format!("unit {} does not belong to spec {name}", e.unit),
                 });
             }
         }
         let units: Vec<engine::UnitResult> = entries.values().map(|(e, _)| e.result()).collect();
-        let dir = out.join(&name);
-        let (_lock, _) = journal::Lock::acquire(&dir, None)?;
         let result = analysis::build(&spec, &engine::gather(&spec, &units), commit.clone());
-        write_spec_files(&dir, &spec, &result)?;
+        built.push((spec, result, units.len()));
+    }
+    fsio::output_root(out)?;
+    let mut locked = vec![];
+    for (spec, _, _) in &built {
+        let dir = fsio::spec_dir(out, spec.name())?;
+        locked.push((take_lock(&dir, None)?, dir));
+    }
+    for ((spec, result, units), (_lock, dir)) in built.iter().zip(&locked) {
+        write_spec_files(dir, spec, result)?;
         say!(
-            "{name}: merged {} units from {} journal(s) -> {}",
-            units.len(),
+            "{}: merged {units} units from {} journal(s) -> {}",
+            spec.name(),
             files.len(),
-            dir.display()
+            crate::error::shown(dir)
         );
     }
     Ok(())
 }
 
-/// Writes `result.json`, `summary.csv`, `raw.csv` and `instance.json` of a spec into `dir`.
+/// Writes `instance.json`, `summary.csv`, `raw.csv` and `result.json` of a spec into `dir`
+/// as one set:
+/// each atomically, then the manifest that readers check ([`fsio::write_set`]).
 pub fn write_spec_files(dir: &Path, spec: &Spec, r: &ResultFile) -> Result<()> {
-    fsio::write_atomic(
-        &dir.join("instance.json"),
-        analysis::instance_json(spec).as_bytes(),
-    )?;
-    fsio::write_atomic(&dir.join("summary.csv"), tidy::summary_csv(r).as_bytes())?;
-    fsio::write_atomic(&dir.join("raw.csv"), tidy::raw_csv(r).as_bytes())?;
-    fsio::write_atomic(&dir.join("result.json"), result::to_json(r).as_bytes())
+    fsio::write_set(
+        dir,
+        &[
+            ("instance.json", analysis::instance_json(spec).as_bytes()),
+            ("summary.csv", tidy::summary_csv(r).as_bytes()),
+            ("raw.csv", tidy::raw_csv(r).as_bytes()),
+            ("result.json", result::to_json(r).as_bytes()),
+        ],
+    )
+}
+
+/// Reads `<dir>/result.json` after checking that it and the other files of its set present
+/// beside it are the ones its manifest lists.
+pub fn read_result(dir: &Path) -> Result<ResultFile> {
+    let path = dir.join("result.json");
+    let text = fsio::read_text(&path)?;
+    fsio::verify_member(dir, "result.json", text.as_bytes())?;
+    for other in ["instance.json", "summary.csv", "raw.csv"] {
+        let p = dir.join(other);
+        if p.exists() {
+            fsio::verify_member(dir, other, fsio::read_text(&p)?.as_bytes())?;
+        }
+    }
+    result::parse(&path, &text)
 }
 
 /// Runs checked specs without writing anything and judges every claim of `registry` on
@@ -576,7 +654,7 @@ pub fn read_results(folder: &Path) -> Result<Vec<ResultFile>> {
     }
     let mut out = vec![];
     for d in dirs {
-        match result::read(&d.join("result.json")) {
+        match read_result(&d) {
             Ok(r) => out.push(r),
             Err(e) => eprintln!("warning: skipped {e}"),
         }
@@ -638,7 +716,7 @@ pub fn read_judged(folder: &Path) -> Result<(Judged, Vec<ResultFile>)> {
     let mut results = vec![];
     for jr in &judged.results {
         let p = folder.join(&jr.name).join("result.json");
-        let r = result::read(&p)?;
+        let r = read_result(&folder.join(&jr.name))?;
         if r.provenance.spec_hash != jr.spec_hash {
             return Err(Error::Busy {
                 path: p.display().to_string(),
@@ -679,7 +757,8 @@ pub fn plot_results(
                     ))
                 })
                 .collect();
-            let dir = folder.join(&r.name);
+            // The name comes from a file on disk: the folder is checked to lie inside.
+            let dir = fsio::spec_dir(folder, &r.name)?;
             crate::plot::write_plots(r, &overlays, &dir).map_err(|e| Error::write(&dir, e))
         })
         .collect()
@@ -750,6 +829,7 @@ pub fn check(s: &CheckSettings) -> Result<i32> {
             "only with `mrkl run` (check needs every unit; merge shards first)",
         ));
     }
+    s.run.limits.install();
     let mut registry = Registry::with_files(&s.claims_files)?;
     let mut spec_overrides = vec![];
     for o in &s.overrides {
@@ -816,11 +896,14 @@ pub struct RunSettings {
     pub threads: Option<usize>,
     pub resume: bool,
     pub shard: Option<String>,
+    /// `--max-memory` / `--max-disk` ([`budget`]).
+    pub limits: budget::Limits,
 }
 
 /// `mrkl run`: runs the specs; unless sharded, judges every result of the output folder on
 /// the built-in registry (no exact checks), saves and renders; prints a table per cell.
 pub fn run(s: &RunSettings) -> Result<()> {
+    s.limits.install();
     let specs = load_specs(&s.paths, &[])?;
     let pool = pool(s.threads)?;
     let shard = s.shard.as_deref().map(journal::parse_shard).transpose()?;
