@@ -131,10 +131,7 @@ pub(super) fn figures(result: &ResultFile) -> (Figure, Option<Figure>) {
         String::new(),
         String::new(),
         x_spec.clone(),
-        AxisSpec::new(
-            Scale::Linear,
-            format!("true {div} objective"),
-        ),
+        AxisSpec::new(Scale::Linear, format!("true {div} objective")),
     );
     let mut lower = Figure::new(
         String::new(),

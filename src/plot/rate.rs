@@ -4,9 +4,7 @@
 use super::format::{
     class_text, cut_text, divergence_text, fmt_estimate, fmt_n, fmt_num, gamma_text, quantity_text,
 };
-use super::model::{
-    AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, cut_bars, lg, mean_point,
-};
+use super::model::{AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, cut_bars, lg, mean_point};
 use super::style::{ASYMPTOTE_LINE, BOUND_LINE, C_MEAN, C_QUANTILE, CLAIM_LINE, FIT_LINE};
 use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;

@@ -98,8 +98,10 @@ impl Axis {
         let px = if rotated { TICK_ROTATED_PX } else { TICK_PX };
         let mut sorted = all;
         sorted.sort_by(f64::total_cmp);
-        let (major, minor): (Vec<(usize, f64)>, Vec<(usize, f64)>) =
-            sorted.into_iter().enumerate().partition(|(i, _)| i % step == 0);
+        let (major, minor): (Vec<(usize, f64)>, Vec<(usize, f64)>) = sorted
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| i % step == 0);
         self.major = major.into_iter().map(|p| p.1).collect();
         self.minor = minor.into_iter().map(|p| p.1).collect();
         self.rotated = rotated;
@@ -774,7 +776,8 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
     };
     if b.x_labels && x_axis.scale == Scale::Categories {
         // The plotting area's width (the chart's margins and y label area subtracted).
-        let length = WIDTH as f64 - (2 * MARGIN + 6) as f64 - y_area(&Axis::new(&fig.y, ylo, yhi)) as f64;
+        let length =
+            WIDTH as f64 - (2 * MARGIN + 6) as f64 - y_area(&Axis::new(&fig.y, ylo, yhi)) as f64;
         x_axis.fit_categories(length);
     }
     let x_area = (10.0 + x_axis.label_height() + 10.0 + DESC_PX * 1.3) as u32;
@@ -1177,9 +1180,16 @@ fn polygon(marker: Marker, (x, y): (i32, i32)) -> Vec<(i32, i32)> {
         Marker::Star => (0..10)
             .map(|k| {
                 // Outer points at the tip's distance, inner ones at 0.45 of it.
-                let r = if k % 2 == 0 { tip as f64 + 1.0 } else { 0.45 * (tip as f64 + 1.0) };
+                let r = if k % 2 == 0 {
+                    tip as f64 + 1.0
+                } else {
+                    0.45 * (tip as f64 + 1.0)
+                };
                 let a = std::f64::consts::PI * (k as f64 / 5.0 - 0.5);
-                (x + (r * a.cos()).round() as i32, y + (r * a.sin()).round() as i32)
+                (
+                    x + (r * a.cos()).round() as i32,
+                    y + (r * a.sin()).round() as i32,
+                )
             })
             .collect(),
         _ => vec![(x, y - tip), (x + half, y), (x, y + tip), (x - half, y)],

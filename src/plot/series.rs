@@ -6,7 +6,7 @@
 use super::FigureKind;
 use super::format::{divergence_text, gamma_text, quantity_text};
 use super::model::{AxisSpec, Entry, Figure, Pt, Sample, Scale, Series, lg, mean_point};
-use super::style::{C_GREY, THICK, THIN, series_style};
+use super::style::{C_GREY, SeriesStyle, THICK, THIN, series_style};
 use crate::result::{CellResult, ResultFile};
 use crate::statistics::Summary;
 
@@ -63,6 +63,17 @@ fn alternatives(c: &CellResult) -> Vec<Alternative<'_>> {
             })
         })
         .collect()
+}
+
+/// Points joined by a thin line, in style `st`.
+fn connected(fig: &mut Figure, pts: Vec<Pt>, st: SeriesStyle) {
+    fig.series.push(Series::Line {
+        pts: pts.iter().map(|p| (p.x, p.y)).collect(),
+        color: st.color,
+        width: THIN,
+        stroke: st.stroke,
+    });
+    fig.series.push(Series::points(pts, st.marker, st.color));
 }
 
 /// Horizontal offset (decades of n) of the `i`-th of `m` alternatives in the lower panel, so
@@ -126,13 +137,7 @@ pub(super) fn figures(result: &ResultFile, k: usize) -> (Figure, Option<Figure>)
             .flatten()
             .filter_map(|s| mean_point(lg(s.n as f64)?, s.mean, s.ci_low, s.ci_high))
             .collect();
-        upper.series.push(Series::Line {
-            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
-            color: st.color,
-            width: THIN,
-            stroke: st.stroke,
-        });
-        upper.series.push(Series::points(pts, st.marker, st.color));
+        connected(&mut upper, pts, st);
         upper.legend.push(Entry {
             sample: Sample::LineMarker(st.color, THICK, Some(st.stroke), st.marker),
             text: name,
@@ -216,13 +221,7 @@ pub(super) fn figures(result: &ResultFile, k: usize) -> (Figure, Option<Figure>)
                 }),
             })
             .collect();
-        lower.series.push(Series::Line {
-            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
-            color: st.color,
-            width: THIN,
-            stroke: st.stroke,
-        });
-        lower.series.push(Series::points(pts, st.marker, st.color));
+        connected(&mut lower, pts, st);
     }
     let scale = if log { "log scale" } else { "0 = equal gaps" };
     upper.legend.push(Entry::note(format!(

@@ -1,7 +1,6 @@
 //! The sweep figure over the cells of a result at one n, and the x axis it shares with the
 //! objective figure: the parameter the cells differ in.
 
-use super::{ClaimOverlay, FigureKind};
 use super::format::{
     class_text, cut_text, divergence_text, fmt_n, fmt_num, gamma_text, quantity_text, subscript,
 };
@@ -10,8 +9,9 @@ use super::model::{
     gamma_of, lg, mean_point,
 };
 use super::style::{ASYMPTOTE_LINE, C_MEAN, C_QUANTILE, CLAIM_LINE, FIT_LINE, THIN};
-use crate::statistics::least_squares;
+use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;
+use crate::statistics::least_squares;
 
 /// The sweep plot of a result with several cells, at the largest n where some cell's mean is
 /// positive (else the largest n), with the claim's bound slope from the cells' overlays.
@@ -215,8 +215,7 @@ pub(super) fn figure(result: &ResultFile, n_index: usize, overlays: &[ClaimOverl
         ),
         x_spec,
         AxisSpec::log(format!(
-            "{div} {quantity} at n = {}  ({gamma_part}{})",
-            fmt_n(n),
+            "{div} {quantity}  ({gamma_part}{})",
             class_text(result)
         )),
     );
@@ -312,9 +311,11 @@ fn gamma_slopes(
     overlays: &[ClaimOverlay],
 ) {
     let (x, y): (Vec<f64>, Vec<f64>) = mean_pts.iter().map(|p| (p.x, p.y)).unzip();
-    let (x0, x1) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-        (a.min(v), b.max(v))
-    });
+    let (x0, x1) = x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if x.len() < 2 || x1 - x0 < 1e-9 {
         return;
     }
@@ -334,7 +335,9 @@ fn gamma_slopes(
         .iter()
         .zip(xs)
         .map(|(c, x)| {
-            let o = overlays.iter().find(|o| o.cell.as_deref() == Some(&c.label))?;
+            let o = overlays
+                .iter()
+                .find(|o| o.cell.as_deref() == Some(&c.label))?;
             let (_, v) = o.bound.as_ref()?.iter().find(|(m, _)| *m == n)?;
             Some(((*x)?, lg(*v)?, o.id.as_str()))
         })
@@ -348,8 +351,10 @@ fn gamma_slopes(
     }
     let (c, _) = least_squares(&bx, &by);
     let y0 = a + b * x0;
-    fig.series
-        .insert(1, CLAIM_LINE.series(vec![(x0, y0), (x1, y0 + c * (x1 - x0))]));
+    fig.series.insert(
+        1,
+        CLAIM_LINE.series(vec![(x0, y0), (x1, y0 + c * (x1 - x0))]),
+    );
     fig.legend.push(Entry {
         sample: CLAIM_LINE.sample(),
         text: format!(
@@ -387,10 +392,14 @@ fn asymptote(fig: &mut Figure, result: &ResultFile, xs: &[Option<f64>], j: usize
     }
     let st = ASYMPTOTE_LINE;
     if fig.x.scale == Scale::Categories || pts.len() == 1 {
-        let marks = pts.into_iter().map(|(x, y)| Pt { x, y, bar: None }).collect();
-        fig.series.push(Series::points(marks, Marker::Plus, st.color));
+        let marks = pts
+            .into_iter()
+            .map(|(x, y)| Pt { x, y, bar: None })
+            .collect();
+        fig.series
+            .push(Series::points(marks, Marker::Star, st.color));
         fig.legend.push(Entry {
-            sample: Sample::Marker(Marker::Plus, st.color, false),
+            sample: Sample::Marker(Marker::Star, st.color, false),
             text,
         });
     } else {

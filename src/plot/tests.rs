@@ -326,7 +326,10 @@ fn five_references_never_share_a_style() {
     for i in 0..styles.len() {
         for j in 0..i {
             let (a, b) = (styles[i], styles[j]);
-            assert!(a.0 != b.0 && a.2 != b.2, "legend entries {j} and {i} share a colour or marker");
+            assert!(
+                a.0 != b.0 && a.2 != b.2,
+                "legend entries {j} and {i} share a colour or marker"
+            );
         }
     }
 }
@@ -380,7 +383,10 @@ fn many_cells_get_readable_tick_labels() {
     // 300 cells: thinned to what fits without overlap.
     let svg = sweep_plot_svg(&simplex_result(300), 1, &[]);
     let shown = rotated(&svg);
-    assert!(shown >= 10 && (shown as f64) < WIDTH as f64 / 13.8, "{shown} labels");
+    assert!(
+        shown >= 10 && (shown as f64) < WIDTH as f64 / 13.8,
+        "{shown} labels"
+    );
     // A few short labels stay horizontal.
     let svg = sweep_plot_svg(&simplex_result(3), 1, &[]);
     assert_eq!(rotated(&svg), 0);
@@ -407,7 +413,10 @@ fn fit_and_claimed_lines_both_show_when_they_coincide() {
     let (fi, fpts, fw, fs) = line(FIT_LINE.color).expect("a fitted line");
     let (ci, cpts, cw, cs) = line(CLAIM_LINE.color).expect("a claimed line");
     for (a, b) in fpts.iter().zip(&cpts) {
-        assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9, "they coincide");
+        assert!(
+            (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9,
+            "they coincide"
+        );
     }
     // The claimed line is drawn later (on top), narrower and with another dash pattern.
     assert!(ci > fi && cw < fw && cs != fs);
@@ -509,4 +518,15 @@ fn gamma_sweep_has_its_slopes() {
     // Without overlays, no bound slope; a weight sweep has no slope in gamma.
     assert!(!sweep_plot_svg(&r, 2, &[]).contains("slope of the bound"));
     assert!(!sweep_plot_svg(&simplex_result(5), 1, &[]).contains("least-squares"));
+}
+
+#[test]
+fn simplex_note_says_whether_cells_share_their_data() {
+    let mut r = simplex_result(6);
+    r.spec.shared_data = false;
+    let svg = simplex_plot_svg(&r).expect("a K = 3 sweep");
+    assert!(svg.contains("(cells have independent data)"));
+    r.spec.shared_data = true;
+    let svg = simplex_plot_svg(&r).expect("a K = 3 sweep");
+    assert!(svg.contains("(every cell has the same data)"));
 }
