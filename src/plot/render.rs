@@ -98,12 +98,11 @@ impl Axis {
         let px = if rotated { TICK_ROTATED_PX } else { TICK_PX };
         let mut sorted = all;
         sorted.sort_by(f64::total_cmp);
-        let (major, minor): (Vec<(usize, f64)>, Vec<(usize, f64)>) = sorted
-            .into_iter()
-            .enumerate()
-            .partition(|(i, _)| i % step == 0);
-        self.major = major.into_iter().map(|p| p.1).collect();
-        self.minor = minor.into_iter().map(|p| p.1).collect();
+        self.major = sorted.iter().step_by(step).copied().collect();
+        self.minor = (0..sorted.len())
+            .filter(|i| i % step != 0)
+            .map(|i| sorted[i])
+            .collect();
         self.rotated = rotated;
         self.rotated_extent = match rotated {
             true => self

@@ -455,7 +455,7 @@ fn paired_result(diff: impl Fn(usize, f64) -> f64) -> ResultFile {
 fn series_plot_shows_the_paired_difference() {
     use super::model::{Scale, Series};
     // Differences of both signs, a tenth of the mean gap: a linear panel of d / mean.
-    let sign = |j: usize| if j % 2 == 0 { -1.0 } else { 1.0 };
+    let sign = |j: usize| if j.is_multiple_of(2) { -1.0 } else { 1.0 };
     let r = paired_result(|j, m| 0.1 * sign(j) * m);
     let (_, lower) = super::series::figures(&r, 0);
     let lower = lower.expect("a lower panel");
