@@ -110,9 +110,16 @@ pub fn rate_plot_svg(result: &ResultFile, cell: usize, overlay: Option<&ClaimOve
 /// gap at n level `n_index` (clamped to the grid) with its 95% interval, and the
 /// (1 - delta)-quantile, against the swept parameter: gamma on a log axis (its value at that
 /// n for schedules), the first weight alpha_1 (beta_1 for FKL) on a linear axis when K = 2,
-/// otherwise the cell labels in spec order.
-pub fn sweep_plot_svg(result: &ResultFile, n_index: usize) -> String {
-    render(&sweep::figure(result, n_index))
+/// otherwise the cell labels in spec order (written upwards, and every k-th only, when they
+/// do not fit side by side). Reference lines:
+/// - the predicted asymptote C n^a of each cell at that n, where the result has it (dotted,
+///   through the cells; a marker per cell on a category axis);
+/// - on a gamma axis, the least-squares line of log mean on log gamma over the cells, its
+///   slope in the legend (wide, solid), and, when every cell's overlay (matched by `cell`
+///   label) has a bound at that n, a line with the bound's slope in gamma anchored at the
+///   fitted line's left end (dashed, on top).
+pub fn sweep_plot_svg(result: &ResultFile, n_index: usize, overlays: &[ClaimOverlay]) -> String {
+    render(&sweep::figure(result, n_index, overlays))
 }
 
 /// The paper's Figure 1 in the bandit: the true objective of the exact solution, of each
@@ -138,9 +145,16 @@ pub fn objective_sweep_svg(result: &ResultFile) -> String {
 /// Paired-series plot of one cell: the mean of the spec's quantity (the fitted policy:
 /// exact plug-in, DPO or online) and of every recorded series that is a gap of the same
 /// kind (the comparators' losses J(pi*) - J(pi_c), the plug-in MLE beside DPO, the offline
-/// run beside online), each with its 95% interval, against n on log-log axes.
+/// run beside online), each with its 95% interval, against n on log-log axes; below, on the
+/// same n axis, each alternative's paired difference (alternative − fitted, per replication)
+/// with its 95% interval, divided by the fitted policy's mean gap at that n (a linear axis
+/// with its zero line, or a log axis when every mean is positive and they span more than a
+/// factor 30). A `cell` out of range gives a figure that says so.
 pub fn series_plot_svg(result: &ResultFile, cell: usize) -> String {
-    render(&series::figure(result, cell))
+    match series::figures(result, cell) {
+        (upper, Some(lower)) => render_stacked(&upper, &lower),
+        (upper, None) => render(&upper),
+    }
 }
 
 /// Rasterises an SVG produced above to PNG bytes at its own size, with the embedded font.
@@ -179,7 +193,7 @@ pub fn svg_to_png_scaled(svg: &str, scale: f32) -> Result<Vec<u8>, String> {
 /// replaced by `-`). Each cell takes the overlay whose `cell` is its label, else the first
 /// one without a cell. If the result has more than one cell: a sweep plot at the largest n
 /// (`<name>_sweep`; if every mean is 0 there, at the largest n where some cell's mean is
-/// positive; none for a K = 3 simplex grid of more than 12 cells), the simplex plot of a
+/// positive), the simplex plot of a
 /// K = 3 weight sweep (`<name>_simplex`) and, if every cell has comparator objectives, the
 /// objective plot of [`objective_sweep_svg`] (`<name>_objective`). Files are written
 /// atomically. Returns the file names written.
@@ -190,10 +204,11 @@ pub fn write_plots(
 ) -> std::io::Result<Vec<String>> {
     let name = file_safe(&result.name);
     let rate = rate::Rate { overlays };
+    let sweep = sweep::Sweep { overlays };
     let kinds: [&dyn FigureKind; 5] = [
         &series::Paired,
         &rate,
-        &sweep::Sweep,
+        &sweep,
         &simplex::Simplex,
         &objective::Objective,
     ];

@@ -4,7 +4,7 @@
 use crate::result::CellResult;
 use plotters::style::RGBColor;
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Marker {
     Circle,
     Triangle,
@@ -15,9 +15,15 @@ pub(super) enum Marker {
     Square,
     Diamond,
     Cross,
+    Plus,
+    /// A five-pointed star.
+    Star,
+    /// Outlined, not filled.
+    HollowSquare,
+    HollowDiamond,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Stroke {
     Solid,
     Dashed,
@@ -25,6 +31,8 @@ pub(super) enum Stroke {
     Dotted,
     LongDashed,
     DashDotDotted,
+    LongDashDotted,
+    ShortDashed,
 }
 
 /// A point with an optional error bar; `lo = None` means the bar reaches below the axis

@@ -7,9 +7,7 @@ use super::format::{class_text, cut_text, divergence_text, fmt_n, fmt_num, gamma
 use super::model::{
     AxisSpec, Entry, Figure, Marker, Pt, Sample, Scale, Series, Stroke, cut_bars, mean_point,
 };
-use super::style::{
-    C_BOUND, C_CLAIM, C_EXACT, C_GREY, C_MEAN, C_PURPLE, C_QUANTILE, C_SKY, THICK, THIN,
-};
+use super::style::{C_EXACT, SeriesStyle, THICK, THIN, series_style};
 use super::sweep::{replications, sweep_axis};
 use crate::result::ResultFile;
 use plotters::style::RGBColor;
@@ -33,6 +31,9 @@ impl FigureKind for Objective {
 /// Differences from the exact objective within this much (times max(1, |exact|)) are
 /// rounding: the comparator equals the exact solution there.
 const EQUAL_TOL: f64 = 1e-12;
+
+/// The plug-in policy's style: the first of [`series_style`].
+const PLUG_IN: SeriesStyle = series_style(0);
 
 /// How a comparator of `CellResult::comparators` is named and drawn.
 struct ObjectiveStyle {
@@ -71,58 +72,38 @@ fn objective_styles(result: &ResultFile) -> Vec<ObjectiveStyle> {
     };
     keys.sort_by_key(|k| rank(k));
     let eps = Some(result.ours.mrpo_clip_eps.value).filter(|e| *e > 0.0);
-    let references = [
-        (C_QUANTILE, Stroke::LongDashed, Marker::Diamond),
-        (C_SKY, Stroke::DashDotDotted, Marker::Cross),
-        (C_GREY, Stroke::Dotted, Marker::TriangleDown),
-    ];
-    let mut others = 0;
+    // The comparators take the series styles 1, 2, ... in this order (0 is the plug-in
+    // policy's), so that no two series of a figure share a style.
+    let mut slot = 0;
     keys.into_iter()
         .map(|k| {
-            let (text, color, stroke, marker) = match rank(k) {
-                (0, ..) => (
-                    format!("exact multi-reference {div}"),
-                    C_EXACT,
-                    Stroke::Solid,
-                    Marker::Ring,
-                ),
-                (1, ..) => (
-                    "MRPO (harmonic mean)".to_string(),
-                    C_BOUND,
-                    Stroke::Dashed,
-                    Marker::Triangle,
-                ),
-                (2, ..) => (
-                    match eps {
-                        Some(e) => format!("MRPO + CTRO clipping (ε = {})", fmt_num(e)),
-                        None => "MRPO + CTRO clipping".to_string(),
-                    },
-                    C_PURPLE,
-                    Stroke::DashDotted,
-                    Marker::TriangleDown,
-                ),
-                (3, ..) => (
-                    "arithmetic mixture as reference".to_string(),
-                    C_CLAIM,
-                    Stroke::Dotted,
-                    Marker::Square,
-                ),
-                (4, i, _) => {
-                    let (c, s, m) = references[(i as usize).saturating_sub(1) % references.len()];
-                    (format!("reference {i} alone"), c, s, m)
+            let text = match rank(k) {
+                (0, ..) => format!("exact multi-reference {div}"),
+                (1, ..) => "MRPO (harmonic mean)".to_string(),
+                (2, ..) => match eps {
+                    Some(e) => format!("MRPO + CTRO clipping (ε = {})", fmt_num(e)),
+                    None => "MRPO + CTRO clipping".to_string(),
+                },
+                (3, ..) => "arithmetic mixture as reference".to_string(),
+                (4, i, _) => format!("reference {i} alone"),
+                _ => k.replace('_', " "),
+            };
+            let style = if k == "exact" {
+                SeriesStyle {
+                    color: C_EXACT,
+                    marker: Marker::Ring,
+                    stroke: Stroke::Solid,
                 }
-                _ => {
-                    others += 1;
-                    let (c, s, m) = references[(others - 1) % references.len()];
-                    (k.replace('_', " "), c, s, m)
-                }
+            } else {
+                slot += 1;
+                series_style(slot)
             };
             ObjectiveStyle {
                 key: k.clone(),
                 text,
-                color,
-                stroke,
-                marker,
+                color: style.color,
+                stroke: style.stroke,
+                marker: style.marker,
             }
         })
         .collect()
@@ -150,10 +131,7 @@ pub(super) fn figures(result: &ResultFile) -> (Figure, Option<Figure>) {
         String::new(),
         String::new(),
         x_spec.clone(),
-        AxisSpec::new(
-            Scale::Linear,
-            format!("{div} objective under the true reward"),
-        ),
+        AxisSpec::new(Scale::Linear, format!("true {div} objective")),
     );
     let mut lower = Figure::new(
         String::new(),
@@ -312,17 +290,18 @@ pub(super) fn figures(result: &ResultFile) -> (Figure, Option<Figure>) {
             upper.legend.insert(
                 1.min(upper.legend.len()),
                 Entry {
-                    sample: Sample::Marker(Marker::Circle, C_MEAN, true),
+                    sample: Sample::Marker(PLUG_IN.marker, PLUG_IN.color, true),
                     text: format!("plug-in policy at n = {} (mean, 95% interval)", fmt_n(n)),
                 },
             );
             upper
                 .series
-                .push(Series::points(up, Marker::Circle, C_MEAN));
+                .push(Series::points(up, PLUG_IN.marker, PLUG_IN.color));
         }
         let cut = cut_bars(&low);
         if !low.is_empty() {
-            push(&mut lower, low, C_MEAN, THIN, Stroke::Solid, Marker::Circle);
+            let st = PLUG_IN;
+            push(&mut lower, low, st.color, THIN, st.stroke, st.marker);
         }
         if no_gap > 0 {
             lower.legend.push(Entry::note(format!(

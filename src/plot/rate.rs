@@ -4,10 +4,8 @@
 use super::format::{
     class_text, cut_text, divergence_text, fmt_estimate, fmt_n, fmt_num, gamma_text, quantity_text,
 };
-use super::model::{
-    AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, Stroke, cut_bars, lg, mean_point,
-};
-use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_PURPLE, C_QUANTILE, THICK};
+use super::model::{AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, cut_bars, lg, mean_point};
+use super::style::{ASYMPTOTE_LINE, BOUND_LINE, C_MEAN, C_QUANTILE, CLAIM_LINE, FIT_LINE};
 use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;
 
@@ -162,14 +160,10 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             let (x0, x1) = (tail[0].x, tail[m - 1].x);
             anchor = Some((x0, a + b * x0));
             let from = fmt_n(cell.exponent_mean.tail_from_n);
-            fig.series.push(Series::Line {
-                pts: vec![(x0, a + b * x0), (x1, a + b * x1)],
-                color: C_FIT,
-                width: THICK,
-                stroke: Stroke::Solid,
-            });
+            fig.series
+                .push(FIT_LINE.series(vec![(x0, a + b * x0), (x1, a + b * x1)]));
             fig.legend.push(Entry {
-                sample: Sample::Line(C_FIT, THICK, Stroke::Solid),
+                sample: FIT_LINE.sample(),
                 text: format!(
                     "fit to the mean, n ≥ {from}: exponent {}",
                     fmt_estimate(b, &cell.exponent_mean)
@@ -200,14 +194,10 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
                 } else {
                     ns.last().and_then(|&n| lg(n)).unwrap_or(x0).max(x0 + 0.3)
                 };
-                fig.series.push(Series::Line {
-                    pts: vec![(x0, y0), (x1, y0 + c * (x1 - x0))],
-                    color: C_CLAIM,
-                    width: THICK,
-                    stroke: Stroke::Dashed,
-                });
+                fig.series
+                    .push(CLAIM_LINE.series(vec![(x0, y0), (x1, y0 + c * (x1 - x0))]));
                 fig.legend.push(Entry {
-                    sample: Sample::Line(C_CLAIM, THICK, Stroke::Dashed),
+                    sample: CLAIM_LINE.sample(),
                     text: format!("claimed exponent {} ({id})", fmt_num(c)),
                 });
             }
@@ -219,19 +209,14 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
                 .collect();
             let dropped = b.len() - pts.len();
             if !pts.is_empty() {
-                fig.series.push(Series::Line {
-                    pts,
-                    color: C_BOUND,
-                    width: THICK,
-                    stroke: Stroke::DashDotted,
-                });
+                fig.series.push(BOUND_LINE.series(pts));
                 let mut text = format!("bound of {id}");
                 if dropped > 0 {
                     let what = if dropped == 1 { "value" } else { "values" };
                     text = format!("{text} ({dropped} {what} ≤ 0 or infinite not shown)");
                 }
                 fig.legend.push(Entry {
-                    sample: Sample::Line(C_BOUND, THICK, Stroke::DashDotted),
+                    sample: BOUND_LINE.sample(),
                     text,
                 });
             } else if !b.is_empty() {
@@ -252,14 +237,9 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             })
             .collect();
         if pts.len() == 2 {
-            fig.series.push(Series::Line {
-                pts,
-                color: C_PURPLE,
-                width: THICK,
-                stroke: Stroke::Dotted,
-            });
+            fig.series.push(ASYMPTOTE_LINE.series(pts));
             fig.legend.push(Entry {
-                sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
+                sample: ASYMPTOTE_LINE.sample(),
                 text: format!(
                     "predicted asymptote {}·n^{} (exact, from the instance)",
                     fmt_num(c),

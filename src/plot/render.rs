@@ -55,9 +55,74 @@ struct Axis {
     scale: Scale,
     labels: Vec<String>,
     plain: bool,
+    /// Tick labels written upwards (a category axis whose labels do not fit side by side).
+    rotated: bool,
+    /// The widest labelled tick's text, in pixels, when `rotated`.
+    rotated_extent: f64,
+}
+
+/// Free space between two tick labels side by side, in pixels.
+pub(super) const LABEL_GAP: f64 = 8.0;
+/// The room a label written upwards takes along the axis: its line height, in pixels.
+pub(super) const ROTATED_LINE: f64 = TICK_ROTATED_PX * 1.15;
+
+/// How the labels of a category axis fit when neighbouring categories are `spacing` pixels
+/// apart and the labels are `widths` pixels wide: side by side if the widest fits with
+/// [`LABEL_GAP`] to spare, else written upwards; upwards, every `step`-th category is
+/// labelled, the smallest step that puts labels at least [`ROTATED_LINE`] apart. Returns
+/// (step, rotated).
+pub(super) fn category_ticks(widths: &[f64], spacing: f64) -> (usize, bool) {
+    let widest = widths.iter().copied().fold(0.0, f64::max);
+    if widths.is_empty() || widest + LABEL_GAP <= spacing {
+        return (1, false);
+    }
+    let step = if spacing > 0.0 {
+        ((ROTATED_LINE / spacing).ceil() as usize).max(1)
+    } else {
+        widths.len()
+    };
+    (step.min(widths.len()), true)
 }
 
 impl Axis {
+    /// Lays the labels of a category axis out along `length` pixels ([`category_ticks`]):
+    /// the labelled categories become the major ticks, the others minor ones.
+    fn fit_categories(&mut self, length: f64) {
+        let all: Vec<f64> = self.major.iter().chain(&self.minor).copied().collect();
+        let widths: Vec<f64> = all
+            .iter()
+            .map(|&v| text_width(&self.label(v), TICK_PX))
+            .collect();
+        let spacing = length / (self.hi - self.lo).max(1e-9);
+        let (step, rotated) = category_ticks(&widths, spacing);
+        let px = if rotated { TICK_ROTATED_PX } else { TICK_PX };
+        let mut sorted = all;
+        sorted.sort_by(f64::total_cmp);
+        self.major = sorted.iter().step_by(step).copied().collect();
+        self.minor = (0..sorted.len())
+            .filter(|i| i % step != 0)
+            .map(|i| sorted[i])
+            .collect();
+        self.rotated = rotated;
+        self.rotated_extent = match rotated {
+            true => self
+                .major
+                .iter()
+                .map(|&v| text_width(&self.label(v), px))
+                .fold(0.0, f64::max),
+            false => 0.0,
+        };
+    }
+
+    /// The height the tick labels take below the axis, in pixels.
+    fn label_height(&self) -> f64 {
+        if self.rotated {
+            self.rotated_extent
+        } else {
+            TICK_PX * 1.2
+        }
+    }
+
     fn new(spec: &AxisSpec, lo: f64, hi: f64) -> Axis {
         let (scale, labels, plain) = (spec.scale, &spec.labels, spec.plain);
         let (mut major, mut minor) = match scale {
@@ -115,6 +180,8 @@ impl Axis {
             minor,
             scale,
             labels: labels.to_vec(),
+            rotated: false,
+            rotated_extent: 0.0,
         }
     }
 
@@ -607,9 +674,10 @@ pub(super) fn render(fig: &Figure) -> String {
 }
 
 /// Where the upper and lower panels of a stacked figure sit: the lower one takes about the
-/// lower third of the figure.
-fn stacked_boxes(x_range: (f64, f64), min_y_area: u32) -> [PanelBox; 2] {
-    let split = (HEIGHT as f64 * 0.64).round() as u32;
+/// lower third of the figure, and `extra` pixels more for tall x tick labels (written
+/// upwards), taken from the upper one.
+fn stacked_boxes(x_range: (f64, f64), min_y_area: u32, extra: u32) -> [PanelBox; 2] {
+    let split = ((HEIGHT as f64 * 0.64).round() as u32).saturating_sub(extra);
     [
         PanelBox {
             top: HEADER_H,
@@ -639,26 +707,35 @@ pub(super) fn render_stacked(upper: &Figure, lower: &Figure) -> String {
         .iter()
         .filter(|e| !matches!(e.sample, Sample::Note))
         .count();
+    // Labels written upwards under the lower panel take their height from the upper one.
+    let lower_x = place(lower, stacked_boxes(xr, 0, 0)[1]).x_axis;
+    let extra = (lower_x.label_height() - TICK_PX * 1.2).max(0.0).round() as u32;
     let mut upper = upper.clone();
-    let mut best: Option<(f64, usize)> = None;
+    let mut best: Option<(f64, f64, usize)> = None;
     for cols in 1..=3usize {
         if cols > 1 && keyed <= cols {
             break;
         }
         upper.legend_columns = cols;
-        let ext = place(&upper, stacked_boxes(xr, 0)[0]).extension;
-        if best.is_none_or(|(b, _)| ext < b - 1e-3) {
-            best = Some((ext, cols));
+        let placed = place(&upper, stacked_boxes(xr, 0, extra)[0]);
+        let (ext, h) = (placed.extension, placed.legend_size.1);
+        // A legend that cannot be cleared of the data in any layout: the shortest one.
+        let better = |(b, bh, _): (f64, f64, usize)| match ext.is_finite() || b.is_finite() {
+            true => ext < b - 1e-3,
+            false => h < bh - 1e-3,
+        };
+        if best.is_none_or(better) {
+            best = Some((ext, h, cols));
         }
     }
-    upper.legend_columns = best.map_or(1, |b| b.1);
+    upper.legend_columns = best.map_or(1, |b| b.2);
     let mut placed = [
-        place(&upper, stacked_boxes(xr, 0)[0]),
-        place(lower, stacked_boxes(xr, 0)[1]),
+        place(&upper, stacked_boxes(xr, 0, extra)[0]),
+        place(lower, stacked_boxes(xr, 0, extra)[1]),
     ];
     let y_area = placed[0].layout.y_area.max(placed[1].layout.y_area);
     if placed.iter().any(|p| p.layout.y_area != y_area) {
-        let boxes = stacked_boxes(xr, y_area);
+        let boxes = stacked_boxes(xr, y_area, extra);
         placed = [place(&upper, boxes[0]), place(lower, boxes[1])];
     }
     let mut svg = String::new();
@@ -687,24 +764,29 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
         // Room below the lowest point, so a bar cut at the axis shows that it goes on.
         ylo -= (0.15 * (yhi - ylo)).max(0.3);
     }
-    let x_axis = Axis::new(&fig.x, xlo, xhi);
-
-    let tick_h = TICK_PX * 1.2;
-    // The y axis, the label areas and the plotting rectangle for a y range.
-    let setup = |lo: f64, hi: f64| {
-        let y_axis = Axis::new(&fig.y, lo, hi);
+    let mut x_axis = Axis::new(&fig.x, xlo, xhi);
+    let y_area = |y_axis: &Axis| -> u32 {
         let widest = y_axis
             .major
             .iter()
             .map(|&v| text_width(&y_axis.label(v), TICK_PX))
             .fold(0.0, f64::max);
+        ((10.0 + widest + 12.0 + DESC_PX * 1.3) as u32).max(b.min_y_area)
+    };
+    if b.x_labels && x_axis.scale == Scale::Categories {
+        // The plotting area's width (the chart's margins and y label area subtracted).
+        let length =
+            WIDTH as f64 - (2 * MARGIN + 6) as f64 - y_area(&Axis::new(&fig.y, ylo, yhi)) as f64;
+        x_axis.fit_categories(length);
+    }
+    let x_area = (10.0 + x_axis.label_height() + 10.0 + DESC_PX * 1.3) as u32;
+
+    // The y axis, the label areas and the plotting rectangle for a y range.
+    let setup = |lo: f64, hi: f64| {
+        let y_axis = Axis::new(&fig.y, lo, hi);
         let layout = Layout {
-            x_area: if b.x_labels {
-                (10.0 + tick_h + 10.0 + DESC_PX * 1.3) as u32
-            } else {
-                8
-            },
-            y_area: ((10.0 + widest + 12.0 + DESC_PX * 1.3) as u32).max(b.min_y_area),
+            x_area: if b.x_labels { x_area } else { 8 },
+            y_area: y_area(&y_axis),
             top: b.top,
             bottom: b.bottom,
             x_labels: b.x_labels,
@@ -887,7 +969,7 @@ fn draw_panel(
     let (legend_at, legend_size) = (*legend_at, *legend_size);
     let mut chart = build_chart(root, layout, x_axis, y_axis)?;
     let xf = |v: &f64| {
-        if layout.x_labels {
+        if layout.x_labels && !x_axis.rotated {
             x_axis.label(*v)
         } else {
             String::new()
@@ -908,6 +990,19 @@ fn draw_panel(
         .set_all_tick_mark_size(TICK_MARK)
         .draw()
         .map_err(e)?;
+
+    if layout.x_labels && x_axis.rotated {
+        // Labels written upwards, ending just below the tick mark.
+        let style = text_style(TICK_ROTATED_PX, C_INK)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        let top = (m.rect.b + TICK_MARK as f64 + 5.0).round() as i32;
+        for &v in &x_axis.major {
+            let x = m.px((v, y_axis.lo)).0.round() as i32;
+            root.draw(&Text::new(x_axis.label(v), (x, top), style.clone()))
+                .map_err(e)?;
+        }
+    }
 
     // Lines first, then markers on top.
     for s in &fig.series {
@@ -1081,6 +1176,21 @@ fn polygon(marker: Marker, (x, y): (i32, i32)) -> Vec<(i32, i32)> {
     match marker {
         Marker::Triangle => vec![(x, y - tip), (x - half, y + base), (x + half, y + base)],
         Marker::TriangleDown => vec![(x, y + tip), (x - half, y - base), (x + half, y - base)],
+        Marker::Star => (0..10)
+            .map(|k| {
+                // Outer points at the tip's distance, inner ones at 0.45 of it.
+                let r = if k % 2 == 0 {
+                    tip as f64 + 1.0
+                } else {
+                    0.45 * (tip as f64 + 1.0)
+                };
+                let a = std::f64::consts::PI * (k as f64 / 5.0 - 0.5);
+                (
+                    x + (r * a.cos()).round() as i32,
+                    y + (r * a.sin()).round() as i32,
+                )
+            })
+            .collect(),
         _ => vec![(x, y - tip), (x + half, y), (x, y + tip), (x - half, y)],
     }
 }
@@ -1098,7 +1208,7 @@ fn draw_marker_px(
             root.draw(&Circle::new(c, MARKER_R, color.filled()))?;
             root.draw(&Circle::new(c, MARKER_R, C_PAPER.stroke_width(THIN)))
         }
-        Marker::Triangle | Marker::TriangleDown | Marker::Diamond => {
+        Marker::Triangle | Marker::TriangleDown | Marker::Diamond | Marker::Star => {
             let pts = polygon(marker, c);
             root.draw(&Polygon::new(pts.clone(), color.filled()))?;
             let mut ring = pts.clone();
@@ -1118,6 +1228,20 @@ fn draw_marker_px(
             root.draw(&PathElement::new(vec![(x - h, y - h), (x + h, y + h)], s))?;
             root.draw(&PathElement::new(vec![(x - h, y + h), (x + h, y - h)], s))
         }
+        Marker::HollowSquare => root.draw(&Rectangle::new(
+            [(x - MARKER_R, y - MARKER_R), (x + MARKER_R, y + MARKER_R)],
+            color.stroke_width(THICK),
+        )),
+        Marker::HollowDiamond => {
+            let mut ring = polygon(Marker::Diamond, c);
+            ring.push(ring[0]);
+            root.draw(&PathElement::new(ring, color.stroke_width(THICK)))
+        }
+        Marker::Plus => {
+            let (h, s) = (MARKER_TIP, color.stroke_width(THICK));
+            root.draw(&PathElement::new(vec![(x - h, y), (x + h, y)], s))?;
+            root.draw(&PathElement::new(vec![(x, y - h), (x, y + h)], s))
+        }
     }
 }
 
@@ -1131,6 +1255,8 @@ fn dashes(pts: &[(f64, f64)], dash: Stroke, m: &Mapping) -> Vec<Vec<(f64, f64)>>
         Stroke::Dotted => &[2.5, 3.5],
         Stroke::LongDashed => &[16.0, 5.0],
         Stroke::DashDotDotted => &[9.0, 3.0, 2.0, 3.0, 2.0, 3.0],
+        Stroke::LongDashDotted => &[18.0, 4.0, 2.5, 4.0],
+        Stroke::ShortDashed => &[4.5, 3.5],
     };
     let mut out = Vec::new();
     let (mut k, mut left, mut on) = (0usize, pattern[0], true);

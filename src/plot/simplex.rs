@@ -241,8 +241,13 @@ pub fn simplex_plot_svg(result: &ResultFile) -> Option<String> {
             .collect(),
     );
     let fmt = |v: Option<f64>| v.map(|v| format!("±{v:.2e}")).unwrap_or_else(|| "-".into());
+    let data = if result.spec.shared_data {
+        "every cell has the same data"
+    } else {
+        "cells have independent data"
+    };
     let note = format!(
-        "median 95% half-width of a cell's mean: gap {}, expected reward {} (cells have independent data)",
+        "median 95% half-width of a cell's mean: gap {}, expected reward {} ({data})",
         fmt(gap_hw),
         fmt(reward_hw)
     );

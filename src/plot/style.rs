@@ -2,6 +2,7 @@
 //! font sizes, palette, line widths, marker sizes, figure size and the legend's geometry.
 //! No colour, font or size is defined anywhere else in `plot`.
 
+use super::model::{Marker, Sample, Series, Stroke};
 use plotters::style::{BLACK, RGBColor, WHITE};
 
 /// The font family the figures name; the PNG renderer has it embedded.
@@ -23,6 +24,8 @@ pub(super) const TITLE_PX: f64 = 19.0;
 pub(super) const SUBTITLE_PX: f64 = 13.0;
 /// Tick labels.
 pub(super) const TICK_PX: f64 = 14.0;
+/// Tick labels written upwards (a category axis whose labels do not fit side by side).
+pub(super) const TICK_ROTATED_PX: f64 = 12.0;
 /// Axis descriptions, panel titles and the note of an empty plot.
 pub(super) const DESC_PX: f64 = 15.0;
 /// Legend entries and annotations.
@@ -41,6 +44,13 @@ pub(super) const C_PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
 pub(super) const C_SKY: RGBColor = RGBColor(0x56, 0xB4, 0xE9);
 pub(super) const C_EXACT: RGBColor = BLACK;
 pub(super) const C_GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
+/// Two colours beyond Okabe-Ito's seven (Paul Tol's wine and olive), for the ninth and tenth
+/// series of [`series_style`].
+pub(super) const C_WINE: RGBColor = RGBColor(0x88, 0x22, 0x55);
+pub(super) const C_OLIVE: RGBColor = RGBColor(0x99, 0x99, 0x33);
+/// The fitted line of a rate plot: a wide light line, so that a claimed or predicted line
+/// on top of it (narrower, dashed or dotted) shows inside it.
+pub(super) const C_FIT_WIDE: RGBColor = RGBColor(0xA8, 0xA8, 0xA8);
 /// Subtitles, notes and outlines.
 pub(super) const C_NOTE: RGBColor = RGBColor(0x55, 0x55, 0x55);
 pub(super) const C_GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
@@ -88,6 +98,8 @@ pub(super) fn hex(c: RGBColor) -> String {
 pub(super) const THIN: u32 = 1;
 /// Fitted, claimed and bound lines, rings and crosses.
 pub(super) const THICK: u32 = 2;
+/// The fitted line of a rate plot, under the narrower claimed and predicted lines.
+pub(super) const WIDE: u32 = 6;
 /// The outline of a simplex point.
 pub(super) const HAIRLINE: f64 = 0.5;
 
@@ -125,6 +137,105 @@ pub(super) const LEGEND_TEXT_GAP: f64 = 6.0;
 pub(super) const LEGEND_INSET: f64 = 10.0;
 /// Half the height of the error bar of a legend sample.
 pub(super) const LEGEND_BAR: i32 = 8;
+
+/// How one series is drawn: colour, marker and dash pattern.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct SeriesStyle {
+    pub color: RGBColor,
+    pub marker: Marker,
+    pub stroke: Stroke,
+}
+
+/// The colours of [`series_style`], in order: Okabe-Ito without black and yellow (black is the
+/// exact solution's, yellow is too light on white), grey, wine, olive, and last near-black.
+const SERIES_COLORS: [RGBColor; 10] = [
+    C_MEAN, C_QUANTILE, C_CLAIM, C_BOUND, C_PURPLE, C_SKY, C_GREY, C_WINE, C_OLIVE, C_FIT,
+];
+/// The markers of [`series_style`] (the ring is the exact solution's).
+const SERIES_MARKERS: [Marker; 10] = [
+    Marker::Circle,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Diamond,
+    Marker::TriangleDown,
+    Marker::Cross,
+    Marker::Plus,
+    Marker::Star,
+    Marker::HollowSquare,
+    Marker::HollowDiamond,
+];
+/// The dash patterns of [`series_style`].
+const SERIES_STROKES: [Stroke; 8] = [
+    Stroke::Solid,
+    Stroke::Dashed,
+    Stroke::DashDotted,
+    Stroke::Dotted,
+    Stroke::LongDashed,
+    Stroke::DashDotDotted,
+    Stroke::LongDashDotted,
+    Stroke::ShortDashed,
+];
+
+/// The style of the `i`-th series of a figure with several of the same kind (comparators,
+/// references, paired alternatives): the first 8 differ in colour, marker and dash pattern
+/// alike, the first 10 in colour and marker, and no two of the first 40 share all three
+/// (colour and marker cycle by 10, dash by 8).
+pub(super) const fn series_style(i: usize) -> SeriesStyle {
+    SeriesStyle {
+        color: SERIES_COLORS[i % SERIES_COLORS.len()],
+        marker: SERIES_MARKERS[i % SERIES_MARKERS.len()],
+        stroke: SERIES_STROKES[i % SERIES_STROKES.len()],
+    }
+}
+
+/// How a reference line of a rate or sweep plot is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct LineStyle {
+    pub color: RGBColor,
+    pub width: u32,
+    pub stroke: Stroke,
+}
+
+impl LineStyle {
+    /// A line through `pts` (axis coordinates) in this style.
+    pub fn series(self, pts: Vec<(f64, f64)>) -> Series {
+        Series::Line {
+            pts,
+            color: self.color,
+            width: self.width,
+            stroke: self.stroke,
+        }
+    }
+    /// The legend sample of this style.
+    pub fn sample(self) -> Sample {
+        Sample::Line(self.color, self.width, self.stroke)
+    }
+}
+
+/// The least-squares line fitted to the mean: wide, solid and light, drawn first.
+pub(super) const FIT_LINE: LineStyle = LineStyle {
+    color: C_FIT_WIDE,
+    width: WIDE,
+    stroke: Stroke::Solid,
+};
+/// The line of the claimed exponent: narrower and dashed, drawn over the fitted line.
+pub(super) const CLAIM_LINE: LineStyle = LineStyle {
+    color: C_CLAIM,
+    width: THICK,
+    stroke: Stroke::Dashed,
+};
+/// The claim's bound.
+pub(super) const BOUND_LINE: LineStyle = LineStyle {
+    color: C_BOUND,
+    width: THICK,
+    stroke: Stroke::DashDotted,
+};
+/// The predicted asymptote C n^a: dotted, over the others.
+pub(super) const ASYMPTOTE_LINE: LineStyle = LineStyle {
+    color: C_PURPLE,
+    width: THICK,
+    stroke: Stroke::Dotted,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,6 @@
 //! The sweep figure over the cells of a result at one n, and the x axis it shares with the
 //! objective figure: the parameter the cells differ in.
 
-use super::FigureKind;
 use super::format::{
     class_text, cut_text, divergence_text, fmt_n, fmt_num, gamma_text, quantity_text, subscript,
 };
@@ -9,22 +8,22 @@ use super::model::{
     AxisSpec, Entry, Figure, GammaView, Marker, Pt, Sample, Scale, Series, Stroke, cut_bars,
     gamma_of, lg, mean_point,
 };
-use super::style::{C_MEAN, C_QUANTILE, THIN};
+use super::style::{ASYMPTOTE_LINE, C_MEAN, C_QUANTILE, CLAIM_LINE, FIT_LINE, THIN};
+use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;
+use crate::statistics::least_squares;
 
 /// The sweep plot of a result with several cells, at the largest n where some cell's mean is
-/// positive (else the largest n); not for a K = 3 simplex grid of more than 12 cells, whose
-/// categories would be too many to label (the simplex plot shows it).
-pub(super) struct Sweep;
+/// positive (else the largest n), with the claim's bound slope from the cells' overlays.
+pub(super) struct Sweep<'a> {
+    pub overlays: &'a [ClaimOverlay],
+}
 
-impl FigureKind for Sweep {
+impl FigureKind for Sweep<'_> {
     fn stem(&self) -> &'static str {
         "sweep"
     }
     fn svg(&self, result: &ResultFile, _: usize) -> Option<String> {
-        if super::simplex::applies(result) && result.cells.len() > 12 {
-            return None;
-        }
         let levels = result.cells.first().map_or(0, |c| c.n.len());
         let j = (0..levels)
             .rev()
@@ -35,7 +34,7 @@ impl FigureKind for Sweep {
                     .any(|c| c.summaries.get(j).is_some_and(|s| lg(s.mean).is_some()))
             })
             .unwrap_or(levels.saturating_sub(1));
-        Some(super::sweep_plot_svg(result, j))
+        Some(super::sweep_plot_svg(result, j, self.overlays))
     }
 }
 
@@ -184,7 +183,7 @@ pub(super) fn sweep_axis(result: &ResultFile, n_index: usize) -> SweepAxis {
 }
 
 /// The sweep figure at n level `n_index` (see [`super::sweep_plot_svg`]).
-pub(super) fn figure(result: &ResultFile, n_index: usize) -> Figure {
+pub(super) fn figure(result: &ResultFile, n_index: usize, overlays: &[ClaimOverlay]) -> Figure {
     let quantity = quantity_text(result);
     let div = divergence_text(result);
     let head = result
@@ -216,8 +215,7 @@ pub(super) fn figure(result: &ResultFile, n_index: usize) -> Figure {
         ),
         x_spec,
         AxisSpec::log(format!(
-            "{div} {quantity} at n = {}  ({gamma_part}{})",
-            fmt_n(n),
+            "{div} {quantity}  ({gamma_part}{})",
             class_text(result)
         )),
     );
@@ -273,10 +271,6 @@ pub(super) fn figure(result: &ResultFile, n_index: usize) -> Figure {
             stroke: Stroke::Solid,
         });
     }
-    fig.series
-        .push(Series::points(q_pts, Marker::Triangle, C_QUANTILE));
-    fig.series
-        .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
     fig.legend.push(Entry {
         sample: Sample::Marker(Marker::Circle, C_MEAN, true),
         text: mean_text,
@@ -285,8 +279,134 @@ pub(super) fn figure(result: &ResultFile, n_index: usize) -> Figure {
         sample: Sample::Marker(Marker::Triangle, C_QUANTILE, false),
         text: q_text,
     });
+    if x_scale == Scale::Log {
+        gamma_slopes(&mut fig, result, &xs, &mean_pts, n, overlays);
+    }
+    fig.series
+        .push(Series::points(q_pts, Marker::Triangle, C_QUANTILE));
+    fig.series
+        .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
+    asymptote(&mut fig, result, &xs, j, n);
     if cut > 0 {
         fig.legend.push(Entry::note(cut_text(cut)));
     }
     fig
+}
+
+/// On a gamma axis: the least-squares line of log10 mean on log10 gamma over the cells shown
+/// (`mean_pts`), and the slope in gamma of the claim's bound at n when every cell's overlay
+/// has one, anchored at the fitted line's left end.
+///
+/// # Formula
+/// The slope b of ln mean = a + b ln gamma by least squares (`statistics::least_squares`;
+/// log10 on both axes gives the same slope), as in the rate in gamma of docs/theory.md §7.5
+/// (without its bootstrap interval); the bound's slope is the least-squares slope of
+/// ln bound(gamma, n) on ln gamma over the cells (the bound's power of gamma, §7.6).
+fn gamma_slopes(
+    fig: &mut Figure,
+    result: &ResultFile,
+    xs: &[Option<f64>],
+    mean_pts: &[Pt],
+    n: u64,
+    overlays: &[ClaimOverlay],
+) {
+    let (x, y): (Vec<f64>, Vec<f64>) = mean_pts.iter().map(|p| (p.x, p.y)).unzip();
+    let (x0, x1) = x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if x.len() < 2 || x1 - x0 < 1e-9 {
+        return;
+    }
+    let (b, a) = least_squares(&x, &y);
+    fig.series
+        .insert(0, FIT_LINE.series(vec![(x0, a + b * x0), (x1, a + b * x1)]));
+    fig.legend.push(Entry {
+        sample: FIT_LINE.sample(),
+        text: format!(
+            "least-squares line over the cells: mean ∝ γ^{} (no interval)",
+            fmt_num((b * 100.0).round() / 100.0)
+        ),
+    });
+    // The bound of each cell's claim at n, against its gamma.
+    let bounds: Option<Vec<(f64, f64, &str)>> = result
+        .cells
+        .iter()
+        .zip(xs)
+        .map(|(c, x)| {
+            let o = overlays
+                .iter()
+                .find(|o| o.cell.as_deref() == Some(&c.label))?;
+            let (_, v) = o.bound.as_ref()?.iter().find(|(m, _)| *m == n)?;
+            Some(((*x)?, lg(*v)?, o.id.as_str()))
+        })
+        .collect();
+    let Some(bounds) = bounds.filter(|v| v.len() >= 2) else {
+        return;
+    };
+    let (bx, by): (Vec<f64>, Vec<f64>) = bounds.iter().map(|p| (p.0, p.1)).unzip();
+    if bx.iter().all(|&v| (v - bx[0]).abs() < 1e-9) {
+        return;
+    }
+    let (c, _) = least_squares(&bx, &by);
+    let y0 = a + b * x0;
+    fig.series.insert(
+        1,
+        CLAIM_LINE.series(vec![(x0, y0), (x1, y0 + c * (x1 - x0))]),
+    );
+    fig.legend.push(Entry {
+        sample: CLAIM_LINE.sample(),
+        text: format!(
+            "slope of the bound of {} in γ: {} (anchored at the fit's left end)",
+            bounds[0].2,
+            fmt_num((c * 100.0).round() / 100.0)
+        ),
+    });
+}
+
+/// The predicted asymptote C n^a of every cell that has one (docs/theory.md §8), at n: a
+/// dotted line through the cells on a numeric axis, a marker per cell on a category axis.
+fn asymptote(fig: &mut Figure, result: &ResultFile, xs: &[Option<f64>], j: usize, n: u64) {
+    let mut pts: Vec<(f64, f64)> = result
+        .cells
+        .iter()
+        .zip(xs)
+        .filter_map(|(c, x)| {
+            let (a, k) = (c.asymptotic.exponent?, c.asymptotic.constant?);
+            let m = *c.n.get(j)? as f64;
+            Some(((*x)?, lg(k * m.powf(a))?))
+        })
+        .collect();
+    if pts.is_empty() {
+        return;
+    }
+    let missing = result.cells.len() - pts.len();
+    pts.sort_by(|p, q| p.0.total_cmp(&q.0));
+    let mut text = format!(
+        "predicted asymptote C·n^a at n = {} (exact, from the instance)",
+        fmt_n(n)
+    );
+    if missing > 0 {
+        text = format!("{text}; none for {missing} cells");
+    }
+    let st = ASYMPTOTE_LINE;
+    if fig.x.scale == Scale::Categories || pts.len() == 1 {
+        let marks = pts
+            .into_iter()
+            .map(|(x, y)| Pt { x, y, bar: None })
+            .collect();
+        fig.series
+            .push(Series::points(marks, Marker::Star, st.color));
+        fig.legend.push(Entry {
+            sample: Sample::Marker(Marker::Star, st.color, false),
+            text,
+        });
+    } else {
+        fig.series.push(st.series(pts));
+        fig.legend.push(Entry {
+            sample: st.sample(),
+            text,
+        });
+    }
 }

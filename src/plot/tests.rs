@@ -136,7 +136,7 @@ fn odd_results_do_not_panic() {
     for s in &mut r.cells[0].summaries {
         *s = summary(s.n, 1e-3, 1e-3);
     }
-    for svg in [rate_plot_svg(&r, 0, None), sweep_plot_svg(&r, 99)] {
+    for svg in [rate_plot_svg(&r, 0, None), sweep_plot_svg(&r, 99, &[])] {
         svg_to_png(&svg).expect("renders");
     }
 }
@@ -144,7 +144,7 @@ fn odd_results_do_not_panic() {
 #[test]
 fn sweep_plot_and_png() {
     let r = result(&[0.1, 1.0, 10.0], &[1000, 10000, 100000]);
-    let svg = sweep_plot_svg(&r, 2);
+    let svg = sweep_plot_svg(&r, 2, &[]);
     assert!(svg.contains("T5.2: RKL sub-optimality gap vs γ at n = 10⁵"));
     assert!(svg.contains("regularisation γ (log scale)"));
     let png = svg_to_png(&svg).expect("renders");
@@ -197,7 +197,7 @@ fn objective_plot_names_every_series() {
         "arithmetic mixture as reference",
         "reference 1 alone",
         "reference 2 alone",
-        "RKL objective under the true reward",
+        "true RKL objective",
         "exact − objective",
         "regularisation γ (log scale)",
     ] {
@@ -275,4 +275,258 @@ fn write_plots_writes_svg_and_png() {
         assert!(dir.join(f).metadata().unwrap().len() > 1000);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn series_styles_are_distinct() {
+    use super::style::series_style;
+    let s: Vec<_> = (0..40).map(series_style).collect();
+    // The first 8 differ in colour, marker and dash pattern alike.
+    for i in 0..8 {
+        for j in 0..i {
+            assert_ne!(s[i].color, s[j].color, "colours {j} and {i}");
+            assert!(s[i].marker != s[j].marker, "markers {j} and {i}");
+            assert!(s[i].stroke != s[j].stroke, "dashes {j} and {i}");
+        }
+    }
+    // The first 10 in colour and marker; no two of the first 40 in all three.
+    for i in 0..40 {
+        for j in 0..i {
+            assert!(i >= 10 || s[i].color != s[j].color, "colours {j} and {i}");
+            assert!(i >= 10 || s[i].marker != s[j].marker, "markers {j} and {i}");
+            assert_ne!(s[i], s[j], "styles {j} and {i}");
+        }
+    }
+}
+
+#[test]
+fn five_references_never_share_a_style() {
+    use super::model::Sample;
+    let mut r = result(&[0.5, 2.0], &[100, 1000, 10000]);
+    for c in &mut r.cells {
+        let g = c.gamma_at_n[0];
+        c.comparators = comparators(g);
+        for i in 3..=5 {
+            c.comparators
+                .insert(format!("reference_{i}"), 0.5 - 0.2 / g - 0.1 * i as f64);
+        }
+    }
+    let (upper, _) = super::objective::figures(&r);
+    let styles: Vec<_> = upper
+        .legend
+        .iter()
+        .filter_map(|e| match e.sample {
+            Sample::LineMarker(c, _, s, m) => Some((c, s, m)),
+            Sample::Marker(m, c, _) => Some((c, None, m)),
+            _ => None,
+        })
+        .collect();
+    // exact, plug-in, MRPO, CTRO, mixture, references 1..5.
+    assert_eq!(styles.len(), 10);
+    for i in 0..styles.len() {
+        for j in 0..i {
+            let (a, b) = (styles[i], styles[j]);
+            assert!(
+                a.0 != b.0 && a.2 != b.2,
+                "legend entries {j} and {i} share a colour or marker"
+            );
+        }
+    }
+}
+
+#[test]
+fn category_labels_never_overlap() {
+    use super::render::{LABEL_GAP, ROTATED_LINE, category_ticks};
+    let length = 760.0;
+    let width = 95.0;
+    for count in 1..=400usize {
+        let spacing = length / count as f64;
+        let (step, rotated) = category_ticks(&vec![width; count], spacing);
+        if rotated {
+            // Labels written upwards, at least a line apart, with the smallest such step.
+            assert!(step as f64 * spacing >= ROTATED_LINE, "{count} cells");
+            assert!(step == 1 || (step - 1) as f64 * spacing < ROTATED_LINE);
+            assert!(count.div_ceil(step) as f64 <= length / ROTATED_LINE + 1.0);
+        } else {
+            assert_eq!(step, 1);
+            assert!(width + LABEL_GAP <= spacing, "{count} cells");
+        }
+    }
+    // Few short labels stay side by side; 45 long ones are all written upwards.
+    assert_eq!(category_ticks(&[40.0; 5], length / 5.0), (1, false));
+    assert_eq!(category_ticks(&[width; 45], length / 45.0), (1, true));
+}
+
+/// A K = 3 weight sweep of `count` cells (labels "weights=a:b:c").
+fn simplex_result(count: usize) -> ResultFile {
+    let mut r = result(&vec![1.0; count], &[100, 1000]);
+    for (i, c) in r.cells.iter_mut().enumerate() {
+        let a = 1.0 - i as f64 / count as f64;
+        c.weights = vec![a, (1.0 - a) / 2.0, (1.0 - a) / 2.0];
+        c.label = format!("weights={:.3}:{:.4}:{:.4}", a, c.weights[1], c.weights[2]);
+    }
+    r
+}
+
+#[test]
+fn many_cells_get_readable_tick_labels() {
+    // Tick labels written upwards (transform "rotate(270, ...)"); the y axis description is
+    // one more.
+    let rotated = |svg: &str| svg.matches("rotate(270,").count() - 1;
+    let r = simplex_result(45);
+    let svg = sweep_plot_svg(&r, 1, &[]);
+    assert_eq!(rotated(&svg), 45, "every one of 45 cells labelled");
+    for c in &r.cells {
+        assert!(svg.contains(&c.label["weights=".len()..]), "{}", c.label);
+    }
+    svg_to_png(&svg).expect("renders");
+    // 300 cells: thinned to what fits without overlap.
+    let svg = sweep_plot_svg(&simplex_result(300), 1, &[]);
+    let shown = rotated(&svg);
+    assert!(
+        shown >= 10 && (shown as f64) < WIDTH as f64 / 13.8,
+        "{shown} labels"
+    );
+    // A few short labels stay horizontal.
+    let svg = sweep_plot_svg(&simplex_result(3), 1, &[]);
+    assert_eq!(rotated(&svg), 0);
+}
+
+#[test]
+fn fit_and_claimed_lines_both_show_when_they_coincide() {
+    use super::model::Series;
+    use super::style::{CLAIM_LINE, FIT_LINE};
+    // The fitted exponent equals the claimed one: both lines have the same ends.
+    let r = result(&[1.0], &[100, 1000, 10000, 100000]);
+    let fig = super::rate::figure(&r, 0, Some(&overlay()));
+    let line = |color| {
+        fig.series.iter().enumerate().find_map(|(i, s)| match s {
+            Series::Line {
+                pts,
+                color: c,
+                width,
+                stroke,
+            } if *c == color => Some((i, pts.clone(), *width, *stroke)),
+            _ => None,
+        })
+    };
+    let (fi, fpts, fw, fs) = line(FIT_LINE.color).expect("a fitted line");
+    let (ci, cpts, cw, cs) = line(CLAIM_LINE.color).expect("a claimed line");
+    for (a, b) in fpts.iter().zip(&cpts) {
+        assert!(
+            (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9,
+            "they coincide"
+        );
+    }
+    // The claimed line is drawn later (on top), narrower and with another dash pattern.
+    assert!(ci > fi && cw < fw && cs != fs);
+}
+
+/// A one-cell result of an online run with an `offline` series whose paired difference per n
+/// is `diff(j, mean gap)` (mean; interval ± 0.5 |mean|).
+fn paired_result(diff: impl Fn(usize, f64) -> f64) -> ResultFile {
+    let ns = [1000, 10000, 100000, 1000000];
+    let mut r = result(&[1.0], &ns);
+    let c = &mut r.cells[0];
+    let (summaries, difference): (Vec<_>, Vec<_>) = c
+        .summaries
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let d = diff(j, s.mean);
+            let mut ds = summary(s.n, d, d);
+            (ds.ci_low, ds.ci_high) = (d - 0.5 * d.abs(), d + 0.5 * d.abs());
+            (Some(summary(s.n, s.mean + d, s.mean + d)), Some(ds))
+        })
+        .unzip();
+    c.series = vec![
+        serde_json::from_value(json!({
+            "name": "offline",
+            "summaries": summaries,
+            "difference": difference,
+            "raw": ns.iter().map(|_| vec![0.0; 2]).collect::<Vec<_>>(),
+        }))
+        .expect("a series"),
+    ];
+    r
+}
+
+#[test]
+fn series_plot_shows_the_paired_difference() {
+    use super::model::{Scale, Series};
+    // Differences of both signs, a tenth of the mean gap: a linear panel of d / mean.
+    let sign = |j: usize| if j.is_multiple_of(2) { -1.0 } else { 1.0 };
+    let r = paired_result(|j, m| 0.1 * sign(j) * m);
+    let (_, lower) = super::series::figures(&r, 0);
+    let lower = lower.expect("a lower panel");
+    assert!(lower.y.scale == Scale::Linear);
+    let pts: Vec<_> = lower
+        .series
+        .iter()
+        .filter_map(|s| match s {
+            Series::Points { pts, .. } => Some(pts.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(pts.len(), 4);
+    for (j, p) in pts.iter().enumerate() {
+        assert!((p.y - 0.1 * sign(j)).abs() < 1e-12, "{j}: {}", p.y);
+        let (lo, hi) = p.bar.expect("an interval");
+        assert!((lo.unwrap() - (p.y - 0.05)).abs() < 1e-12 && (hi - (p.y + 0.05)).abs() < 1e-12);
+    }
+    let svg = series_plot_svg(&r, 0);
+    assert!(svg.contains("Δ ÷ mean gap"));
+    assert!(svg.contains("lower panel: Δ = alternative − exact plug-in"));
+    svg_to_png(&svg).expect("renders");
+    // Positive differences spanning a factor 1000: a log panel.
+    let r = paired_result(|j, m| m * 10f64.powi(j as i32));
+    let lower = super::series::figures(&r, 0).1.expect("a lower panel");
+    assert!(lower.y.scale == Scale::Log);
+    // No cell: a figure that says so.
+    assert!(series_plot_svg(&r, 3).contains("cell 3 does not exist"));
+}
+
+#[test]
+fn gamma_sweep_has_its_slopes() {
+    let ns = [100, 1000, 10000];
+    let gammas = [0.25, 1.0, 4.0, 16.0];
+    let mut r = result(&gammas, &ns);
+    let mut overlays = vec![];
+    for (c, &g) in r.cells.iter_mut().zip(&gammas) {
+        // Mean gap sqrt(gamma) / n; bound 10 gamma / n; asymptote 2 sqrt(gamma) / n.
+        for s in &mut c.summaries {
+            *s = summary(s.n, g.sqrt() / s.n as f64, 3.0 * g.sqrt() / s.n as f64);
+        }
+        c.asymptotic.exponent = Some(-1.0);
+        c.asymptotic.constant = Some(2.0 * g.sqrt());
+        overlays.push(ClaimOverlay {
+            bound: Some(ns.iter().map(|&n| (n, 10.0 * g / n as f64)).collect()),
+            cell: Some(c.label.clone()),
+            ..overlay()
+        });
+    }
+    let svg = sweep_plot_svg(&r, 2, &overlays);
+    for want in [
+        "least-squares line over the cells: mean ∝ γ^0.5",
+        "slope of the bound of T5.2 in γ: 1 (anchored",
+        "predicted asymptote C·n^a at n = 10000",
+    ] {
+        assert!(svg.contains(want), "missing {want:?}");
+    }
+    svg_to_png(&svg).expect("renders");
+    // Without overlays, no bound slope; a weight sweep has no slope in gamma.
+    assert!(!sweep_plot_svg(&r, 2, &[]).contains("slope of the bound"));
+    assert!(!sweep_plot_svg(&simplex_result(5), 1, &[]).contains("least-squares"));
+}
+
+#[test]
+fn simplex_note_says_whether_cells_share_their_data() {
+    let mut r = simplex_result(6);
+    r.spec.shared_data = false;
+    let svg = simplex_plot_svg(&r).expect("a K = 3 sweep");
+    assert!(svg.contains("(cells have independent data)"));
+    r.spec.shared_data = true;
+    let svg = simplex_plot_svg(&r).expect("a K = 3 sweep");
+    assert!(svg.contains("(every cell has the same data)"));
 }
