@@ -6,10 +6,10 @@
 use crate::engine::CellRun;
 use crate::policy::Divergence;
 use crate::result::{
-    Asymptotic, CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, Provenance,
-    ResultFile, RewardClass, ScaledMean, SeriesResult,
+    Asymptotic, CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, PredictedValue,
+    Provenance, ResultFile, RewardClass, ScaledMean, SeriesResult,
 };
-use crate::spec::{InstanceOrigin, Sampling, Spec};
+use crate::spec::{Estimator, GammaRule, InstanceOrigin, Sampling, Spec};
 use crate::statistics::{RateStatistic, Summary, fit_exponent, summarize};
 use crate::streams::fnv1a;
 
@@ -166,7 +166,6 @@ fn asymptotic(
     mu: &[f64],
     summaries: &[Summary],
 ) -> Asymptotic {
-    use crate::spec::{Estimator, GammaRule};
     let inst = spec.instance();
     let mut out = Asymptotic {
         exponent: None,
@@ -174,11 +173,45 @@ fn asymptotic(
         exponential_rate: None,
         refused: None,
         scaled_mean: vec![],
+        predicted: vec![],
     };
-    if let crate::instance::RewardModel::Finite(_) = inst.reward {
-        match crate::asymptotics::finite_class_rate(inst, mu) {
-            Ok(rate) => out.exponential_rate = Some(rate),
-            Err(e) => out.refused = Some(e.to_string()),
+    if let crate::instance::RewardModel::Finite(f) = &inst.reward {
+        match (crate::asymptotics::chernoff_rates(inst, mu), cell.gamma) {
+            (Ok(rates), GammaRule::Fixed(gamma)) if spec.rounds() == 1 => {
+                out.exponential_rate =
+                    Some(rates.iter().map(|c| c.rate).fold(f64::INFINITY, f64::min));
+                let reg = crate::policy::Regularizer::new(
+                    spec.divergence(),
+                    &inst.references,
+                    &cell.weights,
+                    inst.contexts,
+                    inst.responses,
+                );
+                let r_star = inst.true_reward();
+                let mut ws = crate::gap::GapWorkspace::default();
+                let gaps: Vec<f64> = f
+                    .candidates
+                    .iter()
+                    .map(|rj| {
+                        crate::gap::gaps(&reg, &inst.rho, &r_star, rj, gamma, &mut ws)
+                            .get(spec.quantity())
+                    })
+                    .collect();
+                out.predicted = spec
+                    .ns()
+                    .iter()
+                    .map(|&n| PredictedValue {
+                        n,
+                        value: crate::asymptotics::finite_class_mean_gap(&rates, &gaps, n as f64),
+                    })
+                    .collect();
+            }
+            (Ok(_), _) => {
+                out.refused = Some(
+                    "finite class under a gamma(n) schedule or online rounds: not derived".into(),
+                )
+            }
+            (Err(e), _) => out.refused = Some(e.to_string()),
         }
         out.refused.get_or_insert_with(|| {
             "finite class: the mean gap decays exponentially (see exponential_rate)".into()

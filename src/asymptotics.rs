@@ -542,6 +542,9 @@ pub struct Chernoff {
     pub rate: f64,
     /// The minimising t.
     pub t: f64,
+    /// M''(t) at the minimiser: the variance of L under the tilted law (the saddlepoint's
+    /// curvature, used by [`beats_truth_probability`]).
+    pub curvature: f64,
 }
 
 /// ln E_*[e^{t L}] and its first two derivatives in t (tilted mean and variance of L), for
@@ -680,10 +683,14 @@ pub fn chernoff_rates(inst: &Instance, mu: &[f64]) -> Result<Vec<Chernoff>, Refu
         .map(|(j, rj)| {
             let (ln_p, llr) = comparison_outcomes(inst, mu, r_star, rj);
             let (rate, t) = chernoff_information(&ln_p, &llr);
+            let z = log_sum_exp(&ln_p);
+            let ln_p: Vec<f64> = ln_p.iter().map(|v| v - z).collect();
+            let curvature = tilted(&ln_p, &llr, t, &mut Vec::new()).2;
             Chernoff {
                 candidate: j,
                 rate,
                 t,
+                curvature,
             }
         })
         .collect())
@@ -703,6 +710,54 @@ pub fn finite_class_rate(inst: &Instance, mu: &[f64]) -> Result<f64, Refusal> {
         .iter()
         .map(|c| c.rate)
         .fold(f64::INFINITY, f64::min))
+}
+
+/// P(L_j(n) >= L_*(n)): the probability that candidate j's log-likelihood on n i.i.d.
+/// comparisons is at least the truth's, by the Lugannani-Rice saddlepoint formula.
+///
+/// # Formula
+///
+/// [derived, THEORY §8] S_n = sum_{i<=n} L_i, L = ln p_j/p_* of one comparison, cumulant
+/// generating function n M(t). The saddlepoint of the threshold 0 is the Chernoff minimiser
+/// t* (M'(t*) = 0, [`chernoff_information`]), with M(t*) = -c_j and M''(t*) = kappa_j
+/// ([`Chernoff::curvature`]). With w = sqrt(2 n c_j) and u = t* sqrt(n kappa_j),
+///
+///   P(S_n >= 0) = Q(w) + phi(w) (1/u - 1/w) + O(n^-3/2 e^{-n c_j})    (Lugannani-Rice),
+///
+/// Q the standard normal upper tail, phi its density; relative error O(1/n) uniformly, for
+/// L non-lattice (generic real reward differences; the ties, L = 0, are one atom). The leading
+/// term phi(w)/u = e^{-n c_j} / (t* sqrt(2 pi n kappa_j)) is Bahadur-Rao's: the polynomial
+/// prefactor of the exponential order is n^{-1/2}. A candidate with c_j = 0 (not identifiable,
+/// L = 0 a.s.) ties the truth at every n: probability 1.
+pub fn beats_truth_probability(c: &Chernoff, n: f64) -> f64 {
+    if !(c.rate > 0.0 && c.t > 0.0 && c.curvature > 0.0) {
+        return 1.0;
+    }
+    let w = (2.0 * n * c.rate).sqrt();
+    let u = c.t * (n * c.curvature).sqrt();
+    let q = 0.5 * statrs::function::erf::erfc(w / std::f64::consts::SQRT_2);
+    let phi = (-0.5 * w * w).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (q + phi * (1.0 / u - 1.0 / w)).clamp(0.0, 1.0)
+}
+
+/// The predicted mean gap of the finite class at n: G(n) = sum_j gap_j P(L_j(n) >= L_*(n)),
+/// `gaps[j]` the gap of candidate j (indexed by candidate, the truth's entry unused).
+///
+/// # Formula
+///
+/// [derived, THEORY §8] E[gap] = sum_j gap_j P(MLE = j) and {MLE = j} is contained in
+/// {L_j >= L_*}, so E[gap] <= G(n) at every n (with exact probabilities; here each is
+/// [`beats_truth_probability`], relative error O(1/n)). The difference is the overlap of the
+/// events {L_j >= L_*} for j != k, whose probabilities decay at a strictly larger rate than
+/// min(c_j, c_k) (two constraints on the same counts), so E[gap] / G(n) -> 1: G is the mean
+/// gap's asymptote including its polynomial prefactor and every candidate, not only the
+/// slowest one. Where P(MLE != r*) is large (n c_j of order 1 or less) the overlaps make G
+/// an over-estimate.
+pub fn finite_class_mean_gap(rates: &[Chernoff], gaps: &[f64], n: f64) -> f64 {
+    rates
+        .iter()
+        .map(|c| gaps[c.candidate] * beats_truth_probability(c, n))
+        .sum()
 }
 
 #[cfg(test)]

@@ -146,6 +146,24 @@ pub enum Finding {
         factor: f64,
         predicted: f64,
     },
+    /// The exponential rate of the finite class (THEORY §8): `measured` = -slope of
+    /// ln(mean gap) against n over the measurable levels `from_n..=to_n`, with its bootstrap
+    /// standard error `se` (whole replications); `predicted` = min_j c_j (Chernoff), `factor`
+    /// the claim's `constant_factor`, `tail_rate` the same slope of the predicted curve, and
+    /// `allowance` = |tail_rate - predicted| (the pre-asymptotic part); differs when
+    /// |measured - factor predicted| - allowance > z se.
+    ExponentialRate {
+        outcome: ConstantOutcome,
+        measured: f64,
+        se: f64,
+        predicted: f64,
+        tail_rate: f64,
+        allowance: f64,
+        z: f64,
+        factor: f64,
+        from_n: u64,
+        to_n: u64,
+    },
     /// An exact check: `value` (a relative improvement or a residual) against `tolerance`.
     Check {
         outcome: CheckOutcome,
@@ -226,6 +244,9 @@ impl Finding {
             } | Finding::Constant {
                 outcome: ConstantOutcome::Differs,
                 ..
+            } | Finding::ExponentialRate {
+                outcome: ConstantOutcome::Differs,
+                ..
             }
         )
     }
@@ -268,6 +289,11 @@ impl Finding {
                         "needs more samples than",
                     ),
                 };
+                if *outcome == RateOutcome::Faster && interval.is_none() {
+                    return format!(
+                        "{below} any power of {v} (exponential decay, see the exponential rate): the upper bound {v}^{claimed} holds, not tight"
+                    );
+                }
                 let power = if *variable == RateVariable::InverseEps {
                     format!("(1/eps)^{claimed}")
                 } else {
@@ -311,6 +337,39 @@ impl Finding {
                 };
                 format!(
                     "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, z = {z})"
+                )
+            }
+            Finding::ExponentialRate {
+                outcome,
+                measured,
+                se,
+                predicted,
+                tail_rate,
+                allowance,
+                z,
+                factor,
+                from_n,
+                to_n,
+            } => {
+                let claimed = if *factor == 1.0 {
+                    format!("the predicted min_j c_j = {}", sci(*predicted))
+                } else {
+                    format!(
+                        "{} x the predicted min_j c_j = {}",
+                        sci(*factor),
+                        sci(*predicted)
+                    )
+                };
+                let verb = match outcome {
+                    ConstantOutcome::Matches => "exponential rate matches",
+                    ConstantOutcome::Differs => "exponential rate differs from",
+                };
+                format!(
+                    "{verb} {claimed}: measured {} ± {} over n = {from_n}..{to_n} (predicted curve's slope there {}, allowance {}, z = {z})",
+                    sci(*measured),
+                    sci(*se),
+                    sci(*tail_rate),
+                    sci(*allowance)
                 )
             }
             Finding::Bound { outcome, slack, at } => match outcome {
