@@ -159,7 +159,9 @@ pub fn ours(spec: &Spec) -> Ours {
 
 /// The predicted leading term of a cell's mean gap (THEORY §8) and the measured
 /// n^-a x mean beside it. Predictions are made for the plug-in MLE of the linear class (and
-/// linear DPO, which equals it, THEORY §6) at a fixed gamma, offline; other cells say why not.
+/// linear DPO, which equals it, THEORY §6) offline: the leading power at a fixed gamma, the
+/// whole curve under a gamma(n) schedule; the finite class gets its Chernoff rate and
+/// large-deviation curve; other cells say why not.
 fn asymptotic(
     spec: &Spec,
     cell: &crate::spec::Cell,
@@ -203,6 +205,8 @@ fn asymptotic(
                     .map(|&n| PredictedValue {
                         n,
                         value: crate::asymptotics::finite_class_mean_gap(&rates, &gaps, n as f64),
+                        se: None,
+                        bias: None,
                     })
                     .collect();
             }
@@ -219,11 +223,38 @@ fn asymptotic(
         return out;
     }
     let refusal = match (cell.gamma, spec.estimator(), spec.rounds()) {
-        (GammaRule::Schedule(_), _, _) => Some("gamma(n) schedules are not derived".to_string()),
         (_, Estimator::DpoTabular, _) => {
             Some("the tabular DPO class's Fisher information is not derived".into())
         }
         (_, _, r) if r > 1 => Some("online rounds are not derived".into()),
+        (GammaRule::Schedule(_), _, _) => {
+            let schedule: Vec<(u64, f64)> =
+                spec.ns().iter().map(|&n| (n, cell.gamma.at(n))).collect();
+            let seed = spec.seed() ^ fnv1a(cell.label.as_bytes());
+            match crate::asymptotics::schedule_curve(
+                inst,
+                spec.divergence(),
+                spec.quantity(),
+                &cell.weights,
+                mu,
+                &schedule,
+                seed,
+            ) {
+                Ok(points) => {
+                    out.predicted = points
+                        .iter()
+                        .map(|p| PredictedValue {
+                            n: p.n,
+                            value: p.value,
+                            se: Some(p.se),
+                            bias: Some(p.bias),
+                        })
+                        .collect();
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        }
         (GammaRule::Fixed(gamma), _, _) => match crate::asymptotics::predict(
             inst,
             spec.divergence(),

@@ -180,7 +180,8 @@ pub struct Asymptotic {
     pub scaled_mean: Vec<ScaledMean>,
     /// Per n: the predicted mean gap itself, where a whole curve is derived rather than only
     /// a leading power (finite class: the large-deviation asymptote
-    /// `asymptotics::finite_class_mean_gap`, prefactor and every candidate included).
+    /// `asymptotics::finite_class_mean_gap`, prefactor and every candidate included; gamma(n)
+    /// schedules: the bias of gamma(n) plus the estimation term, `asymptotics::schedule_curve`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub predicted: Vec<PredictedValue>,
 }
@@ -191,6 +192,13 @@ pub struct Asymptotic {
 pub struct PredictedValue {
     pub n: u64,
     pub value: f64,
+    /// The Monte Carlo standard error of `value`, where it is an integral over the limit law
+    /// (gamma(n) schedules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se: Option<f64>,
+    /// The bias of the finite gamma(n), the gap of pi*_gamma(n) itself (gamma(n) schedules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<f64>,
 }
 
 /// n^-exponent x the mean gap at one n: flat at the predicted constant asymptotically.

@@ -147,3 +147,23 @@ fn the_finite_class_rate_is_judged_and_a_planted_rate_twice_too_large_is_violate
     );
     assert_eq!(j.verdict, Verdict::Violated);
 }
+
+/// Under gamma(n) = 0.1 sqrt(n) the optimality gap is judged against the predicted curve
+/// (bias of gamma(n) plus the estimation term, THEORY §8.11) over the tail: it matches, and
+/// a curve planted 20% too large is violated (resolution: SE 0.008 and allowance 0.023 on
+/// the ratio, so about 5%).
+#[test]
+fn the_schedule_curve_holds_and_a_planted_one_20_percent_too_large_is_violated() {
+    let r = suite_result("t5_3_rkl_optimality_schedule", 1.0);
+    let c = &r.cells[0];
+    assert_eq!(c.asymptotic.predicted.len(), c.n.len());
+    let mut registry = Registry::builtin();
+    let constant = |j: &mrkl::claims::Judgement| outcomes(j).1;
+    let j = rate::judge_rate_in_n(registry.get("T5.3").unwrap(), &r, c);
+    assert_eq!(constant(&j), Some(ConstantOutcome::Matches), "{}", j.reason);
+    assert_eq!(j.verdict, Verdict::Holds);
+    registry.set("T5.3.constant_factor", "1.2").unwrap();
+    let j = rate::judge_rate_in_n(registry.get("T5.3").unwrap(), &r, c);
+    assert_eq!(constant(&j), Some(ConstantOutcome::Differs), "{}", j.reason);
+    assert_eq!(j.verdict, Verdict::Violated);
+}

@@ -144,7 +144,11 @@ pub enum Finding {
         allowance: f64,
         z: f64,
         factor: f64,
+        /// C, or under a gamma(n) schedule the predicted mean at the largest n.
         predicted: f64,
+        /// Under a gamma(n) schedule: the curve is judged from this n on (None: a power law).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        curve_from: Option<u64>,
     },
     /// The exponential rate of the finite class (THEORY §8): `measured` = -slope of
     /// ln(mean gap) against n over the measurable levels `from_n..=to_n`, with its bootstrap
@@ -325,15 +329,22 @@ impl Finding {
                 z,
                 factor,
                 predicted,
+                curve_from,
             } => {
-                let claimed = if *factor == 1.0 {
-                    format!("the predicted {}", sci(*predicted))
-                } else {
-                    format!("{} x the predicted {}", sci(*factor), sci(*predicted))
+                let what = match curve_from {
+                    Some(n) => format!("curve (n >= {n}; {} at n_max)", sci(*predicted)),
+                    None => sci(*predicted),
                 };
-                let verb = match outcome {
-                    ConstantOutcome::Matches => "constant matches",
-                    ConstantOutcome::Differs => "constant differs",
+                let claimed = if *factor == 1.0 {
+                    format!("the predicted {what}")
+                } else {
+                    format!("{} x the predicted {what}", sci(*factor))
+                };
+                let verb = match (outcome, curve_from) {
+                    (ConstantOutcome::Matches, None) => "constant matches",
+                    (ConstantOutcome::Differs, None) => "constant differs",
+                    (ConstantOutcome::Matches, Some(_)) => "gap matches",
+                    (ConstantOutcome::Differs, Some(_)) => "gap differs from",
                 };
                 format!(
                     "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, z = {z})"

@@ -93,6 +93,12 @@ pub(crate) fn bound_finding(
     (checks, finding)
 }
 
+/// A predicted curve (gamma(n) schedules) is judged at the tail levels where its Monte Carlo
+/// relative error is at most this: there the mean is not carried by a few rare draws of the
+/// limit law (events in the tails of the MLE's law, where the normal approximation is not
+/// sharp) [ours].
+pub const SHARP_CURVE_TOLERANCE: f64 = 0.01;
+
 /// z of the constant judgement: the two-sided normal quantile at BOUND_TEST_LEVEL (1e-3),
 /// the same false-alarm level as the bound test [ours].
 pub const CONSTANT_Z: f64 = 3.29;
@@ -112,54 +118,82 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// observed drift |rho_L - rho_1| bounds what the higher-order terms add at the largest n,
 /// and the judgement uses it as allowance: the constant differs when
 /// |rho - 1| - allowance > z se, z = CONSTANT_Z.
+///
+/// Under a gamma(n) schedule the claimed value at level j is f x the predicted curve
+/// (`asymptotic.predicted`, THEORY §8.11) instead of f C n_j^a, over the tail levels where the
+/// curve is sharp ([`SHARP_CURVE_TOLERANCE`]); the curve's Monte Carlo error (the tail average
+/// of rho_j x its relative SE, the same draws at every level) is added to se in quadrature.
 pub(crate) fn constant_finding(
     claim: &Claim,
     r: &ResultFile,
     cell: &CellResult,
 ) -> Option<Finding> {
-    let (a, c) = (cell.asymptotic.exponent?, cell.asymptotic.constant?);
-    let claimed = claim.constant_factor * c;
-    if claimed <= 0.0 {
-        return None;
-    }
     let first = cell
         .n
         .iter()
         .position(|&n| n >= cell.exponent_mean.tail_from_n)
         .unwrap_or(0);
-    let tail = first..cell.n.len();
-    if tail.len() < 2 {
+    let f = claim.constant_factor;
+    let asy = &cell.asymptotic;
+    // (level, claimed mean there, relative Monte Carlo error of the prediction)
+    let (levels, predicted, curve_from): (Vec<(usize, f64, f64)>, f64, Option<u64>) =
+        match (asy.exponent, asy.constant) {
+            (Some(a), Some(c)) => (
+                (first..cell.n.len())
+                    .map(|j| (j, f * c * (cell.n[j] as f64).powf(a), 0.0))
+                    .collect(),
+                c,
+                None,
+            ),
+            _ if asy.exponential_rate.is_none() && asy.predicted.len() == cell.n.len() => {
+                let levels: Vec<(usize, f64, f64)> = (first..cell.n.len())
+                    .filter_map(|j| {
+                        let p = &asy.predicted[j];
+                        let rel = p.se.unwrap_or(0.0) / p.value;
+                        (rel <= SHARP_CURVE_TOLERANCE).then_some((j, f * p.value, rel))
+                    })
+                    .collect();
+                let from = cell.n[levels.first()?.0];
+                (levels, asy.predicted.last()?.value, Some(from))
+            }
+            _ => return None,
+        };
+    if levels.len() < 2 || levels.iter().any(|l| !(l.1 > 0.0)) {
         return None;
     }
-    let scale: Vec<f64> = tail
-        .clone()
-        .map(|j| (cell.n[j] as f64).powf(-a) / claimed)
-        .collect();
     let reps = cell.raw[first].len();
-    let ratio_at = |j: usize, idx: &mut dyn Iterator<Item = usize>| {
+    let ratio_of = |idx: &mut dyn Iterator<Item = usize>, &(j, claimed, _): &(usize, f64, f64)| {
         let (mut sum, mut k) = (0.0, 0usize);
         for i in idx {
             sum += cell.raw[j][i];
             k += 1;
         }
-        sum / k as f64 * scale[j - first]
+        sum / k as f64 / claimed
     };
-    let per_level: Vec<f64> = tail.clone().map(|j| ratio_at(j, &mut (0..reps))).collect();
+    let mean_ratio = |idx: &[usize]| {
+        levels
+            .iter()
+            .map(|l| ratio_of(&mut idx.iter().copied(), l))
+            .sum::<f64>()
+            / levels.len() as f64
+    };
+    let per_level: Vec<f64> = levels.iter().map(|l| ratio_of(&mut (0..reps), l)).collect();
     let ratio = per_level.iter().sum::<f64>() / per_level.len() as f64;
     let allowance = (per_level[per_level.len() - 1] - per_level[0]).abs();
-    let se = replication_bootstrap_se(
+    let boot = replication_bootstrap_se(
         r,
         &format!("constant/{}/{}", claim.id, cell.label),
         reps,
-        |idx| {
-            Some(
-                tail.clone()
-                    .map(|j| ratio_at(j, &mut idx.iter().copied()))
-                    .sum::<f64>()
-                    / per_level.len() as f64,
-            )
-        },
+        |idx| Some(mean_ratio(idx)),
     );
+    // The curve's Monte Carlo error, the same draws at every level: its errors add up.
+    let mc: f64 = per_level
+        .iter()
+        .zip(&levels)
+        .map(|(rho, l)| rho * l.2)
+        .sum::<f64>()
+        / levels.len() as f64;
+    let se = boot.hypot(mc);
     let differs = (ratio - 1.0).abs() - allowance > CONSTANT_Z * se;
     Some(Finding::Constant {
         outcome: if differs {
@@ -172,7 +206,8 @@ pub(crate) fn constant_finding(
         allowance,
         z: CONSTANT_Z,
         factor: claim.constant_factor,
-        predicted: c,
+        predicted,
+        curve_from,
     })
 }
 
