@@ -491,7 +491,7 @@ fn invertible(info: &DMatrix<f64>) -> Result<nalgebra::Cholesky<f64, nalgebra::D
 /// distribution. Contexts with a single response in supp w (RKL: supp g; FKL: supp m)
 /// contribute nothing; when H = 0 the gap is identically 0 and C = 0. `optimality` is
 /// refused: at fixed gamma it tends to the non-zero optimality gap of pi* itself, and
-/// gamma(n) schedules are not derived here.
+/// gamma(n) schedules get a whole curve from [`schedule_curve`].
 pub fn predict(
     inst: &Instance,
     divergence: Divergence,
@@ -504,7 +504,7 @@ pub fn predict(
     if quantity == Quantity::Optimality {
         return Err(Refusal::NotCovered {
             quantity,
-            reason: "at fixed gamma it tends to the optimality gap of pi* (not zero); gamma(n) schedules are not derived",
+            reason: "at fixed gamma it tends to the optimality gap of pi* (not zero); under a gamma(n) schedule see schedule_curve",
         });
     }
     let norm = lin.theta_star.iter().map(|t| t * t).sum::<f64>().sqrt();
