@@ -182,13 +182,8 @@ fn asymptotic(
             (Ok(rates), GammaRule::Fixed(gamma)) if spec.rounds() == 1 => {
                 out.exponential_rate =
                     Some(rates.iter().map(|c| c.rate).fold(f64::INFINITY, f64::min));
-                let reg = crate::policy::Regularizer::new(
-                    spec.divergence(),
-                    &inst.references,
-                    &cell.weights,
-                    inst.contexts,
-                    inst.responses,
-                );
+                let reg =
+                    crate::asymptotics::cell_regularizer(inst, spec.divergence(), &cell.weights);
                 let r_star = inst.true_reward();
                 let mut ws = crate::gap::GapWorkspace::default();
                 let gaps: Vec<f64> = f

@@ -336,14 +336,19 @@ pub fn plugin_sensitivity(
     gamma: f64,
 ) -> Result<Sensitivity, Refusal> {
     check_cell(inst, divergence, weights, gamma)?;
-    let reg = Regularizer::new(
+    let reg = cell_regularizer(inst, divergence, weights);
+    Ok(Sensitivity::new(&reg, &inst.true_reward(), gamma))
+}
+
+/// The regulariser of a cell: its divergence and weights over the instance's references.
+pub fn cell_regularizer(inst: &Instance, divergence: Divergence, weights: &[f64]) -> Regularizer {
+    Regularizer::new(
         divergence,
         &inst.references,
         weights,
         inst.contexts,
         inst.responses,
-    );
-    Ok(Sensitivity::new(&reg, &inst.true_reward(), gamma))
+    )
 }
 
 /// The local expansion at theta* of the gaps of a cell (linear class): the Hessian H of the
@@ -782,13 +787,7 @@ pub fn schedule_curve(
                 .expect("a Cholesky factor is invertible")
         })
         .collect();
-    let reg = Regularizer::new(
-        divergence,
-        &inst.references,
-        weights,
-        inst.contexts,
-        inst.responses,
-    );
+    let reg = cell_regularizer(inst, divergence, weights);
     let r_star = inst.true_reward();
     let gap_at = |theta: &[f64], gamma: f64, ws: &mut crate::gap::GapWorkspace| {
         let mut table = vec![0.0; inst.cells()];

@@ -523,6 +523,12 @@ pub struct WeightCell {
     pub coverage: Option<f64>,
     pub mean_gap: f64,
     pub expected_reward: Option<f64>,
+    /// The predicted leading constant C of the cell's mean gap (THEORY §8), if derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_constant: Option<f64>,
+    /// The predicted mean gap at n, C n^a.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_gap: Option<f64>,
 }
 
 /// The numbers behind a judgement, by kind of claim.
@@ -557,6 +563,16 @@ pub enum Details {
         best_alpha_by_gap: String,
         best_alpha_vs_best_vertex: Option<VersusVertex>,
         best_alpha_by_expected_reward: Option<BestByReward>,
+        /// The cell with the smallest C_alpha.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_alpha_by_coverage: Option<String>,
+        /// Spearman(measured gap at n, predicted gap C n^a) across the cells, when every cell
+        /// has a prediction.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spearman_gap_vs_predicted: Option<f64>,
+        /// The cell with the smallest predicted gap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_alpha_by_predicted: Option<String>,
         cells: Vec<WeightCell>,
     },
     Identity {

@@ -5,7 +5,7 @@ use super::format::{
     class_text, cut_text, divergence_text, fmt_estimate, fmt_n, fmt_num, gamma_text, quantity_text,
 };
 use super::model::{
-    AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, Stroke, cut_bars, lg, mean_point,
+    AxisSpec, Entry, Figure, Marker, Pt, Sample, Scale, Series, Stroke, cut_bars, lg, mean_point,
 };
 use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_PURPLE, C_QUANTILE, THICK};
 use super::{ClaimOverlay, FigureKind};
@@ -268,6 +268,27 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             });
         }
     }
+    // A predicted curve (gamma(n) schedules, finite class), through its value at each n.
+    if cell.asymptotic.exponent.is_none() {
+        let pts: Vec<(f64, f64)> = cell
+            .asymptotic
+            .predicted
+            .iter()
+            .filter_map(|p| Some((lg(p.n as f64)?, lg(p.value)?)))
+            .collect();
+        if pts.len() >= 2 {
+            fig.series.push(Series::Line {
+                pts,
+                color: C_PURPLE,
+                width: THICK,
+                stroke: Stroke::Dotted,
+            });
+            fig.legend.push(Entry {
+                sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
+                text: "predicted mean gap (from the instance, THEORY §8)".into(),
+            });
+        }
+    }
     if cut > 0 {
         fig.legend.push(Entry::note(cut_text(cut)));
     }
@@ -276,4 +297,87 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
     fig.series
         .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
     fig
+}
+
+/// The lower panel of the rate figure of cell `k`: the measured mean against the prediction
+/// of THEORY §8, flat where the asymptotics hold, so pre-asymptotic behaviour shows. With a
+/// predicted power law: n^-a x mean gap with its 95% interval and the constant C as a flat
+/// line; with a predicted curve (gamma(n) schedule, finite class): mean gap / predicted gap,
+/// with the line at 1. `None` without a prediction.
+pub(super) fn scaled_panel(result: &ResultFile, k: usize) -> Option<Figure> {
+    let cell = result.cells.get(k)?;
+    let asy = &cell.asymptotic;
+    let x = AxisSpec::log("sample size n".into());
+    let (desc, pts, level, line_text): (String, Vec<Pt>, f64, String) =
+        match (asy.exponent, asy.constant) {
+            (Some(a), Some(c)) if !asy.scaled_mean.is_empty() => (
+                match -a {
+                    1.0 => "n × gap".to_string(),
+                    0.5 => "√n × gap".to_string(),
+                    p => format!("n^{} × gap", fmt_num(p)),
+                },
+                asy.scaled_mean
+                    .iter()
+                    .filter_map(|s| {
+                        Some(Pt {
+                            x: lg(s.n as f64)?,
+                            y: s.value,
+                            bar: Some((Some(s.ci_low), s.ci_high)),
+                        })
+                    })
+                    .collect(),
+                c,
+                format!(
+                    "lower panel: n^{} × mean gap, 95% interval; dotted: the predicted constant {}",
+                    fmt_num(-a),
+                    fmt_num(c)
+                ),
+            ),
+            _ if asy.predicted.len() == cell.summaries.len() && !asy.predicted.is_empty() => (
+                "gap / predicted".into(),
+                asy.predicted
+                    .iter()
+                    .zip(&cell.summaries)
+                    .filter(|(p, _)| p.value > 0.0)
+                    .filter_map(|(p, s)| {
+                        Some(Pt {
+                            x: lg(s.n as f64)?,
+                            y: s.mean / p.value,
+                            bar: Some((Some(s.ci_low / p.value), s.ci_high / p.value)),
+                        })
+                    })
+                    .collect(),
+                1.0,
+                "lower panel: mean gap / the predicted curve (THEORY §8), 95% interval; dotted: 1"
+                    .into(),
+            ),
+            _ => return None,
+        };
+    if pts.is_empty() {
+        return None;
+    }
+    let mut lower = Figure::new(
+        String::new(),
+        String::new(),
+        x,
+        AxisSpec {
+            max_major: Some(4),
+            ..AxisSpec::new(Scale::Linear, desc)
+        },
+    );
+    let ends: Vec<f64> = [pts.first(), pts.last()]
+        .iter()
+        .filter_map(|p| Some(p.as_ref()?.x))
+        .collect();
+    lower.series.push(Series::Line {
+        pts: vec![(ends[0], level), (ends[1], level)],
+        color: C_PURPLE,
+        width: THICK,
+        stroke: Stroke::Dotted,
+    });
+    lower
+        .series
+        .push(Series::points(pts, Marker::Circle, C_MEAN));
+    lower.legend.push(Entry::note(line_text));
+    Some(lower)
 }
