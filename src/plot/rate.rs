@@ -252,20 +252,12 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             })
             .collect();
         if pts.len() == 2 {
-            fig.series.push(Series::Line {
-                pts,
-                color: C_PURPLE,
-                width: THICK,
-                stroke: Stroke::Dotted,
-            });
-            fig.legend.push(Entry {
-                sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
-                text: format!(
-                    "predicted asymptote {}·n^{} (exact, from the instance)",
-                    fmt_num(c),
-                    fmt_num(a)
-                ),
-            });
+            let text = format!(
+                "predicted asymptote {}·n^{} (exact, from the instance)",
+                fmt_num(c),
+                fmt_num(a)
+            );
+            push_prediction(&mut fig, pts, text);
         }
     }
     // A predicted curve (gamma(n) schedules, finite class), through its value at each n.
@@ -277,16 +269,8 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             .filter_map(|p| Some((lg(p.n as f64)?, lg(p.value)?)))
             .collect();
         if pts.len() >= 2 {
-            fig.series.push(Series::Line {
-                pts,
-                color: C_PURPLE,
-                width: THICK,
-                stroke: Stroke::Dotted,
-            });
-            fig.legend.push(Entry {
-                sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
-                text: "predicted mean gap (from the instance, THEORY §8)".into(),
-            });
+            let text = "predicted mean gap (from the instance, THEORY §8)".to_string();
+            push_prediction(&mut fig, pts, text);
         }
     }
     if cut > 0 {
@@ -297,6 +281,20 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
     fig.series
         .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
     fig
+}
+
+/// A prediction of THEORY §8 as a dotted line with its legend entry.
+fn push_prediction(fig: &mut Figure, pts: Vec<(f64, f64)>, text: String) {
+    fig.series.push(Series::Line {
+        pts,
+        color: C_PURPLE,
+        width: THICK,
+        stroke: Stroke::Dotted,
+    });
+    fig.legend.push(Entry {
+        sample: Sample::Line(C_PURPLE, THICK, Stroke::Dotted),
+        text,
+    });
 }
 
 /// The lower panel of the rate figure of cell `k`: the measured mean against the prediction
