@@ -6,10 +6,10 @@
 use crate::engine::CellRun;
 use crate::policy::Divergence;
 use crate::result::{
-    Asymptotic, CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, Provenance,
-    ResultFile, RewardClass, ScaledMean, SeriesResult,
+    Asymptotic, CellResult, Choice, FORMAT, FamilyChoice, InstanceInfo, Ours, PredictedValue,
+    Provenance, ResultFile, RewardClass, ScaledMean, SeriesResult,
 };
-use crate::spec::{InstanceOrigin, Sampling, Spec};
+use crate::spec::{Estimator, GammaRule, InstanceOrigin, Sampling, Spec};
 use crate::statistics::{RateStatistic, Summary, fit_exponent, summarize};
 use crate::streams::fnv1a;
 
@@ -159,14 +159,15 @@ pub fn ours(spec: &Spec) -> Ours {
 
 /// The predicted leading term of a cell's mean gap (THEORY §8) and the measured
 /// n^-a x mean beside it. Predictions are made for the plug-in MLE of the linear class (and
-/// linear DPO, which equals it, THEORY §6) at a fixed gamma, offline; other cells say why not.
+/// linear DPO, which equals it, THEORY §6) offline: the leading power at a fixed gamma, the
+/// whole curve under a gamma(n) schedule; the finite class gets its Chernoff rate and
+/// large-deviation curve; other cells say why not.
 fn asymptotic(
     spec: &Spec,
     cell: &crate::spec::Cell,
     mu: &[f64],
     summaries: &[Summary],
 ) -> Asymptotic {
-    use crate::spec::{Estimator, GammaRule};
     let inst = spec.instance();
     let mut out = Asymptotic {
         exponent: None,
@@ -174,11 +175,42 @@ fn asymptotic(
         exponential_rate: None,
         refused: None,
         scaled_mean: vec![],
+        predicted: vec![],
     };
-    if let crate::instance::RewardModel::Finite(_) = inst.reward {
-        match crate::asymptotics::finite_class_rate(inst, mu) {
-            Ok(rate) => out.exponential_rate = Some(rate),
-            Err(e) => out.refused = Some(e.to_string()),
+    if let crate::instance::RewardModel::Finite(f) = &inst.reward {
+        match (crate::asymptotics::chernoff_rates(inst, mu), cell.gamma) {
+            (Ok(rates), GammaRule::Fixed(gamma)) if spec.rounds() == 1 => {
+                out.exponential_rate =
+                    Some(rates.iter().map(|c| c.rate).fold(f64::INFINITY, f64::min));
+                let reg =
+                    crate::asymptotics::cell_regularizer(inst, spec.divergence(), &cell.weights);
+                let r_star = inst.true_reward();
+                let mut ws = crate::gap::GapWorkspace::default();
+                let gaps: Vec<f64> = f
+                    .candidates
+                    .iter()
+                    .map(|rj| {
+                        crate::gap::gaps(&reg, &inst.rho, &r_star, rj, gamma, &mut ws)
+                            .get(spec.quantity())
+                    })
+                    .collect();
+                out.predicted = spec
+                    .ns()
+                    .iter()
+                    .map(|&n| PredictedValue {
+                        n,
+                        value: crate::asymptotics::finite_class_mean_gap(&rates, &gaps, n as f64),
+                        se: None,
+                        bias: None,
+                    })
+                    .collect();
+            }
+            (Ok(_), _) => {
+                out.refused = Some(
+                    "finite class under a gamma(n) schedule or online rounds: not derived".into(),
+                )
+            }
+            (Err(e), _) => out.refused = Some(e.to_string()),
         }
         out.refused.get_or_insert_with(|| {
             "finite class: the mean gap decays exponentially (see exponential_rate)".into()
@@ -186,11 +218,38 @@ fn asymptotic(
         return out;
     }
     let refusal = match (cell.gamma, spec.estimator(), spec.rounds()) {
-        (GammaRule::Schedule(_), _, _) => Some("gamma(n) schedules are not derived".to_string()),
         (_, Estimator::DpoTabular, _) => {
             Some("the tabular DPO class's Fisher information is not derived".into())
         }
         (_, _, r) if r > 1 => Some("online rounds are not derived".into()),
+        (GammaRule::Schedule(_), _, _) => {
+            let schedule: Vec<(u64, f64)> =
+                spec.ns().iter().map(|&n| (n, cell.gamma.at(n))).collect();
+            let seed = spec.seed() ^ fnv1a(cell.label.as_bytes());
+            match crate::asymptotics::schedule_curve(
+                inst,
+                spec.divergence(),
+                spec.quantity(),
+                &cell.weights,
+                mu,
+                &schedule,
+                seed,
+            ) {
+                Ok(points) => {
+                    out.predicted = points
+                        .iter()
+                        .map(|p| PredictedValue {
+                            n: p.n,
+                            value: p.value,
+                            se: Some(p.se),
+                            bias: Some(p.bias),
+                        })
+                        .collect();
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        }
         (GammaRule::Fixed(gamma), _, _) => match crate::asymptotics::predict(
             inst,
             spec.divergence(),

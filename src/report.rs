@@ -204,6 +204,7 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
                 md_escape(&dropped.join(", "))
             ));
         }
+        s.push_str(&weights_table(r, &judged.judgements));
         if r.cells.iter().any(|c| !c.series.is_empty()) {
             s.push_str("\nRecorded series (mean over replications; for a gap series, the paired difference series - quantity with its 95% interval: > 0 means the spec's fitted policy has the smaller gap):\n\n| cell | series | mean at n_min | mean at n_max | difference at n_min [95% CI] | difference at n_max [95% CI] |\n|---|---|---|---|---|---|\n");
             let mean = |v: Option<&Option<Summary>>| {
@@ -250,6 +251,62 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
             r.instance.hash
         ));
     }
+    s
+}
+
+/// The MR table of a weight sweep (from its MR judgement's details): per alpha, the
+/// measured gap at n_max beside C_alpha and the predicted constant and gap (THEORY §8), with
+/// the Spearman correlation of each against the measured gap and the alpha each one picks.
+fn weights_table(r: &ResultFile, judgements: &[Judgement]) -> String {
+    use crate::claims::judgement::Details;
+    let Some(Details::Weights {
+        n,
+        spearman_gap_vs_coverage,
+        best_alpha_by_gap,
+        best_alpha_by_coverage,
+        spearman_gap_vs_predicted,
+        best_alpha_by_predicted,
+        cells,
+        ..
+    }) = judgements
+        .iter()
+        .find(|j| j.evidence.as_deref() == Some(r.name.as_str()))
+        .map(|j| &j.details)
+    else {
+        return String::new();
+    };
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.4e}")).unwrap_or_else(|| "-".into());
+    let mut s = format!(
+        "
+Across alpha at n = {n}: measured gap, C_alpha and the predicted constant C (THEORY §8; predicted gap C n^a):
+
+| cell | measured gap | C_alpha | predicted C | predicted gap |
+|---|---|---|---|---|
+"
+    );
+    for c in cells {
+        s.push_str(&format!(
+            "| {} | {:.4e} | {} | {} | {} |
+",
+            md_escape(&c.cell),
+            c.mean_gap,
+            opt(c.coverage),
+            opt(c.predicted_constant),
+            opt(c.predicted_gap)
+        ));
+    }
+    let pred = match spearman_gap_vs_predicted {
+        Some(rho) => format!("{rho:+.2}"),
+        None => "-".into(),
+    };
+    s.push_str(&format!(
+        "
+Spearman with the measured gap: C_alpha {spearman_gap_vs_coverage:+.2}, predicted gap {pred}. Best alpha by the measured gap: {}; by C_alpha: {}; by the prediction: {}.
+",
+        md_escape(best_alpha_by_gap),
+        md_escape(best_alpha_by_coverage.as_deref().unwrap_or("-")),
+        md_escape(best_alpha_by_predicted.as_deref().unwrap_or("-"))
+    ));
     s
 }
 

@@ -208,13 +208,34 @@ pub struct Asymptotic {
     /// C.
     pub constant: Option<f64>,
     /// Finite class: min_j c_j, the Chernoff rate at which P(MLE != r*) decays as
-    /// exp(-n min_j c_j) (an upper bound on the mean gap's decay rate's complement: the mean
-    /// gap decays at least that fast, up to a polynomial factor).
+    /// exp(-n min_j c_j): the mean gap decays at that rate, up to a polynomial factor n^-1/2
+    /// (THEORY §8; judged by `claims::rate::exponential_finding`).
     pub exponential_rate: Option<f64>,
     /// Why no (power-law) prediction is made, if none is.
     pub refused: Option<String>,
     /// Per n: n^-exponent x the mean gap, with its 95% interval (empty without a prediction).
     pub scaled_mean: Vec<ScaledMean>,
+    /// Per n: the predicted mean gap itself, where a whole curve is derived rather than only
+    /// a leading power (finite class: the large-deviation asymptote
+    /// `asymptotics::finite_class_mean_gap`, prefactor and every candidate included; gamma(n)
+    /// schedules: the bias of gamma(n) plus the estimation term, `asymptotics::schedule_curve`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<PredictedValue>,
+}
+
+/// The predicted mean gap at one n.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictedValue {
+    pub n: u64,
+    pub value: f64,
+    /// The Monte Carlo standard error of `value`, where it is an integral over the limit law
+    /// (gamma(n) schedules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se: Option<f64>,
+    /// The bias of the finite gamma(n), the gap of pi*_gamma(n) itself (gamma(n) schedules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<f64>,
 }
 
 /// n^-exponent x the mean gap at one n: flat at the predicted constant asymptotically.

@@ -39,7 +39,8 @@ fn planted_false_claims_are_violated() {
         );
     }
     // Every linear-class measurement of the planted claims is violated; the finite-class T5.2
-    // run is inconclusive by design (its gaps sit at zero), never a false pass.
+    // run decays exponentially (judged on its Chernoff rate, THEORY §8.10), faster than any
+    // power, so a claimed n^-1.5 is not contradicted there.
     let linear: Vec<_> = js
         .iter()
         .filter(|j| j.claim == "T5.2" && j.evidence.as_deref() == Some("t5_2_rkl_suboptimality"))

@@ -422,6 +422,38 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile) -> Judgement {
         .filter(|t| !t.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
+    // The derived constants (THEORY §8) beside C_alpha: the predicted gap C n_max^a per cell.
+    let predicted: Option<Vec<f64>> = r
+        .cells
+        .iter()
+        .map(|c| {
+            let a = &c.asymptotic;
+            Some(a.constant? * (n_max as f64).powf(a.exponent?))
+        })
+        .collect();
+    let argmin = |v: &[f64]| {
+        (0..v.len())
+            .min_by(|&a, &b| v[a].total_cmp(&v[b]))
+            .map(|i| r.cells[i].label.clone())
+    };
+    let best_by_coverage = argmin(&cov);
+    let (rho_predicted, best_by_predicted) = match &predicted {
+        Some(p) => (Some(spearman(p, &gap, seed).0), argmin(p)),
+        None => (None, None),
+    };
+    let predicted_text = match (&rho_predicted, &best_by_predicted) {
+        (Some(rp), Some(b)) => format!(
+            "predicted gap C n^a: Spearman with the gap {rp:+.2} (C_alpha: {rho:+.2}); best alpha by prediction {b}, by C_alpha {}, by the gap {}",
+            best_by_coverage.clone().unwrap_or_default(),
+            r.cells[best].label
+        ),
+        _ => String::new(),
+    };
+    let context = [context, predicted_text]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut j = Judgement::from_findings(
         claim,
         Some(r.name.clone()),
@@ -437,15 +469,21 @@ pub fn judge_weights(claim: &Claim, r: &ResultFile) -> Judgement {
         best_alpha_by_gap: r.cells[best].label.clone(),
         best_alpha_vs_best_vertex: versus_vertex,
         best_alpha_by_expected_reward: best_reward,
+        best_alpha_by_coverage: best_by_coverage,
+        spearman_gap_vs_predicted: rho_predicted,
+        best_alpha_by_predicted: best_by_predicted,
         cells: r
             .cells
             .iter()
             .zip(&gap)
-            .map(|(c, g)| WeightCell {
+            .enumerate()
+            .map(|(i, (c, g))| WeightCell {
                 cell: c.label.clone(),
                 coverage: c.coverage,
                 mean_gap: *g,
                 expected_reward: reward(c),
+                predicted_constant: c.asymptotic.constant,
+                predicted_gap: predicted.as_ref().map(|p| p[i]),
             })
             .collect(),
     };

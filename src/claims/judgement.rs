@@ -144,7 +144,29 @@ pub enum Finding {
         allowance: f64,
         z: f64,
         factor: f64,
+        /// C, or under a gamma(n) schedule the predicted mean at the largest n.
         predicted: f64,
+        /// Under a gamma(n) schedule: the curve is judged from this n on (None: a power law).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        curve_from: Option<u64>,
+    },
+    /// The exponential rate of the finite class (THEORY §8): `measured` = -slope of
+    /// ln(mean gap) against n over the measurable levels `from_n..=to_n`, with its bootstrap
+    /// standard error `se` (whole replications); `predicted` = min_j c_j (Chernoff), `factor`
+    /// the claim's `constant_factor`, `tail_rate` the same slope of the predicted curve, and
+    /// `allowance` = |tail_rate - predicted| (the pre-asymptotic part); differs when
+    /// |measured - factor predicted| - allowance > z se.
+    ExponentialRate {
+        outcome: ConstantOutcome,
+        measured: f64,
+        se: f64,
+        predicted: f64,
+        tail_rate: f64,
+        allowance: f64,
+        z: f64,
+        factor: f64,
+        from_n: u64,
+        to_n: u64,
     },
     /// An exact check: `value` (a relative improvement or a residual) against `tolerance`.
     Check {
@@ -226,6 +248,9 @@ impl Finding {
             } | Finding::Constant {
                 outcome: ConstantOutcome::Differs,
                 ..
+            } | Finding::ExponentialRate {
+                outcome: ConstantOutcome::Differs,
+                ..
             }
         )
     }
@@ -268,6 +293,11 @@ impl Finding {
                         "needs more samples than",
                     ),
                 };
+                if *outcome == RateOutcome::Faster && interval.is_none() {
+                    return format!(
+                        "{below} any power of {v} (exponential decay, see the exponential rate): the upper bound {v}^{claimed} holds, not tight"
+                    );
+                }
                 let power = if *variable == RateVariable::InverseEps {
                     format!("(1/eps)^{claimed}")
                 } else {
@@ -299,18 +329,58 @@ impl Finding {
                 z,
                 factor,
                 predicted,
+                curve_from,
             } => {
-                let claimed = if *factor == 1.0 {
-                    format!("the predicted {}", sci(*predicted))
-                } else {
-                    format!("{} x the predicted {}", sci(*factor), sci(*predicted))
+                let what = match curve_from {
+                    Some(n) => format!("curve (n >= {n}; {} at n_max)", sci(*predicted)),
+                    None => sci(*predicted),
                 };
-                let verb = match outcome {
-                    ConstantOutcome::Matches => "constant matches",
-                    ConstantOutcome::Differs => "constant differs",
+                let claimed = if *factor == 1.0 {
+                    format!("the predicted {what}")
+                } else {
+                    format!("{} x the predicted {what}", sci(*factor))
+                };
+                let verb = match (outcome, curve_from) {
+                    (ConstantOutcome::Matches, None) => "constant matches",
+                    (ConstantOutcome::Differs, None) => "constant differs",
+                    (ConstantOutcome::Matches, Some(_)) => "gap matches",
+                    (ConstantOutcome::Differs, Some(_)) => "gap differs from",
                 };
                 format!(
                     "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, z = {z})"
+                )
+            }
+            Finding::ExponentialRate {
+                outcome,
+                measured,
+                se,
+                predicted,
+                tail_rate,
+                allowance,
+                z,
+                factor,
+                from_n,
+                to_n,
+            } => {
+                let claimed = if *factor == 1.0 {
+                    format!("the predicted min_j c_j = {}", sci(*predicted))
+                } else {
+                    format!(
+                        "{} x the predicted min_j c_j = {}",
+                        sci(*factor),
+                        sci(*predicted)
+                    )
+                };
+                let verb = match outcome {
+                    ConstantOutcome::Matches => "exponential rate matches",
+                    ConstantOutcome::Differs => "exponential rate differs from",
+                };
+                format!(
+                    "{verb} {claimed}: measured {} ± {} over n = {from_n}..{to_n} (predicted curve's slope there {}, allowance {}, z = {z})",
+                    sci(*measured),
+                    sci(*se),
+                    sci(*tail_rate),
+                    sci(*allowance)
                 )
             }
             Finding::Bound { outcome, slack, at } => match outcome {
@@ -453,6 +523,12 @@ pub struct WeightCell {
     pub coverage: Option<f64>,
     pub mean_gap: f64,
     pub expected_reward: Option<f64>,
+    /// The predicted leading constant C of the cell's mean gap (THEORY §8), if derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_constant: Option<f64>,
+    /// The predicted mean gap at n, C n^a.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_gap: Option<f64>,
 }
 
 /// The numbers behind a judgement, by kind of claim.
@@ -487,6 +563,16 @@ pub enum Details {
         best_alpha_by_gap: String,
         best_alpha_vs_best_vertex: Option<VersusVertex>,
         best_alpha_by_expected_reward: Option<BestByReward>,
+        /// The cell with the smallest C_alpha.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_alpha_by_coverage: Option<String>,
+        /// Spearman(measured gap at n, predicted gap C n^a) across the cells, when every cell
+        /// has a prediction.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spearman_gap_vs_predicted: Option<f64>,
+        /// The cell with the smallest predicted gap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_alpha_by_predicted: Option<String>,
         cells: Vec<WeightCell>,
     },
     Identity {

@@ -93,6 +93,12 @@ pub(crate) fn bound_finding(
     (checks, finding)
 }
 
+/// A predicted curve (gamma(n) schedules) is judged at the tail levels where its Monte Carlo
+/// relative error is at most this: there the mean is not carried by a few rare draws of the
+/// limit law (events in the tails of the MLE's law, where the normal approximation is not
+/// sharp) [ours].
+pub const SHARP_CURVE_TOLERANCE: f64 = 0.01;
+
 /// z of the constant judgement: the two-sided normal quantile at BOUND_TEST_LEVEL (1e-3),
 /// the same false-alarm level as the bound test [ours].
 pub const CONSTANT_Z: f64 = 3.29;
@@ -112,62 +118,82 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// observed drift |rho_L - rho_1| bounds what the higher-order terms add at the largest n,
 /// and the judgement uses it as allowance: the constant differs when
 /// |rho - 1| - allowance > z se, z = CONSTANT_Z.
+///
+/// Under a gamma(n) schedule the claimed value at level j is f x the predicted curve
+/// (`asymptotic.predicted`, THEORY §8.11) instead of f C n_j^a, over the tail levels where the
+/// curve is sharp ([`SHARP_CURVE_TOLERANCE`]); the curve's Monte Carlo error (the tail average
+/// of rho_j x its relative SE, the same draws at every level) is added to se in quadrature.
 pub(crate) fn constant_finding(
     claim: &Claim,
     r: &ResultFile,
     cell: &CellResult,
 ) -> Option<Finding> {
-    let (a, c) = (cell.asymptotic.exponent?, cell.asymptotic.constant?);
-    let claimed = claim.constant_factor * c;
-    if claimed <= 0.0 {
-        return None;
-    }
     let first = cell
         .n
         .iter()
         .position(|&n| n >= cell.exponent_mean.tail_from_n)
         .unwrap_or(0);
-    let tail = first..cell.n.len();
-    if tail.len() < 2 {
+    let f = claim.constant_factor;
+    let asy = &cell.asymptotic;
+    // (level, claimed mean there, relative Monte Carlo error of the prediction)
+    let (levels, predicted, curve_from): (Vec<(usize, f64, f64)>, f64, Option<u64>) =
+        match (asy.exponent, asy.constant) {
+            (Some(a), Some(c)) => (
+                (first..cell.n.len())
+                    .map(|j| (j, f * c * (cell.n[j] as f64).powf(a), 0.0))
+                    .collect(),
+                c,
+                None,
+            ),
+            _ if asy.exponential_rate.is_none() && asy.predicted.len() == cell.n.len() => {
+                let levels: Vec<(usize, f64, f64)> = (first..cell.n.len())
+                    .filter_map(|j| {
+                        let p = &asy.predicted[j];
+                        let rel = p.se.unwrap_or(0.0) / p.value;
+                        (rel <= SHARP_CURVE_TOLERANCE).then_some((j, f * p.value, rel))
+                    })
+                    .collect();
+                let from = cell.n[levels.first()?.0];
+                (levels, asy.predicted.last()?.value, Some(from))
+            }
+            _ => return None,
+        };
+    if levels.len() < 2 || levels.iter().any(|l| !(l.1 > 0.0)) {
         return None;
     }
-    let scale: Vec<f64> = tail
-        .clone()
-        .map(|j| (cell.n[j] as f64).powf(-a) / claimed)
-        .collect();
     let reps = cell.raw[first].len();
-    let ratio_at = |j: usize, idx: &mut dyn Iterator<Item = usize>| {
+    let ratio_of = |idx: &mut dyn Iterator<Item = usize>, &(j, claimed, _): &(usize, f64, f64)| {
         let (mut sum, mut k) = (0.0, 0usize);
         for i in idx {
             sum += cell.raw[j][i];
             k += 1;
         }
-        sum / k as f64 * scale[j - first]
+        sum / k as f64 / claimed
     };
-    let per_level: Vec<f64> = tail.clone().map(|j| ratio_at(j, &mut (0..reps))).collect();
+    let mean_ratio = |idx: &[usize]| {
+        levels
+            .iter()
+            .map(|l| ratio_of(&mut idx.iter().copied(), l))
+            .sum::<f64>()
+            / levels.len() as f64
+    };
+    let per_level: Vec<f64> = levels.iter().map(|l| ratio_of(&mut (0..reps), l)).collect();
     let ratio = per_level.iter().sum::<f64>() / per_level.len() as f64;
     let allowance = (per_level[per_level.len() - 1] - per_level[0]).abs();
-    use rand::RngExt;
-    let mut rng = crate::streams::stream(
-        r.spec.seed,
+    let boot = replication_bootstrap_se(
+        r,
         &format!("constant/{}/{}", claim.id, cell.label),
-        0,
+        reps,
+        |idx| Some(mean_ratio(idx)),
     );
-    let b = r.spec.options.bootstrap_resamples.max(2);
-    let mut boots = Vec::with_capacity(b);
-    let mut idx = vec![0usize; reps];
-    for _ in 0..b {
-        idx.iter_mut()
-            .for_each(|i| *i = (rng.random::<u64>() % reps as u64) as usize);
-        let m: f64 = tail
-            .clone()
-            .map(|j| ratio_at(j, &mut idx.iter().copied()))
-            .sum::<f64>()
-            / per_level.len() as f64;
-        boots.push(m);
-    }
-    let mb = boots.iter().sum::<f64>() / b as f64;
-    let se = (boots.iter().map(|v| (v - mb).powi(2)).sum::<f64>() / (b - 1) as f64).sqrt();
+    // The curve's Monte Carlo error, the same draws at every level: its errors add up.
+    let mc: f64 = per_level
+        .iter()
+        .zip(&levels)
+        .map(|(rho, l)| rho * l.2)
+        .sum::<f64>()
+        / levels.len() as f64;
+    let se = boot.hypot(mc);
     let differs = (ratio - 1.0).abs() - allowance > CONSTANT_Z * se;
     Some(Finding::Constant {
         outcome: if differs {
@@ -180,7 +206,122 @@ pub(crate) fn constant_finding(
         allowance,
         z: CONSTANT_Z,
         factor: claim.constant_factor,
-        predicted: c,
+        predicted,
+        curve_from,
+    })
+}
+
+/// The standard error of `stat` over `bootstrap_resamples` resamples of whole replications
+/// (indices 0..reps drawn with replacement, the same at every level, since one replication's
+/// datasets are nested); resamples where `stat` is `None` are left out. Stream: `label`.
+fn replication_bootstrap_se(
+    r: &ResultFile,
+    label: &str,
+    reps: usize,
+    stat: impl Fn(&[usize]) -> Option<f64>,
+) -> f64 {
+    use rand::RngExt;
+    let mut rng = crate::streams::stream(r.spec.seed, label, 0);
+    let b = r.spec.options.bootstrap_resamples.max(2);
+    let mut boots = Vec::with_capacity(b);
+    let mut idx = vec![0usize; reps];
+    for _ in 0..b {
+        idx.iter_mut()
+            .for_each(|i| *i = (rng.random::<u64>() % reps as u64) as usize);
+        boots.extend(stat(&idx));
+    }
+    if boots.len() < 2 {
+        return f64::INFINITY;
+    }
+    let mb = boots.iter().sum::<f64>() / boots.len() as f64;
+    (boots.iter().map(|v| (v - mb).powi(2)).sum::<f64>() / (boots.len() - 1) as f64).sqrt()
+}
+
+/// A level of the finite class is measurable for the exponential rate when at least this
+/// many replications have a gap above the floor (ln of the mean then has relative error
+/// about 1/sqrt(10) or less) [ours] ...
+pub const EXPONENTIAL_MIN_EVENTS: usize = 10;
+
+/// ... and at most this fraction of them do: past the central regime, where P(MLE != r*) is
+/// no longer of order one and the large-deviation curve applies [ours].
+pub const EXPONENTIAL_MAX_FRACTION: f64 = 0.5;
+
+/// The exponential-rate judgement of a finite-class cell (THEORY §8.10): over the measurable
+/// levels (at least [`EXPONENTIAL_MIN_EVENTS`] and at most [`EXPONENTIAL_MAX_FRACTION`] of the
+/// replications above the gap floor, at least two levels), the measured rate is c_hat =
+/// -slope of the least-squares line of ln(mean gap) on n, with its bootstrap standard error
+/// (whole replications). The claimed rate is f min_j c_j (f = the claim's `constant_factor`).
+///
+/// Allowance for pre-asymptotic terms [derived]: the predicted curve
+/// G(n) = sum_j gap_j P(L_j >= L_*) (`asymptotics::finite_class_mean_gap`) has
+/// ln G = const - n min_j c_j - (1/2) ln n + (the other candidates' share, decaying), so its own
+/// least-squares slope over the same levels, c_tail, differs from min_j c_j by what the
+/// polynomial prefactor (about ln(n_L/n_1) / (2 (n_L - n_1))) and the slower-decaying
+/// candidates add over this stretch of n. The rate differs when
+/// |c_hat - f min_j c_j| - |c_tail - min_j c_j| > z se, z = [`CONSTANT_Z`].
+pub(crate) fn exponential_finding(
+    claim: &Claim,
+    r: &ResultFile,
+    cell: &CellResult,
+) -> Option<Finding> {
+    let c_min = cell.asymptotic.exponential_rate?;
+    if cell.asymptotic.predicted.len() != cell.n.len() || !(c_min > 0.0) {
+        return None;
+    }
+    let floor = r.spec.options.gap_floor;
+    let levels: Vec<usize> = (0..cell.n.len())
+        .filter(|&k| {
+            let raw = &cell.raw[k];
+            let events = raw.iter().filter(|&&g| g > floor).count();
+            events >= EXPONENTIAL_MIN_EVENTS
+                && events as f64 <= EXPONENTIAL_MAX_FRACTION * raw.len() as f64
+        })
+        .collect();
+    if levels.len() < 2 {
+        return None;
+    }
+    let x: Vec<f64> = levels.iter().map(|&k| cell.n[k] as f64).collect();
+    let rate_of = |ln_mean: &[f64]| -least_squares(&x, ln_mean).0;
+    let reps = cell.raw[levels[0]].len();
+    let ln_means = |idx: &[usize]| -> Option<Vec<f64>> {
+        levels
+            .iter()
+            .map(|&k| {
+                let sum: f64 = idx.iter().map(|&i| cell.raw[k][i]).sum();
+                (sum > 0.0).then(|| (sum / idx.len() as f64).ln())
+            })
+            .collect()
+    };
+    let all: Vec<usize> = (0..reps).collect();
+    let measured = rate_of(&ln_means(&all)?);
+    let se = replication_bootstrap_se(
+        r,
+        &format!("exponential/{}/{}", claim.id, cell.label),
+        reps,
+        |idx| ln_means(idx).map(|v| rate_of(&v)),
+    );
+    let predicted_ln: Vec<f64> = levels
+        .iter()
+        .map(|&k| cell.asymptotic.predicted[k].value.ln())
+        .collect();
+    let tail_rate = rate_of(&predicted_ln);
+    let allowance = (tail_rate - c_min).abs();
+    let differs = (measured - claim.constant_factor * c_min).abs() - allowance > CONSTANT_Z * se;
+    Some(Finding::ExponentialRate {
+        outcome: if differs {
+            super::judgement::ConstantOutcome::Differs
+        } else {
+            super::judgement::ConstantOutcome::Matches
+        },
+        measured,
+        se,
+        predicted: c_min,
+        tail_rate,
+        allowance,
+        z: CONSTANT_Z,
+        factor: claim.constant_factor,
+        from_n: cell.n[levels[0]],
+        to_n: cell.n[*levels.last().expect("two levels")],
     })
 }
 
@@ -232,7 +373,23 @@ pub fn judge_rate_in_n(claim: &Claim, r: &ResultFile, cell: &CellResult) -> Judg
         ),
         None => String::new(),
     };
-    findings.insert(0, rate_finding(claim, RateVariable::N, interval));
+    let exponential = exponential_finding(claim, r, cell);
+    let mut rate = rate_finding(claim, RateVariable::N, interval);
+    if let (
+        Some(Finding::ExponentialRate { measured, se, .. }),
+        Finding::Rate {
+            outcome, interval, ..
+        },
+    ) = (&exponential, &mut rate)
+    {
+        // A positive exponential rate decays faster than any power.
+        if measured - CONSTANT_Z * se > 0.0 {
+            *outcome = RateOutcome::Faster;
+            *interval = None;
+        }
+    }
+    findings.insert(0, rate);
+    findings.extend(exponential);
     if floor_from.is_none() {
         findings.extend(constant_finding(claim, r, cell));
     }

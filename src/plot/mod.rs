@@ -96,14 +96,24 @@ trait FigureKind {
 ///   exponent and its interval in the legend,
 /// - if `overlay` gives one, a reference line with the claimed exponent over the same tail,
 ///   anchored at the fitted line's value at the first tail point (dashed),
-/// - if `overlay` gives one, the claim's bound (dash-dotted).
+/// - if `overlay` gives one, the claim's bound (dash-dotted),
+/// - below, when the cell has a prediction (THEORY §8), a panel of n^-a x mean gap with the
+///   predicted constant as a flat line, or of mean / predicted curve with the line at 1.
 ///
 /// The y axis names the quantity, divergence, gamma (or its schedule) and reward class; the
 /// title names the claim (the overlay's, else the result's tag, else the spec name), the
 /// subtitle the spec, cell, replications and verdict. A `cell` out of range gives a figure
 /// that says so.
 pub fn rate_plot_svg(result: &ResultFile, cell: usize, overlay: Option<&ClaimOverlay>) -> String {
-    render(&rate::figure(result, cell, overlay))
+    let mut upper = rate::figure(result, cell, overlay);
+    match rate::scaled_panel(result, cell) {
+        Some(mut lower) if upper.empty.is_none() => {
+            // Notes go with the upper legend: the lower panel is short.
+            upper.legend.append(&mut lower.legend);
+            render_stacked(&upper, &lower)
+        }
+        _ => render(&upper),
+    }
 }
 
 /// Sweep plot over the cells of a result (one cell per gamma or per weight vector): the mean

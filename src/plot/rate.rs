@@ -4,7 +4,9 @@
 use super::format::{
     class_text, cut_text, divergence_text, fmt_estimate, fmt_n, fmt_num, gamma_text, quantity_text,
 };
-use super::model::{AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, cut_bars, lg, mean_point};
+use super::model::{
+    AxisSpec, Entry, Figure, Marker, Pt, Sample, Scale, Series, cut_bars, lg, mean_point,
+};
 use super::style::{ASYMPTOTE_LINE, BOUND_LINE, C_MEAN, C_QUANTILE, CLAIM_LINE, FIT_LINE};
 use super::{ClaimOverlay, FigureKind};
 use crate::result::ResultFile;
@@ -237,15 +239,25 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             })
             .collect();
         if pts.len() == 2 {
-            fig.series.push(ASYMPTOTE_LINE.series(pts));
-            fig.legend.push(Entry {
-                sample: ASYMPTOTE_LINE.sample(),
-                text: format!(
-                    "predicted asymptote {}·n^{} (exact, from the instance)",
-                    fmt_num(c),
-                    fmt_num(a)
-                ),
-            });
+            let text = format!(
+                "predicted asymptote {}·n^{} (exact, from the instance)",
+                fmt_num(c),
+                fmt_num(a)
+            );
+            push_prediction(&mut fig, pts, text);
+        }
+    }
+    // A predicted curve (gamma(n) schedules, finite class), through its value at each n.
+    if cell.asymptotic.exponent.is_none() {
+        let pts: Vec<(f64, f64)> = cell
+            .asymptotic
+            .predicted
+            .iter()
+            .filter_map(|p| Some((lg(p.n as f64)?, lg(p.value)?)))
+            .collect();
+        if pts.len() >= 2 {
+            let text = "predicted mean gap (from the instance, THEORY §8)".to_string();
+            push_prediction(&mut fig, pts, text);
         }
     }
     if cut > 0 {
@@ -256,4 +268,93 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
     fig.series
         .push(Series::points(mean_pts, Marker::Circle, C_MEAN));
     fig
+}
+
+/// A prediction of THEORY §8 as a dotted line with its legend entry.
+fn push_prediction(fig: &mut Figure, pts: Vec<(f64, f64)>, text: String) {
+    fig.series.push(ASYMPTOTE_LINE.series(pts));
+    fig.legend.push(Entry {
+        sample: ASYMPTOTE_LINE.sample(),
+        text,
+    });
+}
+
+/// The lower panel of the rate figure of cell `k`: the measured mean against the prediction
+/// of THEORY §8, flat where the asymptotics hold, so pre-asymptotic behaviour shows. With a
+/// predicted power law: n^-a x mean gap with its 95% interval and the constant C as a flat
+/// line; with a predicted curve (gamma(n) schedule, finite class): mean gap / predicted gap,
+/// with the line at 1. `None` without a prediction.
+pub(super) fn scaled_panel(result: &ResultFile, k: usize) -> Option<Figure> {
+    let cell = result.cells.get(k)?;
+    let asy = &cell.asymptotic;
+    let x = AxisSpec::log("sample size n".into());
+    let (desc, pts, level, line_text): (String, Vec<Pt>, f64, String) =
+        match (asy.exponent, asy.constant) {
+            (Some(a), Some(c)) if !asy.scaled_mean.is_empty() => (
+                match -a {
+                    1.0 => "n × gap".to_string(),
+                    0.5 => "√n × gap".to_string(),
+                    p => format!("n^{} × gap", fmt_num(p)),
+                },
+                asy.scaled_mean
+                    .iter()
+                    .filter_map(|s| {
+                        Some(Pt {
+                            x: lg(s.n as f64)?,
+                            y: s.value,
+                            bar: Some((Some(s.ci_low), s.ci_high)),
+                        })
+                    })
+                    .collect(),
+                c,
+                format!(
+                    "lower panel: n^{} × mean gap, 95% interval; dotted: the predicted constant {}",
+                    fmt_num(-a),
+                    fmt_num(c)
+                ),
+            ),
+            _ if asy.predicted.len() == cell.summaries.len() && !asy.predicted.is_empty() => (
+                "gap / predicted".into(),
+                asy.predicted
+                    .iter()
+                    .zip(&cell.summaries)
+                    .filter(|(p, _)| p.value > 0.0)
+                    .filter_map(|(p, s)| {
+                        Some(Pt {
+                            x: lg(s.n as f64)?,
+                            y: s.mean / p.value,
+                            bar: Some((Some(s.ci_low / p.value), s.ci_high / p.value)),
+                        })
+                    })
+                    .collect(),
+                1.0,
+                "lower panel: mean gap / the predicted curve (THEORY §8), 95% interval; dotted: 1"
+                    .into(),
+            ),
+            _ => return None,
+        };
+    if pts.is_empty() {
+        return None;
+    }
+    let mut lower = Figure::new(
+        String::new(),
+        String::new(),
+        x,
+        AxisSpec {
+            max_major: Some(4),
+            ..AxisSpec::new(Scale::Linear, desc)
+        },
+    );
+    let ends: Vec<f64> = [pts.first(), pts.last()]
+        .iter()
+        .filter_map(|p| Some(p.as_ref()?.x))
+        .collect();
+    lower
+        .series
+        .push(ASYMPTOTE_LINE.series(vec![(ends[0], level), (ends[1], level)]));
+    lower
+        .series
+        .push(Series::points(pts, Marker::Circle, C_MEAN));
+    lower.legend.push(Entry::note(line_text));
+    Some(lower)
 }
