@@ -1,4 +1,4 @@
-//! `mrkl calibrate`: the checker's operating characteristic (docs/theory.md, "Calibration").
+//! `mrkl calibrate`: the checker's operating characteristic (docs/theory.md §7, "Calibration").
 //!
 //! Over many master seeds (each seed: new random instances, new data), the specs are run and
 //! judged as `mrkl check --seed s` judges them, and three things are counted:
@@ -22,7 +22,7 @@
 //! shorter grid would give (tested in tests/calibrate.rs).
 //!
 //! # Formula
-//! Binomial bounds are exact (Clopper-Pearson, docs/theory.md "Calibration"): with x events
+//! Binomial bounds are exact (Clopper-Pearson, docs/theory.md §7, "Calibration"): with x events
 //! in k trials, the one-sided upper bound at level 1 - alpha is the p with
 //! P[Bin(k, p) <= x] = alpha (for x = 0: 1 - alpha^(1/k)); the two-sided interval has
 //! alpha / 2 on each side.
@@ -71,6 +71,15 @@ pub struct CalibrateSettings {
     pub seeds: u64,
     /// Specs of the power study (`None`: those of [`DEFAULT_POWER_SPECS`] that are run).
     pub power_specs: Option<Vec<String>>,
+    pub design: Design,
+    pub out: PathBuf,
+    pub threads: Option<usize>,
+    pub resume: bool,
+}
+
+/// What every seed measures beyond the specs' own judgements.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Design {
     /// Replication counts of the power study; the power specs run with the largest.
     pub replications: Vec<usize>,
     /// Planted exponent deviations d > 0 (claimed exponent a - d).
@@ -81,9 +90,6 @@ pub struct CalibrateSettings {
     pub drop_levels: Vec<usize>,
     /// Run the exact checks (T5.1, T6.1, F1, DPO.identity) at every seed.
     pub exact: bool,
-    pub out: PathBuf,
-    pub threads: Option<usize>,
-    pub resume: bool,
 }
 
 impl Default for CalibrateSettings {
@@ -94,11 +100,13 @@ impl Default for CalibrateSettings {
             first_seed: 1,
             seeds: 100,
             power_specs: None,
-            replications: vec![50, 100, 200, 400],
-            exponent_deviations: vec![0.05, 0.1, 0.2, 0.3, 0.5],
-            constant_deviations: vec![0.05, 0.1, 0.2],
-            drop_levels: vec![0, 3, 6],
-            exact: true,
+            design: Design {
+                replications: vec![50, 100, 200, 400],
+                exponent_deviations: vec![0.05, 0.1, 0.2, 0.3, 0.5],
+                constant_deviations: vec![0.05, 0.1, 0.2],
+                drop_levels: vec![0, 3, 6],
+                exact: true,
+            },
             out: PathBuf::from("calibration"),
             threads: None,
             resume: false,
@@ -183,11 +191,10 @@ pub struct Plan {
     pub specs: Vec<PlanSpec>,
     pub registry: Registry,
     pub power_specs: Vec<String>,
-    pub replications: Vec<usize>,
-    pub exponent_deviations: Vec<f64>,
-    pub constant_deviations: Vec<f64>,
-    pub drop_levels: Vec<usize>,
-    pub exact: bool,
+    /// Replications sorted, grids sorted; serialised in place (the plan's hash is that of
+    /// the flat fields).
+    #[serde(flatten)]
+    pub design: Design,
     pub ci_level_note: String,
     #[serde(skip)]
     loaded: Vec<(String, Spec)>,
@@ -225,14 +232,15 @@ pub fn plan(s: &CalibrateSettings) -> Result<Plan> {
             "first seed + seeds within 64 bits",
         ));
     }
-    if s.replications.is_empty() || s.replications.iter().any(|&r| r < 2) {
+    if s.design.replications.is_empty() || s.design.replications.iter().any(|&r| r < 2) {
         return Err(Error::invalid(
             "--replications",
-            format!("{:?}", s.replications),
+            format!("{:?}", s.design.replications),
             "one or more counts, each at least 2",
         ));
     }
     if let Some(d) = s
+        .design
         .exponent_deviations
         .iter()
         .find(|d| !(d.is_finite() && **d > 0.0))
@@ -244,6 +252,7 @@ pub fn plan(s: &CalibrateSettings) -> Result<Plan> {
         ));
     }
     if let Some(e) = s
+        .design
         .constant_deviations
         .iter()
         .find(|e| !(e.is_finite() && **e > 0.0 && **e < 1.0))
@@ -282,10 +291,10 @@ pub fn plan(s: &CalibrateSettings) -> Result<Plan> {
             given.clone()
         }
     };
-    let mut replications = s.replications.clone();
+    let mut replications = s.design.replications.clone();
     replications.sort_unstable();
     replications.dedup();
-    let mut drop_levels = s.drop_levels.clone();
+    let mut drop_levels = s.design.drop_levels.clone();
     drop_levels.sort_unstable();
     drop_levels.dedup();
     if drop_levels.is_empty() {
@@ -303,11 +312,11 @@ pub fn plan(s: &CalibrateSettings) -> Result<Plan> {
             .collect(),
         registry,
         power_specs,
-        replications,
-        exponent_deviations: s.exponent_deviations.clone(),
-        constant_deviations: s.constant_deviations.clone(),
-        drop_levels,
-        exact: s.exact,
+        design: Design {
+            replications,
+            drop_levels,
+            ..s.design.clone()
+        },
         ci_level_note: "exponent intervals at each spec's options.ci_level".into(),
         loaded,
     })
@@ -431,7 +440,7 @@ fn detections_of(plan: &Plan, r: &ResultFile) -> Vec<SeedDetection> {
                 _ => None,
             });
             if let Some((interval, tolerance)) = rate {
-                for &d in std::iter::once(&0.0).chain(&plan.exponent_deviations) {
+                for &d in std::iter::once(&0.0).chain(&plan.design.exponent_deviations) {
                     let detected = interval.is_some_and(|(lo, hi)| {
                         claims::rate::rate_outcome(lo, hi, a - d, tolerance)
                             == RateOutcome::Slower
@@ -445,7 +454,7 @@ fn detections_of(plan: &Plan, r: &ResultFile) -> Vec<SeedDetection> {
                     0.0,
                     base.findings.iter().any(contradicts_constant),
                 );
-                for e in plan.constant_deviations.iter().flat_map(|&e| [-e, e]) {
+                for e in plan.design.constant_deviations.iter().flat_map(|&e| [-e, e]) {
                     let j = judged(1.0 + e);
                     record(Planted::Constant, e, j.findings.iter().any(contradicts_constant));
                 }
@@ -466,7 +475,7 @@ pub fn seed_outcome(plan: &Plan, seed: u64) -> Result<SeedOutcome> {
         let power = plan.power_specs.contains(spec.name());
         let r_max = if power {
             spec.replications()
-                .max(*plan.replications.last().expect("checked non-empty"))
+                .max(*plan.design.replications.last().expect("checked non-empty"))
         } else {
             spec.replications()
         };
@@ -485,11 +494,11 @@ pub fn seed_outcome(plan: &Plan, seed: u64) -> Result<SeedOutcome> {
         if !power {
             continue;
         }
-        for &drop in &plan.drop_levels {
+        for &drop in &plan.design.drop_levels {
             let Some(keep) = levels.checked_sub(drop).filter(|&k| k >= 2) else {
                 continue;
             };
-            for &reps in &plan.replications {
+            for &reps in &plan.design.replications {
                 let mut o = seeded.to_vec();
                 o.push(("replications".into(), reps.to_string()));
                 if drop > 0 {
@@ -510,7 +519,7 @@ pub fn seed_outcome(plan: &Plan, seed: u64) -> Result<SeedOutcome> {
             }
         }
     }
-    let verdicts = claims::judge_all(&plan.registry, &results, plan.exact.then_some(seed))
+    let verdicts = claims::judge_all(&plan.registry, &results, plan.design.exact.then_some(seed))
         .into_iter()
         .filter(|j| j.verdict != Verdict::NotMeasured)
         .map(|j| SeedVerdict {
@@ -742,8 +751,13 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
     let mut cov: BTreeMap<(String, usize, u64), [u64; 6]> = BTreeMap::new();
     let mut order = vec![];
     for o in outcomes {
+        // The spec's own configuration is also one of the power study's: count it once.
+        let mut seen = std::collections::BTreeSet::new();
         for i in &o.intervals {
             let key = (i.evidence.clone(), i.replications, i.n_max);
+            if !seen.insert(key.clone()) {
+                continue;
+            }
             let e = cov.entry(key.clone()).or_insert_with(|| {
                 order.push(key);
                 [0; 6]
@@ -821,10 +835,10 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
         seeds: outcomes.iter().map(|o| o.seed).collect(),
         specs: plan.specs.clone(),
         power_specs: plan.power_specs.clone(),
-        replications: plan.replications.clone(),
-        exponent_deviations: plan.exponent_deviations.clone(),
-        constant_deviations: plan.constant_deviations.clone(),
-        exact_checks: plan.exact,
+        replications: plan.design.replications.clone(),
+        exponent_deviations: plan.design.exponent_deviations.clone(),
+        constant_deviations: plan.design.constant_deviations.clone(),
+        exact_checks: plan.design.exact,
         alpha: ALPHA,
         target_power: TARGET_POWER,
         false_alarms,

@@ -7,7 +7,7 @@ mod common;
 use common::{mrkl, scratch};
 
 use mrkl::calibrate::{
-    CalibrateSettings, Calibration, Planted, SeedOutcome, calibrate, clopper_pearson,
+    CalibrateSettings, Calibration, Design, Planted, SeedOutcome, calibrate, clopper_pearson,
 };
 use std::path::{Path, PathBuf};
 
@@ -40,11 +40,13 @@ fn settings(dir: &Path, out: &str, threads: usize) -> CalibrateSettings {
         seeds: 3,
         first_seed: 11,
         power_specs: Some(vec!["tiny".into()]),
-        replications: vec![4, 8],
-        exponent_deviations: vec![0.1, 0.5, 2.0],
-        constant_deviations: vec![0.5],
-        drop_levels: vec![0, 2],
-        exact: false,
+        design: Design {
+            replications: vec![4, 8],
+            exponent_deviations: vec![0.1, 0.5, 2.0],
+            constant_deviations: vec![0.5],
+            drop_levels: vec![0, 2],
+            exact: false,
+        },
         out: dir.join(out),
         threads: Some(threads),
         resume: false,
@@ -80,7 +82,10 @@ fn calibration_is_the_same_for_any_thread_count_and_resumes() {
     // detections at both replication counts and both grids.
     assert!(one.false_alarms.iter().any(|f| f.claim == "T6.2" && f.judgements == 3));
     assert!(one.false_alarms.iter().any(|f| f.claim == "R6.4" && f.judgements == 3));
-    assert!(!one.coverage.is_empty());
+    // Coverage counts each seed once per configuration, also for the spec's own (R = 8,
+    // full grid), which the power study measures too.
+    assert_eq!(one.coverage.len(), 4);
+    assert!(one.coverage.iter().all(|c| c.exponent.trials <= 3), "{:?}", one.coverage);
     for r in [4, 8] {
         for n_max in [800, 3200] {
             assert!(

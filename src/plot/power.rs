@@ -39,17 +39,7 @@ pub(super) fn figure(panel: &PowerPanel) -> Figure {
             x_lo = x_lo.min(p.x);
             x_hi = x_hi.max(p.x);
         }
-        fig.series.push(Series::Line {
-            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
-            color,
-            width: THIN,
-            stroke: Stroke::Solid,
-        });
-        fig.series.push(Series::Points { pts, marker, color });
-        fig.legend.push(Entry {
-            sample: Sample::LineMarker(color, THIN, Some(Stroke::Solid), marker),
-            text: name.clone(),
-        });
+        fig.push_curve(pts, marker, color, name.clone());
     }
     if x_lo.is_finite() {
         fig.series.push(Series::Line {

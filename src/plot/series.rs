@@ -3,8 +3,8 @@
 
 use super::FigureKind;
 use super::format::{divergence_text, gamma_text, quantity_text};
-use super::model::{AxisSpec, Entry, Figure, Marker, Pt, Sample, Series, Stroke, lg, mean_point};
-use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_NOTE, C_PURPLE, C_QUANTILE, THIN};
+use super::model::{AxisSpec, Figure, Marker, Pt, lg, mean_point};
+use super::style::{C_BOUND, C_CLAIM, C_FIT, C_MEAN, C_NOTE, C_PURPLE, C_QUANTILE};
 use crate::result::ResultFile;
 use crate::statistics::Summary;
 
@@ -85,17 +85,7 @@ pub(super) fn figure(result: &ResultFile, k: usize) -> Figure {
             .flatten()
             .filter_map(|s| mean_point(lg(s.n as f64)?, s.mean, s.ci_low, s.ci_high))
             .collect();
-        fig.series.push(Series::Line {
-            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
-            color,
-            width: THIN,
-            stroke: Stroke::Solid,
-        });
-        fig.series.push(Series::Points { pts, marker, color });
-        fig.legend.push(Entry {
-            sample: Sample::LineMarker(color, THIN, Some(Stroke::Solid), marker),
-            text: name.clone(),
-        });
+        fig.push_curve(pts, marker, color, name.clone());
     }
     if curves.len() == 1 {
         fig.empty = Some("no paired series recorded in this cell".into());
