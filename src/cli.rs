@@ -36,6 +36,9 @@ enum Command {
     /// Print (JSON) one replication of one cell at one n, bit-identical to the run: its
     /// stream, win counts, theta_hat, fitted and exact policies, gap and series.
     Replay(ReplayArgs),
+    /// The checker's operating characteristic over many master seeds: false alarms,
+    /// interval coverage, power against planted deviations (calibration.json, CALIBRATION.md).
+    Calibrate(CalibrateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +60,72 @@ struct ReplayArgs {
     /// The master seed the run used, if it was given with --seed.
     #[arg(long)]
     seed: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct CalibrateArgs {
+    /// Spec files or folders of `*.toml` specs (none = the default suite).
+    paths: Vec<PathBuf>,
+    /// Folder that receives calibration.json, CALIBRATION.md, the power plots and the
+    /// per-seed outcomes (`seeds/`).
+    #[arg(long, default_value = "calibration")]
+    out: PathBuf,
+    /// Number of master seeds.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// The first master seed (seeds first, first + 1, ...).
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// A spec of the power study (repeatable; default: t5_2_rkl_suboptimality,
+    /// t6_2_fkl_suboptimality, t5_3_rkl_reward_gap where run).
+    #[arg(long = "power-spec", value_name = "NAME")]
+    power_specs: Vec<String>,
+    /// Replication counts of the power study, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,400")]
+    replications: Vec<usize>,
+    /// Planted exponent deviations, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.3,0.5")]
+    exponent_deviations: Vec<f64>,
+    /// Planted relative constant deviations, comma-separated (each judged as 1 + e and 1 - e).
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2")]
+    constant_deviations: Vec<f64>,
+    /// Grids of the power study: the spec's grid without its last k levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,3,6")]
+    drop_levels: Vec<usize>,
+    /// Skip the exact checks (T5.1, T6.1, F1, DPO.identity) at every seed.
+    #[arg(long)]
+    no_exact: bool,
+    /// A claims file judged beside the built-in claims. Repeatable.
+    #[arg(long = "claims", value_name = "FILE.toml")]
+    claims: Vec<PathBuf>,
+    /// Worker threads (default: RAYON_NUM_THREADS, else one per core). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Keep the seeds already saved under `<out>/seeds/` (by a killed calibration).
+    #[arg(long)]
+    resume: bool,
+}
+
+impl CalibrateArgs {
+    fn settings(self) -> crate::calibrate::CalibrateSettings {
+        crate::calibrate::CalibrateSettings {
+            paths: self.paths,
+            claims_files: self.claims,
+            first_seed: self.first_seed,
+            seeds: self.seeds,
+            power_specs: (!self.power_specs.is_empty()).then_some(self.power_specs),
+            design: crate::calibrate::Design {
+                replications: self.replications,
+                exponent_deviations: self.exponent_deviations,
+                constant_deviations: self.constant_deviations,
+                drop_levels: self.drop_levels,
+                exact: !self.no_exact,
+            },
+            out: self.out,
+            threads: self.threads,
+            resume: self.resume,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -243,6 +312,13 @@ pub fn main() -> i32 {
         Some(Command::Merge(a)) => suite::merge(&a.folders, &a.out, a.limits.limits()).map(|()| 0),
         Some(Command::Plot(a)) | Some(Command::Report(a)) => suite::rerender(&a.folder).map(|()| 0),
         Some(Command::Replay(a)) => replay(a),
+        Some(Command::Calibrate(a)) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            crate::calibrate::calibrate(&a.settings(), &command).map(|c| {
+                crate::calibrate::print_summary(&c);
+                0
+            })
+        }
         Some(Command::Solve(a)) => {
             let divergence = match a.divergence {
                 DivergenceArg::Rkl => Divergence::Rkl,

@@ -11,6 +11,7 @@
 //! cite its items (D1-D7, §1-§8).
 
 pub mod analysis;
+pub mod calibrate;
 pub mod asymptotics;
 pub mod budget;
 pub mod claims;

@@ -20,6 +20,7 @@
 mod format;
 mod model;
 mod objective;
+mod power;
 mod rate;
 mod render;
 mod series;
@@ -165,6 +166,13 @@ pub fn series_plot_svg(result: &ResultFile, cell: usize) -> String {
         (upper, Some(lower)) => render_stacked(&upper, &lower),
         (upper, None) => render(&upper),
     }
+}
+
+/// Power figure of a calibration (`crate::calibrate::power_panels`): detection rate against
+/// the planted deviation, one curve per replication count with exact 95% intervals, and the
+/// target power dashed.
+pub fn power_plot_svg(panel: &crate::calibrate::PowerPanel) -> String {
+    render(&power::figure(panel))
 }
 
 /// Rasterises an SVG produced above to PNG bytes at its own size, with the embedded font.

@@ -159,6 +159,21 @@ impl Figure {
             legend_columns: 1,
         }
     }
+
+    /// A curve: a thin solid line through its points' markers, and its legend entry.
+    pub fn push_curve(&mut self, pts: Vec<Pt>, marker: Marker, color: RGBColor, name: String) {
+        self.series.push(Series::Line {
+            pts: pts.iter().map(|p| (p.x, p.y)).collect(),
+            color,
+            width: super::style::THIN,
+            stroke: Stroke::Solid,
+        });
+        self.series.push(Series::Points { pts, marker, color });
+        self.legend.push(Entry {
+            sample: Sample::LineMarker(color, super::style::THIN, Some(Stroke::Solid), marker),
+            text: name,
+        });
+    }
 }
 
 /// log10 of a value that can go on a log axis.
