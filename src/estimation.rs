@@ -15,9 +15,13 @@ use crate::instance::{FiniteReward, LinearReward};
 use crate::newton::{self, MAX_ITERATIONS, Objective, Settings, Termination};
 use crate::numerics::ln_sigmoid;
 use crate::preference::WinCounts;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector, DVectorView, DVectorViewMut};
 use serde::Serialize;
 
+/// A context with at least |Y|^2 / DENSE_FRACTION occupied cells (about a quarter of its
+/// |Y| (|Y| - 1) / 2) builds L_x densely and multiplies matrices (O(|Y|^2 d + |Y| d^2), fast
+/// kernels); sparser contexts accumulate L_x Psi_x over their cells (O(P_x d + |Y| d^2)).
+const DENSE_FRACTION: usize = 8;
 /// Default tolerance on the max-norm of the (normalised) KKT gradient grad L + lambda theta.
 pub const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-10;
 /// Relative tolerance on ||theta|| = B for boundary solutions.
@@ -122,8 +126,10 @@ pub struct PairScratch {
     margins: Vec<f64>,
     coefficient: Vec<f64>,
     degree: Vec<f64>,
-    /// L_x Psi_x, |Y| x d row-major.
+    /// L_x Psi_x, |Y| x d (row-major on the sparse path, column-major on the dense one).
     laplacian_psi: Vec<f64>,
+    /// L_x, |Y| x |Y| (dense path).
+    laplacian: Vec<f64>,
 }
 
 /// Derivative c and curvature h in t of the Bradley-Terry pair loss
@@ -269,49 +275,76 @@ impl PairDesign {
         for (x, list) in cells.by_context() {
             self.margins(x, theta, &mut s.margins);
             let psi = self.context(x);
+            let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
             s.coefficient.clear();
             s.coefficient.resize(ny, 0.0);
-            s.degree.clear();
-            s.degree.resize(ny, 0.0);
-            s.laplacian_psi.clear();
-            s.laplacian_psi.resize(ny * d, 0.0);
-            for c in list {
-                let (a, b) = (c.a as usize, c.b as usize);
-                let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
-                s.coefficient[a] += g;
-                s.coefficient[b] -= g;
-                s.degree[a] += h;
-                s.degree[b] += h;
-                // -W_x Psi and -W_x^T Psi: row a gets -h psi(b), row b gets -h psi(a).
-                let (lo, hi) = s.laplacian_psi.split_at_mut(b * d);
-                let (la, lb) = (&mut lo[a * d..(a + 1) * d], &mut hi[..d]);
-                let (pa, pb) = (&psi[a * d..(a + 1) * d], &psi[b * d..(b + 1) * d]);
-                for k in 0..d {
-                    la[k] -= h * pb[k];
-                    lb[k] -= h * pa[k];
+            if DENSE_FRACTION * list.len() >= ny * ny {
+                // Dense context: L_x as a |Y| x |Y| matrix, then L Psi and Psi^T (L Psi) as
+                // matrix products.
+                s.laplacian.clear();
+                s.laplacian.resize(ny * ny, 0.0);
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
+                    s.coefficient[a] += g;
+                    s.coefficient[b] -= g;
+                    s.laplacian[a * ny + a] += h;
+                    s.laplacian[b * ny + b] += h;
+                    s.laplacian[a * ny + b] -= h;
+                    s.laplacian[b * ny + a] -= h;
                 }
-            }
-            for (y, (p, l)) in psi
-                .chunks_exact(d)
-                .zip(s.laplacian_psi.chunks_exact_mut(d))
-                .enumerate()
-            {
-                let (cy, dy) = (s.coefficient[y], s.degree[y]);
-                if cy == 0.0 && dy == 0.0 {
-                    continue;
+                s.laplacian_psi.resize(ny * d, 0.0);
+                let l = DMatrixView::from_slice(&s.laplacian, ny, ny);
+                let mut m = DMatrixViewMut::from_slice(&mut s.laplacian_psi, ny, d);
+                m.gemm(1.0, &l, &q, 0.0);
+                DMatrixViewMut::from_slice(hess, d, d).gemm_tr(1.0, &q, &m, 1.0);
+            } else {
+                // Few occupied cells: accumulate L Psi row by row over the cells.
+                s.degree.clear();
+                s.degree.resize(ny, 0.0);
+                s.laplacian_psi.clear();
+                s.laplacian_psi.resize(ny * d, 0.0);
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
+                    s.coefficient[a] += g;
+                    s.coefficient[b] -= g;
+                    s.degree[a] += h;
+                    s.degree[b] += h;
+                    // -W_x Psi and -W_x^T Psi: row a gets -h psi(b), row b gets -h psi(a).
+                    let (lo, hi) = s.laplacian_psi.split_at_mut(b * d);
+                    let (la, lb) = (&mut lo[a * d..(a + 1) * d], &mut hi[..d]);
+                    let (pa, pb) = (&psi[a * d..(a + 1) * d], &psi[b * d..(b + 1) * d]);
+                    for k in 0..d {
+                        la[k] -= h * pb[k];
+                        lb[k] -= h * pa[k];
+                    }
                 }
-                for k in 0..d {
-                    l[k] += dy * p[k];
-                    grad[k] += cy * p[k];
-                }
-                // H += psi(y) (L Psi)(y)^T, lower triangle of each column j.
-                for (j, col) in hess.chunks_exact_mut(d).enumerate() {
-                    let pj = p[j];
-                    for (hk, lk) in col[j..].iter_mut().zip(&l[j..]) {
-                        *hk += pj * lk;
+                for (y, (p, l)) in psi
+                    .chunks_exact(d)
+                    .zip(s.laplacian_psi.chunks_exact_mut(d))
+                    .enumerate()
+                {
+                    let dy = s.degree[y];
+                    if dy == 0.0 {
+                        continue;
+                    }
+                    l.iter_mut().zip(p).for_each(|(lk, pk)| *lk += dy * pk);
+                    // H += psi(y) (L Psi)(y)^T, lower triangle of each column j.
+                    for (j, col) in hess.chunks_exact_mut(d).enumerate() {
+                        let pj = p[j];
+                        for (hk, lk) in col[j..].iter_mut().zip(&l[j..]) {
+                            *hk += pj * lk;
+                        }
                     }
                 }
             }
+            DVectorViewMut::from_slice(grad, d).gemv_tr(
+                1.0,
+                &q,
+                &DVectorView::from_slice(&s.coefficient, ny),
+                1.0,
+            );
         }
         for j in 0..d {
             for k in 0..j {
@@ -644,11 +677,24 @@ mod tests {
             inst.responses,
         );
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
-        // 40 comparisons over 6 x 10 cells: some cells (and possibly contexts) empty.
-        sampler.extend(SamplerKind::Counts, &mut counts, 40, &mut stream(9, "data", 0));
-        let design = PairDesign::new(&lin, inst.contexts, inst.responses);
+        let mut rng = stream(9, "data", 0);
+        // 8 comparisons over 6 x 10 cells: sparse contexts (fewer than 25 / DENSE_FRACTION
+        // cells); 1e5: every context dense.
+        for n in [8, 100_000] {
+            let extra = n - counts.n;
+            sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut rng);
+            check_structured_kernel(&inst, &lin, &counts);
+        }
+    }
+
+    fn check_structured_kernel(
+        inst: &crate::instance::Instance,
+        lin: &LinearReward,
+        counts: &WinCounts,
+    ) {
+        let design = PairDesign::new(lin, inst.contexts, inst.responses);
         let mut cells = OccupiedCells::default();
-        cells.fill(&counts, true, |_, _, _| true);
+        cells.fill(counts, true, |_, _, _| true);
         let theta = [0.3, -0.7, 0.2];
         let (d, ny) = (3, inst.responses);
         let (mut grad, mut hess) = (vec![0.0; d], vec![0.0; d * d]);
@@ -676,7 +722,7 @@ mod tests {
         for (u, v) in grad.iter().zip(&g0).chain(hess.iter().zip(&h0)) {
             assert!((u - v).abs() <= 1e-13 * scale, "{u} vs {v}");
         }
-        let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+        let fitter = LinearFitter::new(lin, inst.contexts, inst.responses, 1e-10);
         for j in 0..d {
             let mut tp = theta;
             let mut tm = theta;
