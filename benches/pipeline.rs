@@ -5,7 +5,9 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mrkl::engine::{Prepared, sampling_policy};
-use mrkl::estimation::{FitWorkspace, LinearFitter, finite_mle};
+use mrkl::estimation::{
+    FitWorkspace, LinearFitter, OccupiedCells, PairDesign, PairScratch, finite_mle,
+};
 use mrkl::instance::RewardModel;
 use mrkl::policy::{Divergence, Regularizer};
 use mrkl::preference::{Sampler, SamplerKind, WinCounts};
@@ -184,6 +186,51 @@ fn policies(c: &mut Criterion) {
     g.finish();
 }
 
+/// The kernels of the stated floor (README "Performance"), each in isolation: one binomial
+/// draw of the count sampler at the sizes of a full dataset, and one pass of the structured
+/// gradient-Hessian and of the loss over every occupied pair cell (n = 1e9: all occupied).
+fn kernels(c: &mut Criterion) {
+    use rand_distr::{Binomial, Distribution};
+    let mut g = c.benchmark_group("kernels");
+    // n_ab ~ n / (|X| |Y|^2 / 2) comparisons per cell, split with p ~ 1/2: BTPE; and a small
+    // count (Binv), as at n = 1e3.
+    for (n, p) in [(1_000_000_000u64, 0.05), (8_000, 0.4), (8, 0.4)] {
+        g.bench_function(BenchmarkId::new("binomial", format!("n={n},p={p}")), |b| {
+            let mut rng = stream(1, "bench", 0);
+            b.iter(|| black_box(Binomial::new(black_box(n), p).unwrap().sample(&mut rng)))
+        });
+    }
+    for size in SIZES.iter().copied().chain([(1000, 100, 32, 4)]) {
+        let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1_000_000_000);
+        let inst = &s.instance();
+        let RewardModel::Linear(l) = &inst.reward else {
+            unreachable!()
+        };
+        let counts = counts_from_escort(&s, 1_000_000_000);
+        let design = PairDesign::new(l, inst.contexts, inst.responses);
+        let mut cells = OccupiedCells::default();
+        cells.fill(&counts, true, |_, _, _| true);
+        let mut scratch = PairScratch::default();
+        let d = l.dim;
+        let (mut grad, mut hess) = (vec![0.0; d], vec![0.0; d * d]);
+        let theta = &l.theta_star;
+        g.bench_function(format!("gradient_hessian/{}", label(size)), |b| {
+            b.iter(|| {
+                design.gradient_hessian(&cells, theta, &mut scratch, &mut grad, &mut hess);
+                black_box(hess[0])
+            })
+        });
+        g.bench_function(format!("loss/{}", label(size)), |b| {
+            b.iter(|| {
+                black_box(design.sum_over_cells(&cells, theta, &mut scratch, |w, t| {
+                    (w[0] + w[1]) * mrkl::numerics::ln_sigmoid(t) - w[1] * t
+                }))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn full_replication(c: &mut Criterion) {
     let mut g = c.benchmark_group("full_replication");
     for size in SIZES {
@@ -205,9 +252,26 @@ fn full_replication(c: &mut Criterion) {
     g.finish();
 }
 
+/// One replication at the larger size of the performance issue, (1000, 100, 32, 4), n = 1e9
+/// (the spec sims/large/t5_2_rkl_large.toml walks n up to this).
+fn large_replication(c: &mut Criterion) {
+    let mut g = c.benchmark_group("large_replication");
+    g.sample_size(10);
+    let s = spec(1000, 100, 32, 4, "linear", "counts", 1_000_000_000);
+    let p = Prepared::new(&s);
+    let mut rep = 0;
+    g.bench_function("counts/1000x100x32x4/1000000000", |b| {
+        b.iter(|| {
+            rep += 1;
+            black_box(p.run_unit(0, rep % 1000))
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = data_generation, estimation, comparisons, policies, full_replication
+    targets = kernels, data_generation, estimation, comparisons, policies, full_replication, large_replication
 }
 criterion_main!(benches);

@@ -46,9 +46,10 @@
 //! the Hessian cannot be factorised, the line search finds no decrease in
 //! [`newton::MAX_HALVINGS`] halvings, or a non-finite quantity appears.
 
+use crate::estimation::{OccupiedCells, PairDesign, PairScratch, pair_derivatives};
 use crate::instance::LinearReward;
 use crate::newton::{self, Objective, Settings, Termination};
-use crate::numerics::{ln_sigmoid, sigmoid};
+use crate::numerics::ln_sigmoid;
 use crate::policy::{Divergence, Regularizer};
 use crate::preference::{WinCounts, pairs};
 use nalgebra::DVector;
@@ -189,18 +190,34 @@ impl Logistic {
             .sum()
     }
 
-    /// Gradient sum_j c_j z_j and Hessian sum_j h_j z_j z_j^T (column-major) of `value`,
-    /// with c = d l / d t = W_b sigma(t) - W_a sigma(-t) (= N sigma(t) - W_a, written without
-    /// cancellation in the tails) and h = N sigma(t) sigma(-t).
-    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+}
+
+/// The unnormalised Bradley-Terry loss of a fit in its parameter v: its dimension, its
+/// number N of informative comparisons, and its gradient and Hessian (column-major).
+trait Comparisons {
+    fn dim(&self) -> usize;
+    fn informative(&self) -> f64;
+    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64], scratch: &mut PairScratch);
+}
+
+impl Comparisons for Logistic {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn informative(&self) -> f64 {
+        self.informative
+    }
+
+    /// Gradient sum_j c_j z_j and Hessian sum_j h_j z_j z_j^T of `value`, with
+    /// c = d l / d t = W_b sigma(t) - W_a sigma(-t) and h = N sigma(t) sigma(-t)
+    /// ([`pair_derivatives`]).
+    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64], _: &mut PairScratch) {
         let d = self.dim;
         grad.iter_mut().for_each(|g| *g = 0.0);
         hess.iter_mut().for_each(|h| *h = 0.0);
         for (z, w) in self.z.chunks_exact(d).zip(&self.wins) {
-            let t = dot(z, v);
-            let (sp, sm) = (sigmoid(t), sigmoid(-t));
-            let c = w[1] * sp - w[0] * sm;
-            let h = (w[0] + w[1]) * sp * sm;
+            let (c, h) = pair_derivatives(*w, dot(z, v));
             for j in 0..d {
                 if z[j] == 0.0 {
                     continue;
@@ -214,6 +231,28 @@ impl Logistic {
     }
 }
 
+/// The linear class: margins <theta, phi(x,a) - phi(x,b)> of the supported occupied cells,
+/// differentiated in the structured form of [`PairDesign`].
+struct LinearComparisons {
+    design: PairDesign,
+    cells: OccupiedCells,
+}
+
+impl Comparisons for LinearComparisons {
+    fn dim(&self) -> usize {
+        self.design.dim()
+    }
+
+    fn informative(&self) -> f64 {
+        self.cells.informative
+    }
+
+    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64], scratch: &mut PairScratch) {
+        self.design
+            .gradient_hessian(&self.cells, v, scratch, grad, hess);
+    }
+}
+
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -221,8 +260,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// (value(v) + ridge/2 ||v||^2) / N for the Newton solver: the analytic gradient and Hessian
 /// of `problem` and the value `loss(v) / N` (`loss` the unnormalised loss + ridge term, which
 /// the caller may compute by another route, e.g. from policy tables).
-struct Normalised<'a, F> {
-    problem: &'a Logistic,
+struct Normalised<'a, P, F> {
+    problem: &'a P,
+    scratch: PairScratch,
     ridge: f64,
     /// Project steps onto sum_k step_k = 0 (the shift freedom of the tabular class without
     /// ridge).
@@ -230,20 +270,21 @@ struct Normalised<'a, F> {
     loss: F,
 }
 
-impl<F: FnMut(&[f64]) -> f64> Objective for Normalised<'_, F> {
+impl<P: Comparisons, F: FnMut(&[f64]) -> f64> Objective for Normalised<'_, P, F> {
     fn dim(&self) -> usize {
-        self.problem.dim
+        self.problem.dim()
     }
 
     fn value(&mut self, v: &[f64]) -> f64 {
-        (self.loss)(v) / self.problem.informative
+        (self.loss)(v) / self.problem.informative()
     }
 
     /// Gradient and Hessian divided by N, the Hessian shifted by ridge / N, or without ridge by
     /// NULL_SPACE_JITTER times its largest diagonal entry.
     fn gradient_hessian(&mut self, v: &[f64], grad: &mut [f64], hess: &mut [f64]) {
-        let (d, n, ridge) = (self.problem.dim, self.problem.informative, self.ridge);
-        self.problem.gradient_hessian(v, grad, hess);
+        let (d, n, ridge) = (self.problem.dim(), self.problem.informative(), self.ridge);
+        self.problem
+            .gradient_hessian(v, grad, hess, &mut self.scratch);
         for (g, &vk) in grad.iter_mut().zip(v) {
             *g = (*g + ridge * vk) / n;
         }
@@ -272,7 +313,7 @@ impl<F: FnMut(&[f64]) -> f64> Objective for Normalised<'_, F> {
 /// most `tol` and the step max-norm at most sqrt(tol) (module doc). Returns (iterations,
 /// converged).
 fn newton(
-    problem: &Logistic,
+    problem: &impl Comparisons,
     v: &mut [f64],
     ridge: f64,
     tol: f64,
@@ -282,6 +323,7 @@ fn newton(
 ) -> (u32, bool) {
     let mut objective = Normalised {
         problem,
+        scratch: PairScratch::default(),
         ridge,
         center,
         loss,
@@ -424,25 +466,16 @@ pub fn fit_linear(
     let d = class.dim;
     assert_eq!(start.len(), d, "start has the wrong dimension");
     let nx = counts.contexts;
-    let pr = pairs(ny);
-    let np = pr.len();
-    let phi = |x: usize, y: usize| &class.features[(x * ny + y) * d..(x * ny + y + 1) * d];
-    let mut problem = Logistic::new(d);
-    for x in 0..nx {
-        let base = &reg.base[x * ny..(x + 1) * ny];
-        for (p, &(a, b)) in pr.iter().enumerate() {
-            let w = counts.wins[x * np + p];
-            if w[0] + w[1] == 0
-                || !supported(reg.divergence, base[a])
-                || !supported(reg.divergence, base[b])
-            {
-                continue;
-            }
-            problem.push(phi(x, a).iter().zip(phi(x, b)).map(|(u, v)| u - v), w);
-        }
-    }
+    let mut problem = LinearComparisons {
+        design: PairDesign::new(class, nx, ny),
+        cells: OccupiedCells::default(),
+    };
+    let base = &reg.base;
+    problem.cells.fill(counts, false, |x, a, b| {
+        supported(reg.divergence, base[x * ny + a]) && supported(reg.divergence, base[x * ny + b])
+    });
     let mut theta = start.to_vec();
-    let (iterations, converged) = if problem.informative == 0.0 {
+    let (iterations, converged) = if problem.cells.informative == 0.0 {
         // No informative comparison: with a ridge theta = 0 is the minimiser; without, every
         // theta is, and we take the minimum-norm one.
         theta.iter_mut().for_each(|t| *t = 0.0);

@@ -13,11 +13,15 @@
 
 use crate::instance::{FiniteReward, LinearReward};
 use crate::newton::{self, MAX_ITERATIONS, Objective, Settings, Termination};
-use crate::numerics::{ln_sigmoid, sigmoid};
-use crate::preference::{WinCounts, pairs};
-use nalgebra::{DMatrix, DVector};
+use crate::numerics::ln_sigmoid;
+use crate::preference::WinCounts;
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector, DVectorView, DVectorViewMut};
 use serde::Serialize;
 
+/// A context with at least |Y|^2 / DENSE_FRACTION occupied cells (about a quarter of its
+/// |Y| (|Y| - 1) / 2) builds L_x densely and multiplies matrices (O(|Y|^2 d + |Y| d^2), fast
+/// kernels); sparser contexts accumulate L_x Psi_x over their cells (O(P_x d + |Y| d^2)).
+const DENSE_FRACTION: usize = 8;
 /// Default tolerance on the max-norm of the (normalised) KKT gradient grad L + lambda theta.
 pub const DEFAULT_GRADIENT_TOLERANCE: f64 = 1e-10;
 /// Relative tolerance on ||theta|| = B for boundary solutions.
@@ -52,38 +56,309 @@ pub struct LinearFit {
     pub on_boundary: bool,
 }
 
-/// Feature differences of the linear class, precomputed once per instance.
+/// The linear-class fitter of one instance: its structured design ([`PairDesign`]) and the
+/// bound.
 #[derive(Clone, Debug)]
 pub struct LinearFitter {
     dim: usize,
     bound: f64,
     tolerance: f64,
-    /// z[(x * pairs + p) * dim ..] = phi(x,a) - phi(x,b) for the p-th pair (a, b).
-    diffs: Vec<f64>,
+    design: PairDesign,
     max_diff_norm: f64,
 }
 
 /// Reusable buffers of one fit (one per replication; no allocation per sample).
 #[derive(Clone, Debug, Default)]
 pub struct FitWorkspace {
-    active: Active,
+    /// The informative comparisons of the dataset, counts divided by N.
+    active: OccupiedCells,
+    scratch: PairScratch,
     grad: Vec<f64>,
     hess: Vec<f64>,
     newton: newton::Workspace,
 }
 
-/// The informative comparisons of one dataset: z_i and the counts W_i, N_i divided by N.
+/// The linear-class Bradley-Terry design of one instance, in the structured form of
+/// docs/theory.md ("Estimator, linear class": the structured Hessian): features centred per
+/// context, psi(x,y) = phi(x,y) - mean_y' phi(x,y'), which leaves every difference
+/// phi(x,a) - phi(x,b) unchanged and keeps the cancellation in Phi_x^T L_x Phi_x small.
+///
+/// # Formula
+///
+/// With u_x = Psi_x theta (|Y| margins), t_ab = u_x(a) - u_x(b), and per occupied pair cell
+/// the derivative c_ab and curvature h_ab of the pair's loss in t:
+///
+///     grad = sum_x Psi_x^T g_x,   g_x(a) = sum_b c_ab - sum_b c_ba,
+///     H    = sum_x Psi_x^T (diag(W_x 1 + W_x^T 1) - W_x - W_x^T) Psi_x,   (W_x)_ab = h_ab,
+///
+/// O(P_x d + |Y| d^2) per context with P_x occupied cells, instead of O(P_x d^2) for
+/// sum h z z^T.
+#[derive(Clone, Debug)]
+pub struct PairDesign {
+    dim: usize,
+    responses: usize,
+    /// psi(x,y) at centred[(x * responses + y) * dim ..].
+    centred: Vec<f64>,
+}
+
+/// The occupied pair cells of one dataset, grouped by context, with their win counts times a
+/// scale (1/N for the MLE, 1 for DPO).
 #[derive(Clone, Debug, Default)]
-struct Active {
-    z: Vec<f64>,
-    wins: Vec<f64>,
-    total: Vec<f64>,
+pub struct OccupiedCells {
+    cells: Vec<PairCell>,
+    /// (context, end of its cells in `cells`) for every context with an occupied cell.
+    contexts: Vec<(usize, usize)>,
+    /// Sum of the unscaled counts.
+    pub informative: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PairCell {
+    a: u32,
+    b: u32,
+    /// [W(a>b), W(b>a)] times the scale.
+    wins: [f64; 2],
+}
+
+/// Per-context buffers of the structured kernel (no allocation per pass once sized).
+#[derive(Clone, Debug, Default)]
+pub struct PairScratch {
+    margins: Vec<f64>,
+    coefficient: Vec<f64>,
+    degree: Vec<f64>,
+    /// L_x Psi_x, |Y| x d (row-major on the sparse path, column-major on the dense one).
+    laplacian_psi: Vec<f64>,
+    /// L_x, |Y| x |Y| (dense path).
+    laplacian: Vec<f64>,
+}
+
+/// Derivative c and curvature h in t of the Bradley-Terry pair loss
+/// -[W_a ln sigma(t) + W_b ln sigma(-t)]: c = W_b sigma(t) - W_a sigma(-t),
+/// h = (W_a + W_b) sigma(t) sigma(-t), from one exponential e^-|t| (no cancellation in the
+/// tails).
+pub fn pair_derivatives(wins: [f64; 2], t: f64) -> (f64, f64) {
+    let e = (-t.abs()).exp();
+    let big = 1.0 / (1.0 + e);
+    let small = e * big;
+    let (sp, sm) = if t >= 0.0 { (big, small) } else { (small, big) };
+    (wins[1] * sp - wins[0] * sm, (wins[0] + wins[1]) * sp * sm)
+}
+
+impl OccupiedCells {
+    /// Refills the list from `counts`: the cells with a count whose two responses pass
+    /// `keep(x, a, b)`; with `normalise` their counts divided by N = `informative`.
+    pub fn fill(
+        &mut self,
+        counts: &WinCounts,
+        normalise: bool,
+        keep: impl Fn(usize, usize, usize) -> bool,
+    ) {
+        self.cells.clear();
+        self.contexts.clear();
+        self.informative = 0.0;
+        let (ny, np) = (counts.responses, counts.pairs_per_context());
+        for (x, row) in counts.wins.chunks_exact(np.max(1)).enumerate().take(counts.contexts) {
+            let mut cell = row.iter();
+            for a in 0..ny {
+                for b in a + 1..ny {
+                    let w = *cell.next().expect("one cell per pair");
+                    if w[0] + w[1] > 0 && keep(x, a, b) {
+                        self.informative += (w[0] + w[1]) as f64;
+                        self.cells.push(PairCell {
+                            a: a as u32,
+                            b: b as u32,
+                            wins: [w[0] as f64, w[1] as f64],
+                        });
+                    }
+                }
+            }
+            if self.contexts.last().map_or(0, |c| c.1) < self.cells.len() {
+                self.contexts.push((x, self.cells.len()));
+            }
+        }
+        if normalise && self.informative > 0.0 {
+            let n = self.informative;
+            self.cells.iter_mut().for_each(|c| {
+                c.wins = [c.wins[0] / n, c.wins[1] / n];
+            });
+        }
+    }
+
+    /// The occupied cells of each context: (x, cells).
+    fn by_context(&self) -> impl Iterator<Item = (usize, &[PairCell])> {
+        let starts = std::iter::once(0).chain(self.contexts.iter().map(|c| c.1));
+        self.contexts
+            .iter()
+            .zip(starts)
+            .map(|(&(x, end), start)| (x, &self.cells[start..end]))
+    }
+}
+
+impl PairDesign {
+    /// Centres the features of a linear class (flat X x Y x d) per context.
+    pub fn new(class: &LinearReward, contexts: usize, responses: usize) -> Self {
+        let d = class.dim;
+        let mut centred = class.features[..contexts * responses * d].to_vec();
+        let mut mean = vec![0.0; d];
+        for block in centred.chunks_exact_mut((responses * d).max(1)) {
+            mean.iter_mut().for_each(|m| *m = 0.0);
+            for phi in block.chunks_exact(d) {
+                mean.iter_mut().zip(phi).for_each(|(m, p)| *m += p);
+            }
+            mean.iter_mut().for_each(|m| *m /= responses as f64);
+            for phi in block.chunks_exact_mut(d) {
+                phi.iter_mut().zip(&mean).for_each(|(p, m)| *p -= m);
+            }
+        }
+        PairDesign {
+            dim: d,
+            responses,
+            centred,
+        }
+    }
+
+    /// The dimension d of theta.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// psi(x, y) for every y of context x (|Y| x d, row-major).
+    fn context(&self, x: usize) -> &[f64] {
+        let size = self.responses * self.dim;
+        &self.centred[x * size..(x + 1) * size]
+    }
+
+    /// u = Psi_x theta.
+    fn margins(&self, x: usize, theta: &[f64], u: &mut Vec<f64>) {
+        u.clear();
+        u.extend(
+            self.context(x)
+                .chunks_exact(self.dim)
+                .map(|psi| psi.iter().zip(theta).map(|(p, t)| p * t).sum::<f64>()),
+        );
+    }
+
+    /// sum over the occupied cells of `pair(wins, t_ab)`.
+    pub fn sum_over_cells(
+        &self,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        scratch: &mut PairScratch,
+        pair: impl Fn([f64; 2], f64) -> f64,
+    ) -> f64 {
+        let mut total = 0.0;
+        for (x, list) in cells.by_context() {
+            self.margins(x, theta, &mut scratch.margins);
+            let u = &scratch.margins;
+            for c in list {
+                total += pair(c.wins, u[c.a as usize] - u[c.b as usize]);
+            }
+        }
+        total
+    }
+
+    /// Overwrites `grad` and the lower triangle of `hess` (column-major, then mirrored) with
+    /// the gradient and Hessian in theta of sum_cells loss(t_ab), whose derivative and
+    /// curvature in t are [`pair_derivatives`] (struct doc: the structured form).
+    pub fn gradient_hessian(
+        &self,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        scratch: &mut PairScratch,
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) {
+        let (d, ny) = (self.dim, self.responses);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        hess.iter_mut().for_each(|h| *h = 0.0);
+        let s = scratch;
+        for (x, list) in cells.by_context() {
+            self.margins(x, theta, &mut s.margins);
+            let psi = self.context(x);
+            let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
+            s.coefficient.clear();
+            s.coefficient.resize(ny, 0.0);
+            if DENSE_FRACTION * list.len() >= ny * ny {
+                // Dense context: L_x as a |Y| x |Y| matrix, then L Psi and Psi^T (L Psi) as
+                // matrix products.
+                s.laplacian.clear();
+                s.laplacian.resize(ny * ny, 0.0);
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
+                    s.coefficient[a] += g;
+                    s.coefficient[b] -= g;
+                    s.laplacian[a * ny + a] += h;
+                    s.laplacian[b * ny + b] += h;
+                    s.laplacian[a * ny + b] -= h;
+                    s.laplacian[b * ny + a] -= h;
+                }
+                s.laplacian_psi.resize(ny * d, 0.0);
+                let l = DMatrixView::from_slice(&s.laplacian, ny, ny);
+                let mut m = DMatrixViewMut::from_slice(&mut s.laplacian_psi, ny, d);
+                m.gemm(1.0, &l, &q, 0.0);
+                DMatrixViewMut::from_slice(hess, d, d).gemm_tr(1.0, &q, &m, 1.0);
+            } else {
+                // Few occupied cells: accumulate L Psi row by row over the cells.
+                s.degree.clear();
+                s.degree.resize(ny, 0.0);
+                s.laplacian_psi.clear();
+                s.laplacian_psi.resize(ny * d, 0.0);
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
+                    s.coefficient[a] += g;
+                    s.coefficient[b] -= g;
+                    s.degree[a] += h;
+                    s.degree[b] += h;
+                    // -W_x Psi and -W_x^T Psi: row a gets -h psi(b), row b gets -h psi(a).
+                    let (lo, hi) = s.laplacian_psi.split_at_mut(b * d);
+                    let (la, lb) = (&mut lo[a * d..(a + 1) * d], &mut hi[..d]);
+                    let (pa, pb) = (&psi[a * d..(a + 1) * d], &psi[b * d..(b + 1) * d]);
+                    for k in 0..d {
+                        la[k] -= h * pb[k];
+                        lb[k] -= h * pa[k];
+                    }
+                }
+                for (y, (p, l)) in psi
+                    .chunks_exact(d)
+                    .zip(s.laplacian_psi.chunks_exact_mut(d))
+                    .enumerate()
+                {
+                    let dy = s.degree[y];
+                    if dy == 0.0 {
+                        continue;
+                    }
+                    l.iter_mut().zip(p).for_each(|(lk, pk)| *lk += dy * pk);
+                    // H += psi(y) (L Psi)(y)^T, lower triangle of each column j.
+                    for (j, col) in hess.chunks_exact_mut(d).enumerate() {
+                        let pj = p[j];
+                        for (hk, lk) in col[j..].iter_mut().zip(&l[j..]) {
+                            *hk += pj * lk;
+                        }
+                    }
+                }
+            }
+            DVectorViewMut::from_slice(grad, d).gemv_tr(
+                1.0,
+                &q,
+                &DVectorView::from_slice(&s.coefficient, ny),
+                1.0,
+            );
+        }
+        for j in 0..d {
+            for k in 0..j {
+                hess[j * d + k] = hess[k * d + j];
+            }
+        }
+    }
 }
 
 /// L(theta) + lambda/2 ||theta||^2 for one lambda: the objective of the interior Newton solves.
 struct Penalised<'a> {
     fitter: &'a LinearFitter,
-    data: &'a Active,
+    data: &'a OccupiedCells,
+    scratch: &'a mut PairScratch,
     lambda: f64,
 }
 
@@ -93,13 +368,15 @@ impl Objective for Penalised<'_> {
     }
 
     fn value(&mut self, theta: &[f64]) -> f64 {
-        self.fitter.loss(self.data, theta, self.lambda)
+        self.fitter.loss(self.data, self.scratch, theta, self.lambda)
     }
 
     /// grad L + lambda theta and H + lambda I.
     fn gradient_hessian(&mut self, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
         let (d, lambda) = (self.fitter.dim, self.lambda);
-        self.fitter.gradient_hessian(self.data, theta, grad, hess);
+        self.fitter
+            .design
+            .gradient_hessian(self.data, theta, self.scratch, grad, hess);
         grad.iter_mut()
             .zip(theta)
             .for_each(|(gv, t)| *gv += lambda * t);
@@ -116,29 +393,24 @@ impl Objective for Penalised<'_> {
 }
 
 impl LinearFitter {
-    /// Precomputes the pair differences for the instance's features.
+    /// Centres the instance's features ([`PairDesign`]) and finds the largest feature
+    /// difference max ||phi(x,a) - phi(x,b)|| (the upper end of the multiplier bracket).
     pub fn new(class: &LinearReward, contexts: usize, responses: usize, tolerance: f64) -> Self {
         let d = class.dim;
-        let pr = pairs(responses);
-        let mut diffs = Vec::with_capacity(contexts * pr.len() * d);
         let mut max_diff_norm: f64 = 0.0;
-        for x in 0..contexts {
-            for &(a, b) in &pr {
-                let fa = &class.features[(x * responses + a) * d..(x * responses + a + 1) * d];
-                let fb = &class.features[(x * responses + b) * d..(x * responses + b + 1) * d];
-                let mut n2 = 0.0;
-                for k in 0..d {
-                    diffs.push(fa[k] - fb[k]);
-                    n2 += (fa[k] - fb[k]).powi(2);
+        for block in class.features[..contexts * responses * d].chunks_exact((responses * d).max(1)) {
+            for (a, fa) in block.chunks_exact(d).enumerate() {
+                for fb in block.chunks_exact(d).skip(a + 1) {
+                    let n2: f64 = fa.iter().zip(fb).map(|(u, v)| (u - v).powi(2)).sum();
+                    max_diff_norm = max_diff_norm.max(n2.sqrt());
                 }
-                max_diff_norm = max_diff_norm.max(n2.sqrt());
             }
         }
         LinearFitter {
             dim: d,
             bound: class.bound,
             tolerance,
-            diffs,
+            design: PairDesign::new(class, contexts, responses),
             max_diff_norm,
         }
     }
@@ -147,20 +419,8 @@ impl LinearFitter {
     /// previous n of a nested grid; any point is a valid start).
     pub fn fit(&self, counts: &WinCounts, start: &[f64], ws: &mut FitWorkspace) -> LinearFit {
         let d = self.dim;
-        let data = &mut ws.active;
-        data.z.clear();
-        data.wins.clear();
-        data.total.clear();
-        for (i, w) in counts.wins.iter().enumerate() {
-            let n = w[0] + w[1];
-            if n > 0 {
-                data.z.extend_from_slice(&self.diffs[i * d..(i + 1) * d]);
-                data.wins.push(w[0] as f64);
-                data.total.push(n as f64);
-            }
-        }
-        let informative: f64 = data.total.iter().sum();
-        if informative == 0.0 {
+        ws.active.fill(counts, true, |_, _, _| true);
+        if ws.active.informative == 0.0 {
             // No comparison carries information: every theta is an MLE; take the minimum-norm one.
             return LinearFit {
                 theta: vec![0.0; d],
@@ -170,8 +430,6 @@ impl LinearFitter {
                 on_boundary: false,
             };
         }
-        data.wins.iter_mut().for_each(|v| *v /= informative);
-        data.total.iter_mut().for_each(|v| *v /= informative);
         ws.grad.resize(d, 0.0);
         ws.hess.resize(d * d, 0.0);
 
@@ -231,7 +489,13 @@ impl LinearFitter {
                 hi = lambda;
             }
             // phi(lambda) = 1/r - 1/B, phi'(lambda) = theta^T (H + lambda I)^{-1} theta / r^3.
-            self.gradient_hessian(&ws.active, &theta, &mut ws.grad, &mut ws.hess);
+            self.design.gradient_hessian(
+                &ws.active,
+                &theta,
+                &mut ws.scratch,
+                &mut ws.grad,
+                &mut ws.hess,
+            );
             let mut m = DMatrix::from_column_slice(d, d, &ws.hess);
             for k in 0..d {
                 m[(k, k)] += lambda;
@@ -263,45 +527,30 @@ impl LinearFitter {
         }
     }
 
-    /// Loss L(theta) + lambda/2 ||theta||^2 on the active pairs, using
-    /// W ln sigma(t) + (N - W) ln sigma(-t) = N ln sigma(t) - (N - W) t (one logarithm per pair).
-    fn loss(&self, data: &Active, theta: &[f64], lambda: f64) -> f64 {
-        let d = self.dim;
-        let mut l = 0.0;
-        for ((z, &w), &n) in data.z.chunks_exact(d).zip(&data.wins).zip(&data.total) {
-            let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
-            l -= n * ln_sigmoid(t) - (n - w) * t;
-        }
-        l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
-    }
-
-    /// Gradient and Hessian of L: H = sum N sigma(t)(1 - sigma(t)) z z^T (column-major).
-    fn gradient_hessian(&self, data: &Active, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
-        let d = self.dim;
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        hess.iter_mut().for_each(|h| *h = 0.0);
-        for ((z, &w), &n) in data.z.chunks_exact(d).zip(&data.wins).zip(&data.total) {
-            let t: f64 = z.iter().zip(theta).map(|(a, b)| a * b).sum();
-            let s = sigmoid(t);
-            let c = n * s - w;
-            let h = n * s * (1.0 - s);
-            for (j, (g, row)) in grad.iter_mut().zip(hess.chunks_exact_mut(d)).enumerate() {
-                *g += c * z[j];
-                let hz = h * z[j];
-                for (hk, zk) in row[j..].iter_mut().zip(&z[j..]) {
-                    *hk += hz * zk;
-                }
-            }
-        }
-        for j in 0..d {
-            for k in 0..j {
-                hess[j * d + k] = hess[k * d + j];
-            }
-        }
+    /// Loss L(theta) + lambda/2 ||theta||^2 on the occupied cells, using
+    /// W_a ln sigma(t) + W_b ln sigma(-t) = (W_a + W_b) ln sigma(t) - W_b t (one logarithm per
+    /// cell).
+    fn loss(
+        &self,
+        data: &OccupiedCells,
+        scratch: &mut PairScratch,
+        theta: &[f64],
+        lambda: f64,
+    ) -> f64 {
+        let l = self.design.sum_over_cells(data, theta, scratch, |w, t| {
+            (w[0] + w[1]) * ln_sigmoid(t) - w[1] * t
+        });
+        -l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
     }
 
     fn kkt(&self, ws: &mut FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
-        self.gradient_hessian(&ws.active, theta, &mut ws.grad, &mut ws.hess);
+        self.design.gradient_hessian(
+            &ws.active,
+            theta,
+            &mut ws.scratch,
+            &mut ws.grad,
+            &mut ws.hess,
+        );
         ws.grad
             .iter()
             .zip(theta)
@@ -320,6 +569,7 @@ impl LinearFitter {
         let mut objective = Penalised {
             fitter: self,
             data: &ws.active,
+            scratch: &mut ws.scratch,
             lambda,
         };
         let settings = Settings {
@@ -343,7 +593,7 @@ impl LinearFitter {
 mod tests {
     use super::*;
     use crate::instance::{GeneratorParams, GeneratorReward, RewardModel, generate};
-    use crate::preference::{Sampler, SamplerKind};
+    use crate::preference::{Sampler, SamplerKind, pairs};
     use crate::streams::stream;
 
     fn linear_instance(bound: f64) -> (crate::instance::Instance, LinearReward) {
@@ -409,6 +659,80 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors[2] < 0.01, "{errors:?}");
+    }
+
+    /// The structured gradient and Hessian (PairDesign doc) against the plain sums over the
+    /// occupied cells, sum c z and sum h z z^T with z = phi(x,a) - phi(x,b) from the raw
+    /// features, and the gradient against central differences of the loss. Tolerances: both
+    /// sides are sums of O(|X| |Y|^2) terms of size <= 4 max|W|, so rounding is below
+    /// 1e-13 relative; the central difference with step 1e-6 has truncation error
+    /// O(1e-12 |L'''|) plus rounding 1e-16 |L| / 1e-6, both below 1e-8.
+    #[test]
+    fn structured_kernel_equals_the_sum_over_pairs_and_the_loss_derivative() {
+        let (inst, lin) = linear_instance(1.0);
+        let sampler = Sampler::new(
+            &inst.rho,
+            &inst.references[0],
+            &inst.true_reward(),
+            inst.responses,
+        );
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        let mut rng = stream(9, "data", 0);
+        // 8 comparisons over 6 x 10 cells: sparse contexts (fewer than 25 / DENSE_FRACTION
+        // cells); 1e5: every context dense.
+        for n in [8, 100_000] {
+            let extra = n - counts.n;
+            sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut rng);
+            check_structured_kernel(&inst, &lin, &counts);
+        }
+    }
+
+    fn check_structured_kernel(
+        inst: &crate::instance::Instance,
+        lin: &LinearReward,
+        counts: &WinCounts,
+    ) {
+        let design = PairDesign::new(lin, inst.contexts, inst.responses);
+        let mut cells = OccupiedCells::default();
+        cells.fill(counts, true, |_, _, _| true);
+        let theta = [0.3, -0.7, 0.2];
+        let (d, ny) = (3, inst.responses);
+        let (mut grad, mut hess) = (vec![0.0; d], vec![0.0; d * d]);
+        let mut scratch = PairScratch::default();
+        design.gradient_hessian(&cells, &theta, &mut scratch, &mut grad, &mut hess);
+        let (mut g0, mut h0) = (vec![0.0; d], vec![0.0; d * d]);
+        let phi = |x: usize, y: usize| &lin.features[(x * ny + y) * d..(x * ny + y + 1) * d];
+        let pr = pairs(ny);
+        let n = cells.informative;
+        for x in 0..inst.contexts {
+            for (p, &(a, b)) in pr.iter().enumerate() {
+                let w = counts.wins[x * pr.len() + p];
+                let z: Vec<f64> = phi(x, a).iter().zip(phi(x, b)).map(|(u, v)| u - v).collect();
+                let t: f64 = z.iter().zip(&theta).map(|(u, v)| u * v).sum();
+                let (c, h) = pair_derivatives([w[0] as f64 / n, w[1] as f64 / n], t);
+                for j in 0..d {
+                    g0[j] += c * z[j];
+                    for k in 0..d {
+                        h0[j * d + k] += h * z[j] * z[k];
+                    }
+                }
+            }
+        }
+        let scale = h0.iter().chain(&g0).fold(0.0f64, |m, v| m.max(v.abs()));
+        for (u, v) in grad.iter().zip(&g0).chain(hess.iter().zip(&h0)) {
+            assert!((u - v).abs() <= 1e-13 * scale, "{u} vs {v}");
+        }
+        let fitter = LinearFitter::new(lin, inst.contexts, inst.responses, 1e-10);
+        for j in 0..d {
+            let mut tp = theta;
+            let mut tm = theta;
+            tp[j] += 1e-6;
+            tm[j] -= 1e-6;
+            let fd = (fitter.loss(&cells, &mut scratch, &tp, 0.0)
+                - fitter.loss(&cells, &mut scratch, &tm, 0.0))
+                / 2e-6;
+            assert!((fd - grad[j]).abs() <= 1e-8, "{fd} vs {}", grad[j]);
+        }
     }
 
     #[test]
