@@ -8,6 +8,14 @@ use mrkl::numerics::ln_sigmoid;
 use mrkl::preference::{Sampler, SamplerKind, WinCounts};
 use mrkl::streams::stream;
 
+/// One context, two responses, W(0 beats 1) = 3, W(1 beats 0) = 1.
+fn three_to_one() -> WinCounts {
+    let mut counts = WinCounts::new(1, 2);
+    counts.wins[0] = [3, 1];
+    counts.n = 4;
+    counts
+}
+
 fn class(candidates: Vec<Vec<f64>>) -> FiniteReward {
     FiniteReward {
         candidates,
@@ -22,9 +30,7 @@ fn class(candidates: Vec<Vec<f64>>) -> FiniteReward {
 /// LL(ln 3) = 4 ln(3/4) - ln 3 = -2.2493, LL(2 ln 3) = 4 ln(9/10) - 2 ln 3 = -2.6186.
 #[test]
 fn log_likelihood_and_argmax_by_hand() {
-    let mut counts = WinCounts::new(1, 2);
-    counts.wins[0] = [3, 1];
-    counts.n = 4;
+    let mut counts = three_to_one();
     let l3 = 3f64.ln();
     let by_hand = |t: f64| 4.0 * (1.0 / (1.0 + (-t).exp())).ln() - t;
     for t in [0.0, l3, 2.0 * l3, -l3] {
@@ -53,9 +59,7 @@ fn log_likelihood_and_argmax_by_hand() {
 /// every r(a) - r(b) unchanged) resolve to the lowest index.
 #[test]
 fn ties_resolve_to_the_lowest_index() {
-    let mut counts = WinCounts::new(1, 2);
-    counts.wins[0] = [3, 1];
-    counts.n = 4;
+    let counts = three_to_one();
     let l3 = 3f64.ln();
     let c = class(vec![
         vec![0.0, 0.0],
