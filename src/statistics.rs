@@ -487,16 +487,22 @@ pub fn fit_exponent_in(
         .collect();
     // Quantile statistic: resample indices into a sorted copy of each tail level and read the
     // resample's order statistics off the index counts (O(R) per level, no sort or selection).
-    let sorted_tail: Vec<Vec<f64>> = match statistic {
-        RateStatistic::Mean => Vec::new(),
+    // rank[t][r]: the position of replication r in the sorted copy of tail level t, so that a
+    // resampled replication is counted at its own value at every level.
+    let (sorted_tail, rank): (Vec<Vec<f64>>, Vec<Vec<usize>>) = match statistic {
+        RateStatistic::Mean => (Vec::new(), Vec::new()),
         RateStatistic::Quantile => raw[first..]
             .iter()
             .map(|v| {
-                let mut sorted = v.clone();
-                sorted.sort_unstable_by(f64::total_cmp);
-                sorted
+                let mut order: Vec<usize> = (0..v.len()).collect();
+                order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+                let mut rank = vec![0; v.len()];
+                for (pos, &r) in order.iter().enumerate() {
+                    rank[r] = pos;
+                }
+                (order.iter().map(|&r| v[r]).collect(), rank)
             })
-            .collect(),
+            .unzip(),
     };
     let mut counts: Vec<u32> = match statistic {
         RateStatistic::Mean => Vec::new(),
@@ -543,7 +549,7 @@ pub fn fit_exponent_in(
                     let counts = &mut counts[..r];
                     counts.fill(0);
                     for k in 0..r {
-                        counts[draw(k)] += 1;
+                        counts[rank[t][draw(k)]] += 1;
                     }
                     quantile_of_counts(&sorted_tail[t], counts, level)
                 }
@@ -1223,10 +1229,13 @@ mod tests {
             e.bootstrap_floor_hits
         );
         assert!(e.ci_low.is_some() && e.ci_high.is_some());
-        // four tail levels each [0, x]: a resample avoids every floor with probability
-        // (3/4)^4 = 0.32 < 1/2, so the interval is not available.
+        // four tail levels of R = 4 replications, level j non-zero only in replication j:
+        // whole replications are resampled, so a resample avoids every floor only if it
+        // draws all four, with probability 4!/4^4 = 0.094 < 1/2: no interval.
         let ns = [10, 20, 40, 80];
-        let raw: Vec<Vec<f64>> = ns.iter().map(|&n| vec![0.0, 1.0 / n as f64]).collect();
+        let raw: Vec<Vec<f64>> = (0..4)
+            .map(|j| (0..4).map(|r| if r == j { 1.0 / ns[j] as f64 } else { 0.0 }).collect())
+            .collect();
         let e = fit_exponent(
             &ns,
             &raw,
