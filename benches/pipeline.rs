@@ -201,7 +201,15 @@ fn kernels(c: &mut Criterion) {
         });
     }
     for size in SIZES.iter().copied().chain([(1000, 100, 32, 4)]) {
-        let s = spec(size.0, size.1, size.2, size.3, "linear", "counts", 1_000_000_000);
+        let s = spec(
+            size.0,
+            size.1,
+            size.2,
+            size.3,
+            "linear",
+            "counts",
+            1_000_000_000,
+        );
         let inst = &s.instance();
         let RewardModel::Linear(l) = &inst.reward else {
             unreachable!()

@@ -399,5 +399,10 @@ fn support(spec: &Spec, weights: &[f64]) -> Option<crate::result::Support> {
     let uses = spec.divergence() == crate::policy::Divergence::Rkl
         || spec.sampling() == crate::spec::Sampling::Geometric
         || spec.records().contains(&crate::spec::Record::Comparators);
-    uses.then(|| crate::result::Support::of(&spec.instance().support_sizes(weights), spec.instance().responses))
+    uses.then(|| {
+        crate::result::Support::of(
+            &spec.instance().support_sizes(weights),
+            spec.instance().responses,
+        )
+    })
 }

@@ -170,7 +170,8 @@ impl Sizes {
     }
 
     fn pairs(&self) -> f64 {
-        self.contexts as f64 * (self.responses as f64 * (self.responses as f64 - 1.0).max(0.0) / 2.0)
+        self.contexts as f64
+            * (self.responses as f64 * (self.responses as f64 - 1.0).max(0.0) / 2.0)
     }
 
     fn units(&self) -> f64 {
@@ -216,8 +217,8 @@ impl Sizes {
             + self.cells as f64 * 8.0 * (3.0 * p + 6.0 * c + self.comparators as f64 * c);
         let per_thread = 16.0 * p + 8.0 * p * d + 16.0 * p + 8.0 * m + 64.0 * c;
         let unit = 2.0 * (160.0 + 8.0 * l * (1.0 + s) + 5.0 * l);
-        let results =
-            self.units() * (unit + 3.0 * 8.0 * l * (1.0 + s) + 2.0 * JSON_NUMBER as f64 * l * (1.0 + s));
+        let results = self.units()
+            * (unit + 3.0 * 8.0 * l * (1.0 + s) + 2.0 * JSON_NUMBER as f64 * l * (1.0 + s));
         let journals = if reads_journals {
             2.0 * self.journal_bytes()
         } else {

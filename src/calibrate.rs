@@ -442,21 +442,33 @@ fn detections_of(plan: &Plan, r: &ResultFile) -> Vec<SeedDetection> {
             if let Some((interval, tolerance)) = rate {
                 for &d in std::iter::once(&0.0).chain(&plan.design.exponent_deviations) {
                     let detected = interval.is_some_and(|(lo, hi)| {
-                        claims::rate::rate_outcome(lo, hi, a - d, tolerance)
-                            == RateOutcome::Slower
+                        claims::rate::rate_outcome(lo, hi, a - d, tolerance) == RateOutcome::Slower
                     });
                     record(Planted::Exponent, d, detected);
                 }
             }
-            if base.findings.iter().any(|f| matches!(f, Finding::Constant { .. })) {
+            if base
+                .findings
+                .iter()
+                .any(|f| matches!(f, Finding::Constant { .. }))
+            {
                 record(
                     Planted::Constant,
                     0.0,
                     base.findings.iter().any(contradicts_constant),
                 );
-                for e in plan.design.constant_deviations.iter().flat_map(|&e| [-e, e]) {
+                for e in plan
+                    .design
+                    .constant_deviations
+                    .iter()
+                    .flat_map(|&e| [-e, e])
+                {
                     let j = judged(1.0 + e);
-                    record(Planted::Constant, e, j.findings.iter().any(contradicts_constant));
+                    record(
+                        Planted::Constant,
+                        e,
+                        j.findings.iter().any(contradicts_constant),
+                    );
                 }
             }
         }
@@ -502,7 +514,10 @@ pub fn seed_outcome(plan: &Plan, seed: u64) -> Result<SeedOutcome> {
                 let mut o = seeded.to_vec();
                 o.push(("replications".into(), reps.to_string()));
                 if drop > 0 {
-                    o.push(("experiment.n_grid.to".into(), spec.ns()[keep - 1].to_string()));
+                    o.push((
+                        "experiment.n_grid.to".into(),
+                        spec.ns()[keep - 1].to_string(),
+                    ));
                     o.push(("experiment.n_grid.levels".into(), keep.to_string()));
                 }
                 // A grid that is no prefix of the spec's (an explicit `n` list, rounding)
@@ -852,8 +867,7 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
 /// R x n_max whose measured power reaches TARGET_POWER (for a constant deviation, in both
 /// directions: the smaller of the two powers).
 fn advise(power: &[Power]) -> Vec<Advice> {
-    let mut groups: BTreeMap<(String, Planted, u64), BTreeMap<(usize, u64), f64>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(String, Planted, u64), BTreeMap<(usize, u64), f64>> = BTreeMap::new();
     for p in power.iter().filter(|p| p.deviation != 0.0) {
         let key = (p.evidence.clone(), p.planted, p.deviation.abs().to_bits());
         let cfg = groups.entry(key).or_default();
@@ -1139,11 +1153,20 @@ pub fn calibrate(s: &CalibrateSettings, command: &str) -> Result<Calibration> {
     let seeds: Vec<u64> = (s.first_seed..s.first_seed + s.seeds).collect();
     let done: Vec<Option<SeedOutcome>> = seeds
         .iter()
-        .map(|&k| if s.resume { saved(&s.out, k, &hash) } else { None })
+        .map(|&k| {
+            if s.resume {
+                saved(&s.out, k, &hash)
+            } else {
+                None
+            }
+        })
         .collect();
     let kept = done.iter().flatten().count();
     if s.resume {
-        eprintln!("resuming calibration: {kept} of {} seeds already done", seeds.len());
+        eprintln!(
+            "resuming calibration: {kept} of {} seeds already done",
+            seeds.len()
+        );
     }
     let outcomes: Vec<SeedOutcome> = pool.install(|| {
         seeds

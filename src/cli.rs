@@ -275,7 +275,7 @@ fn replay(a: ReplayArgs) -> crate::error::Result<i32> {
         overrides.push(crate::overrides::split(o)?);
     }
     overrides.extend(a.seed.map(|s| ("seed".to_string(), s.to_string())));
-    let spec = suite::load_one(&a.spec, &overrides, crate::spec::Tier::Full)?;
+    let spec = suite::load_one(&a.spec, &overrides)?;
     let cell = match (&a.cell, spec.cells().as_slice()) {
         (Some(c), _) => c.clone(),
         (None, [only]) => only.label.clone(),

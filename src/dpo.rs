@@ -189,7 +189,6 @@ impl Logistic {
             .map(|(z, w)| pair_loss(w[0], w[1], dot(z, v)))
             .sum()
     }
-
 }
 
 /// The unnormalised Bradley-Terry loss of a fit in its parameter v: its dimension, its
@@ -197,7 +196,13 @@ impl Logistic {
 trait Comparisons {
     fn dim(&self) -> usize;
     fn informative(&self) -> f64;
-    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64], scratch: &mut PairScratch);
+    fn gradient_hessian(
+        &self,
+        v: &[f64],
+        grad: &mut [f64],
+        hess: &mut [f64],
+        scratch: &mut PairScratch,
+    );
 }
 
 impl Comparisons for Logistic {
@@ -247,7 +252,13 @@ impl Comparisons for LinearComparisons {
         self.cells.informative
     }
 
-    fn gradient_hessian(&self, v: &[f64], grad: &mut [f64], hess: &mut [f64], scratch: &mut PairScratch) {
+    fn gradient_hessian(
+        &self,
+        v: &[f64],
+        grad: &mut [f64],
+        hess: &mut [f64],
+        scratch: &mut PairScratch,
+    ) {
         self.design
             .gradient_hessian(&self.cells, v, scratch, grad, hess);
     }

@@ -120,7 +120,10 @@ pub fn shown(path: &Path) -> String {
 /// A number written with more digits than any integer type holds (e.g. 1e300 printed as
 /// 301 digits) in scientific notation; any other text unchanged.
 pub fn compact(s: &str) -> String {
-    if s.len() > 24 && s.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') {
+    if s.len() > 24
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
         if let Ok(v) = s.parse::<f64>() {
             return format!("{v:e}");
         }
@@ -139,8 +142,14 @@ mod tests {
     fn messages_escape_control_characters_and_compact_huge_numbers() {
         let e = Error::invalid("name", quoted("a\nb\0c"), "x");
         assert_eq!(e.to_string(), "name = \"a\\nb\\u{0}c\" is not allowed: x");
-        assert_eq!(Error::invalid("g", 1e300, "x").to_string(), "g = 1e300 is not allowed: x");
-        assert_eq!(Error::invalid("g", -1e300, "x").to_string(), "g = -1e300 is not allowed: x");
+        assert_eq!(
+            Error::invalid("g", 1e300, "x").to_string(),
+            "g = 1e300 is not allowed: x"
+        );
+        assert_eq!(
+            Error::invalid("g", -1e300, "x").to_string(),
+            "g = -1e300 is not allowed: x"
+        );
         // Integers of u64 and ordinary floats are kept as written.
         assert_eq!(compact(&u64::MAX.to_string()), u64::MAX.to_string());
         assert_eq!(compact("0.1"), "0.1");

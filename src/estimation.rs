@@ -88,8 +88,10 @@ pub struct FitWorkspace {
 /// With u_x = Psi_x theta (|Y| margins), t_ab = u_x(a) - u_x(b), and per occupied pair cell
 /// the derivative c_ab and curvature h_ab of the pair's loss in t:
 ///
-///     grad = sum_x Psi_x^T g_x,   g_x(a) = sum_b c_ab - sum_b c_ba,
-///     H    = sum_x Psi_x^T (diag(W_x 1 + W_x^T 1) - W_x - W_x^T) Psi_x,   (W_x)_ab = h_ab,
+/// ```text
+/// grad = sum_x Psi_x^T g_x,   g_x(a) = sum_b c_ab - sum_b c_ba,
+/// H    = sum_x Psi_x^T (diag(W_x 1 + W_x^T 1) - W_x - W_x^T) Psi_x,   (W_x)_ab = h_ab,
+/// ```
 ///
 /// O(P_x d + |Y| d^2) per context with P_x occupied cells, instead of O(P_x d^2) for
 /// sum h z z^T.
@@ -157,7 +159,12 @@ impl OccupiedCells {
         self.contexts.clear();
         self.informative = 0.0;
         let (ny, np) = (counts.responses, counts.pairs_per_context());
-        for (x, row) in counts.wins.chunks_exact(np.max(1)).enumerate().take(counts.contexts) {
+        for (x, row) in counts
+            .wins
+            .chunks_exact(np.max(1))
+            .enumerate()
+            .take(counts.contexts)
+        {
             let mut cell = row.iter();
             for a in 0..ny {
                 for b in a + 1..ny {
@@ -368,7 +375,8 @@ impl Objective for Penalised<'_> {
     }
 
     fn value(&mut self, theta: &[f64]) -> f64 {
-        self.fitter.loss(self.data, self.scratch, theta, self.lambda)
+        self.fitter
+            .loss(self.data, self.scratch, theta, self.lambda)
     }
 
     /// grad L + lambda theta and H + lambda I.
@@ -398,7 +406,8 @@ impl LinearFitter {
     pub fn new(class: &LinearReward, contexts: usize, responses: usize, tolerance: f64) -> Self {
         let d = class.dim;
         let mut max_diff_norm: f64 = 0.0;
-        for block in class.features[..contexts * responses * d].chunks_exact((responses * d).max(1)) {
+        for block in class.features[..contexts * responses * d].chunks_exact((responses * d).max(1))
+        {
             for (a, fa) in block.chunks_exact(d).enumerate() {
                 for fb in block.chunks_exact(d).skip(a + 1) {
                     let n2: f64 = fa.iter().zip(fb).map(|(u, v)| (u - v).powi(2)).sum();
@@ -707,7 +716,11 @@ mod tests {
         for x in 0..inst.contexts {
             for (p, &(a, b)) in pr.iter().enumerate() {
                 let w = counts.wins[x * pr.len() + p];
-                let z: Vec<f64> = phi(x, a).iter().zip(phi(x, b)).map(|(u, v)| u - v).collect();
+                let z: Vec<f64> = phi(x, a)
+                    .iter()
+                    .zip(phi(x, b))
+                    .map(|(u, v)| u - v)
+                    .collect();
                 let t: f64 = z.iter().zip(&theta).map(|(u, v)| u * v).sum();
                 let (c, h) = pair_derivatives([w[0] as f64 / n, w[1] as f64 / n], t);
                 for j in 0..d {

@@ -91,7 +91,9 @@ pub fn output_root(out: &Path) -> Result<()> {
             return Err(Error::invalid(
                 "--out",
                 crate::error::shown(out),
-                format!("a folder; this is a symlink to {target}, which does not exist (create it, or choose another --out)"),
+                format!(
+                    "a folder; this is a symlink to {target}, which does not exist (create it, or choose another --out)"
+                ),
             ));
         }
     }
@@ -181,7 +183,9 @@ pub fn verify_member(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     {
         return Err(Error::parse(
             &dir.join(name),
-            format!("differs from {MANIFEST}: the files of this folder come from different runs (a run was killed while replacing them); run the spec again"),
+            format!(
+                "differs from {MANIFEST}: the files of this folder come from different runs (a run was killed while replacing them); run the spec again"
+            ),
         ));
     }
     Ok(())

@@ -11,9 +11,9 @@
 //! cite its items (D1-D7, §1-§8).
 
 pub mod analysis;
-pub mod calibrate;
 pub mod asymptotics;
 pub mod budget;
+pub mod calibrate;
 pub mod claims;
 pub mod cli;
 pub mod coverage;

@@ -81,7 +81,10 @@ pub fn replay(spec: &Spec, cell: &str, replication: usize, n: u64) -> Result<Rep
         return Err(Error::invalid(
             "--replication",
             replication,
-            format!("0 ..= {} (the spec's replications - 1)", spec.replications() - 1),
+            format!(
+                "0 ..= {} (the spec's replications - 1)",
+                spec.replications() - 1
+            ),
         ));
     }
     let level = spec.ns().iter().position(|&m| m == n).ok_or_else(|| {

@@ -56,11 +56,20 @@ pub fn solve(
     for x in 0..nx {
         let refs: Vec<&[f64]> = (0..k).map(|i| inst.reference(i, x)).collect();
         let base = &reg.base[x * ny..(x + 1) * ny];
-        let c = context(divergence, base, reg.ln_f[x], &refs, &weights, &r[x * ny..(x + 1) * ny], a.gamma);
+        let c = context(
+            divergence,
+            base,
+            reg.ln_f[x],
+            &refs,
+            &weights,
+            &r[x * ny..(x + 1) * ny],
+            a.gamma,
+        );
         let mut entry = serde_json::json!({ "x": x, "rho": inst.rho[x], "policy": c.policy });
         match divergence {
             Divergence::Rkl => {
-                entry["optimal_value_closed_form"] = representable(x, "optimal_value_closed_form", c.extra[0])?;
+                entry["optimal_value_closed_form"] =
+                    representable(x, "optimal_value_closed_form", c.extra[0])?;
                 entry["ln_F"] = representable(x, "ln_F", reg.ln_f[x])?;
             }
             Divergence::Fkl => {
@@ -222,7 +231,11 @@ fn compensated_sum(v: &[f64]) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for &x in v {
         let t = s + x;
-        c += if s.abs() >= x.abs() { (s - t) + x } else { (x - t) + s };
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
         s = t;
     }
     s + c

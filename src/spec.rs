@@ -696,7 +696,10 @@ impl Tier {
             .and_then(|l| l.as_integer());
         if let Some(l) = levels {
             let quick = (l + 2) / 2;
-            out.push(("experiment.n_grid.levels".to_string(), quick.max(2).min(l).to_string()));
+            out.push((
+                "experiment.n_grid.levels".to_string(),
+                quick.max(2).min(l).to_string(),
+            ));
         }
         Ok(out)
     }

@@ -885,7 +885,15 @@ mod tests {
             .collect();
         for statistic in [RateStatistic::Mean, RateStatistic::Quantile] {
             let est = fit_exponent(
-                &ns, &raw, statistic, 0.1, TailRule::default(), 400, 0.9, 0.0, 3,
+                &ns,
+                &raw,
+                statistic,
+                0.1,
+                TailRule::default(),
+                400,
+                0.9,
+                0.0,
+                3,
             );
             let (lo, hi) = (est.ci_low.unwrap(), est.ci_high.unwrap());
             assert!(hi - lo < 1e-9, "{statistic:?}: [{lo}, {hi}]");
@@ -1234,7 +1242,11 @@ mod tests {
         // draws all four, with probability 4!/4^4 = 0.094 < 1/2: no interval.
         let ns = [10, 20, 40, 80];
         let raw: Vec<Vec<f64>> = (0..4)
-            .map(|j| (0..4).map(|r| if r == j { 1.0 / ns[j] as f64 } else { 0.0 }).collect())
+            .map(|j| {
+                (0..4)
+                    .map(|r| if r == j { 1.0 / ns[j] as f64 } else { 0.0 })
+                    .collect()
+            })
             .collect();
         let e = fit_exponent(
             &ns,

@@ -69,10 +69,10 @@ pub fn load_specs_in(
                 ));
             }
             for f in files {
-                specs.push((f.display().to_string(), load_one(&f, overrides, tier)?));
+                specs.push((f.display().to_string(), load_one_in(tier, &f, overrides)?));
             }
         } else {
-            specs.push((p.display().to_string(), load_one(p, overrides, tier)?));
+            specs.push((p.display().to_string(), load_one_in(tier, p, overrides)?));
         }
     }
     let mut names: Vec<&str> = specs.iter().map(|(_, s)| s.name().as_str()).collect();
@@ -87,7 +87,12 @@ pub fn load_specs_in(
     Ok(specs)
 }
 
-pub fn load_one(path: &Path, overrides: &[(String, String)], tier: spec::Tier) -> Result<Spec> {
+pub fn load_one(path: &Path, overrides: &[(String, String)]) -> Result<Spec> {
+    load_one_in(spec::Tier::Full, path, overrides)
+}
+
+/// [`load_one`] in a tier (see [`load_specs_in`]).
+pub fn load_one_in(tier: spec::Tier, path: &Path, overrides: &[(String, String)]) -> Result<Spec> {
     let text = crate::fsio::read_text(path)?;
     let stem = path
         .file_stem()
@@ -136,7 +141,13 @@ fn journal_header(origin: &str, spec: &Spec, shard: Option<(u64, u64)>) -> journ
         spec_toml: spec.source_toml().to_string(),
         spec_base: Path::new(origin)
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .and_then(|p| p.canonicalize().ok())
             .map(|p| p.display().to_string()),
     }

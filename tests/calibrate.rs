@@ -70,7 +70,10 @@ fn calibration_is_the_same_for_any_thread_count_and_resumes() {
     let two = calibrate(&settings(&d, "two", 2), "test").unwrap();
     assert_eq!(one, two);
     for f in ["calibration.json", "CALIBRATION.md"] {
-        assert_eq!(read_json(&d.join("one").join(f)), read_json(&d.join("two").join(f)));
+        assert_eq!(
+            read_json(&d.join("one").join(f)),
+            read_json(&d.join("two").join(f))
+        );
     }
     for s in 11..14 {
         assert_eq!(
@@ -80,12 +83,24 @@ fn calibration_is_the_same_for_any_thread_count_and_resumes() {
     }
     // Every part of the study produced something: verdicts of T6.2 and R6.4, intervals,
     // detections at both replication counts and both grids.
-    assert!(one.false_alarms.iter().any(|f| f.claim == "T6.2" && f.judgements == 3));
-    assert!(one.false_alarms.iter().any(|f| f.claim == "R6.4" && f.judgements == 3));
+    assert!(
+        one.false_alarms
+            .iter()
+            .any(|f| f.claim == "T6.2" && f.judgements == 3)
+    );
+    assert!(
+        one.false_alarms
+            .iter()
+            .any(|f| f.claim == "R6.4" && f.judgements == 3)
+    );
     // Coverage counts each seed once per configuration, also for the spec's own (R = 8,
     // full grid), which the power study measures too.
     assert_eq!(one.coverage.len(), 4);
-    assert!(one.coverage.iter().all(|c| c.exponent.trials <= 3), "{:?}", one.coverage);
+    assert!(
+        one.coverage.iter().all(|c| c.exponent.trials <= 3),
+        "{:?}",
+        one.coverage
+    );
     for r in [4, 8] {
         for n_max in [800, 3200] {
             assert!(
@@ -192,7 +207,10 @@ fn exact_binomial_bounds_match_published_values() {
     // 0 events in k trials: the one-sided 95% upper bound is 1 - 0.05^(1/k) in closed form.
     for k in [5u64, 100, 780] {
         let b = clopper_pearson(0, k, 0.05, true);
-        assert!((b - (1.0 - 0.05f64.powf(1.0 / k as f64))).abs() < 1e-12, "{k}: {b}");
+        assert!(
+            (b - (1.0 - 0.05f64.powf(1.0 / k as f64))).abs() < 1e-12,
+            "{k}: {b}"
+        );
     }
     // 1 of 10: the two-sided 95% Clopper-Pearson interval is [0.0025, 0.4450] (4 decimals,
     // as tabulated e.g. by R's binom.test(1, 10)).
@@ -210,7 +228,10 @@ fn bad_calibration_settings_are_refused_with_exit_code_2() {
         (vec!["--seeds", "0"], "--seeds"),
         (vec!["--replications", "1"], "--replications"),
         (vec!["--power-spec", "nope"], "--power-spec"),
-        (vec!["--constant-deviations", "1.5"], "--constant-deviations"),
+        (
+            vec!["--constant-deviations", "1.5"],
+            "--constant-deviations",
+        ),
     ] {
         let mut a = vec!["calibrate", "tiny.toml", "--out", "out"];
         a.extend(args);

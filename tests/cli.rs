@@ -277,10 +277,16 @@ fn check_claim_filters_claims_and_specs_and_a_pipe_gets_progress_lines() {
     std::fs::write(specs.join("rkl.toml"), rkl).unwrap();
     let out = mrkl(&["check", "specs", "--claim", "T6.2", "--out", "res"], &d);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{stderr}");
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "{stderr}"
+    );
     assert!(d.join("res/fkl/result.json").is_file());
     assert!(!d.join("res/rkl").exists(), "the T5.2 spec must not run");
-    assert!(stderr.contains("fkl: starting 24 replication units"), "{stderr}");
+    assert!(
+        stderr.contains("fkl: starting 24 replication units"),
+        "{stderr}"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("res/summary.json")).unwrap())
             .unwrap();
@@ -290,11 +296,17 @@ fn check_claim_filters_claims_and_specs_and_a_pipe_gets_progress_lines() {
         .iter()
         .map(|j| j["claim"].as_str().unwrap())
         .collect();
-    assert!(!claims.is_empty() && claims.iter().all(|c| *c == "T6.2"), "{claims:?}");
+    assert!(
+        !claims.is_empty() && claims.iter().all(|c| *c == "T6.2"),
+        "{claims:?}"
+    );
 
     let bad = mrkl(&["check", "specs", "--claim", "T9", "--out", "res2"], &d);
     assert_eq!(bad.status.code(), Some(2));
     let msg = String::from_utf8_lossy(&bad.stderr);
-    assert!(msg.contains("--claim") && msg.contains("T9") && msg.contains("T6.2"), "{msg}");
+    assert!(
+        msg.contains("--claim") && msg.contains("T9") && msg.contains("T6.2"),
+        "{msg}"
+    );
     assert!(!d.join("res2").exists(), "a refused check writes nothing");
 }

@@ -89,7 +89,12 @@ fn finite_class_two_contexts_by_hand() {
     );
     let c = coverage(&all, &nu, &mu).unwrap();
     assert!(close(c, 4.0 / 3.0), "{c}");
-    let without_0 = finite(rho.clone(), 3, vec![c2.clone(), truth.clone(), c3.clone()], 1);
+    let without_0 = finite(
+        rho.clone(),
+        3,
+        vec![c2.clone(), truth.clone(), c3.clone()],
+        1,
+    );
     let c = coverage(&without_0, &nu, &mu).unwrap();
     assert!(close(c, 21.0 / 65.0), "{c}");
     // Candidate 2 alone: 9/56 (only context 1 counts; its rho cancels).
@@ -250,7 +255,11 @@ fn invariances_shift_scale_swap_and_mixture() {
             let back = coverage(&inst, q, nu).unwrap();
             assert!(base * back >= 1.0 - 1e-9, "{base} * {back}");
             for t in [0.1, 0.5, 0.9] {
-                let mix: Vec<f64> = nu.iter().zip(q).map(|(a, b)| t * a + (1.0 - t) * b).collect();
+                let mix: Vec<f64> = nu
+                    .iter()
+                    .zip(q)
+                    .map(|(a, b)| t * a + (1.0 - t) * b)
+                    .collect();
                 let c = coverage(&inst, nu, &mix).unwrap();
                 assert!(c <= (1.0 + 1e-9) / t, "t = {t}: {c}");
             }
@@ -292,9 +301,8 @@ fn linear_class_is_invariant_under_a_change_of_basis() {
 fn linear_class_eigenvalue_equals_the_brute_force_maximum() {
     fn pair_moment(inst: &Instance, phi: &[f64], d: usize, v: &[f64], p: &[f64]) -> f64 {
         let ny = inst.responses;
-        let delta = |x: usize, y: usize| -> f64 {
-            (0..d).map(|k| v[k] * phi[(x * ny + y) * d + k]).sum()
-        };
+        let delta =
+            |x: usize, y: usize| -> f64 { (0..d).map(|k| v[k] * phi[(x * ny + y) * d + k]).sum() };
         let mut total = 0.0;
         for x in 0..inst.contexts {
             for y in 0..ny {

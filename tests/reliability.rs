@@ -80,7 +80,11 @@ fn temporary_files_of_dead_runs_are_removed_and_live_ones_kept() {
     }
     let o = mrkl(&["run", "s.toml", "--out", "out"], &d);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("removed 1 temporary file(s)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("removed 1 temporary file(s)"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!orphan.exists());
     assert!(live.exists() && foreign.exists());
     // Output files are readable by others, not private like a bare temporary file.
@@ -125,10 +129,16 @@ fn specs_over_the_budget_are_refused_before_anything_runs() {
         SMALL.replace("replications = 4", "replications = 1000000"),
     )
     .unwrap();
-    let o = mrkl(&["run", "s.toml", "--out", "o", "--max-memory", "100MB"], &d);
+    let o = mrkl(
+        &["run", "s.toml", "--out", "o", "--max-memory", "100MB"],
+        &d,
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("s: estimated peak memory = 615.7 MiB"), "{err}");
+    assert!(
+        err.contains("s: estimated peak memory = 615.7 MiB"),
+        "{err}"
+    );
     assert!(err.contains("at most --max-memory = 95.4 MiB"), "{err}");
     // Below the base, already the instance check refuses it.
     let o = mrkl(&["run", "s.toml", "--out", "o", "--max-memory", "1MB"], &d);
@@ -238,7 +248,14 @@ fn the_memory_estimate_bounds_the_measured_peak() {
 fn solve(dir: &Path, instance: &str, gamma: &str, divergence: &str) -> serde_json::Value {
     std::fs::write(dir.join("i.json"), instance).unwrap();
     let o = mrkl(
-        &["solve", "i.json", "--gamma", gamma, "--divergence", divergence],
+        &[
+            "solve",
+            "i.json",
+            "--gamma",
+            gamma,
+            "--divergence",
+            divergence,
+        ],
         dir,
     );
     assert!(o.status.success(), "{instance} {gamma}: {}", stderr(&o));
@@ -307,9 +324,14 @@ fn solve_gives_a_normalised_policy_and_a_finite_objective_at_the_extremes() {
 
 /// The small spec with its instance read from `instance_path`.
 fn shard_spec(name: &str, instance_path: &str) -> String {
-    let (head, rest) = with_name(name).split_once("[instance]").map(|(h, r)| (h.to_string(), r.to_string())).unwrap();
+    let (head, rest) = with_name(name)
+        .split_once("[instance]")
+        .map(|(h, r)| (h.to_string(), r.to_string()))
+        .unwrap();
     let (_, experiment) = rest.split_once("[experiment]").unwrap();
-    format!("{head}[instance]\nsource = \"file\"\npath = \"{instance_path}\"\n[experiment]{experiment}")
+    format!(
+        "{head}[instance]\nsource = \"file\"\npath = \"{instance_path}\"\n[experiment]{experiment}"
+    )
 }
 
 const INSTANCE: &str = r#"{"references": [[[0.5, 0.5], [0.3, 0.7]], [[0.4, 0.6], [0.5, 0.5]]],
@@ -324,7 +346,14 @@ fn merge_is_all_or_nothing_and_independent_of_the_working_directory() {
     std::fs::write(d.join("specs/b.toml"), shard_spec("b", "data/inst.json")).unwrap();
     for k in 1..=2 {
         let o = mrkl(
-            &["run", "specs", "--out", &format!("s{k}"), "--shard", &format!("{k}/2")],
+            &[
+                "run",
+                "specs",
+                "--out",
+                &format!("s{k}"),
+                "--shard",
+                &format!("{k}/2"),
+            ],
             &d,
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -339,7 +368,10 @@ fn merge_is_all_or_nothing_and_independent_of_the_working_directory() {
     std::fs::remove_dir_all(d.join("s2/b")).unwrap();
     std::fs::remove_dir_all(d.join("s1/b")).unwrap();
     std::fs::create_dir_all(d.join("elsewhere")).unwrap();
-    let o = mrkl(&["merge", "../s1", "../s2", "--out", "m"], &d.join("elsewhere"));
+    let o = mrkl(
+        &["merge", "../s1", "../s2", "--out", "m"],
+        &d.join("elsewhere"),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let single = mrkl(&["run", "specs/a.toml", "--out", "single"], &d);
     assert!(single.status.success());
@@ -368,7 +400,11 @@ fn a_mixed_set_of_files_is_refused_by_report_and_skipped_by_run() {
     // Another run into the folder skips the mixed set with a warning naming it.
     let o = mrkl(&["run", "t.toml", "--out", "o"], &d);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("warning: skipped o/s/instance.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: skipped o/s/instance.json"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -379,7 +415,11 @@ fn a_corrupt_result_of_another_spec_is_a_warning_naming_it() {
     std::fs::write(d.join("o/other/result.json"), "{broken").unwrap();
     let o = mrkl(&["run", "s.toml", "--out", "o"], &d);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("warning: skipped o/other/result.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: skipped o/other/result.json"),
+        "{}",
+        stderr(&o)
+    );
     assert!(d.join("o/s/result.json").exists() && d.join("o/REPORT.md").exists());
 }
 
@@ -398,7 +438,10 @@ fn a_zombie_owner_is_dead_and_a_lock_of_another_host_is_refused() {
     let stat = format!("/proc/{zombie}/stat");
     let t0 = std::time::Instant::now();
     while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
-        assert!(t0.elapsed().as_secs() < 10, "the child did not become a zombie");
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "the child did not become a zombie"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let host = mrkl::fsio::this_host();
@@ -406,7 +449,9 @@ fn a_zombie_owner_is_dead_and_a_lock_of_another_host_is_refused() {
     let o = mrkl(&["run", "s.toml", "--out", "o"], &d);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains(&format!("took over a stale lock left by a run that no longer exists (pid {zombie})")),
+        stderr(&o).contains(&format!(
+            "took over a stale lock left by a run that no longer exists (pid {zombie})"
+        )),
         "{}",
         stderr(&o)
     );
@@ -444,23 +489,42 @@ fn messages_are_one_line_escaped_and_compact() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("name = \"a\\nb\\u{0}c\""), "{err}");
     // 1e300 is printed as 1e300, not 301 digits.
-    std::fs::write(d.join("g.toml"), SMALL.replace("gamma = 1.0", "gamma = 1e300")).unwrap();
+    std::fs::write(
+        d.join("g.toml"),
+        SMALL.replace("gamma = 1.0", "gamma = 1e300"),
+    )
+    .unwrap();
     let o = mrkl(&["run", "g.toml", "--out", "o"], &d);
-    assert!(stderr(&o).contains("experiment.gamma = 1e300 is"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("experiment.gamma = 1e300 is"),
+        "{}",
+        stderr(&o)
+    );
     // A UTF-8 byte-order mark is accepted in JSON as in TOML.
     std::fs::write(
         d.join("bom.json"),
         "\u{feff}{\"references\": [[[0.5, 0.5]]], \"reward\": {\"class\": \"table\", \"values\": [[1, 0]]}}",
     )
     .unwrap();
-    assert!(mrkl(&["solve", "bom.json", "--gamma", "1"], &d).status.success());
+    assert!(
+        mrkl(&["solve", "bom.json", "--gamma", "1"], &d)
+            .status
+            .success()
+    );
     // HTML in a description is escaped in REPORT.md.
     std::fs::write(
         d.join("h.toml"),
-        SMALL.replace("seed = 1", "name = \"h\"\ndescription = \"<script>x</script>\"\nseed = 1"),
+        SMALL.replace(
+            "seed = 1",
+            "name = \"h\"\ndescription = \"<script>x</script>\"\nseed = 1",
+        ),
     )
     .unwrap();
-    assert!(mrkl(&["run", "h.toml", "--out", "html"], &d).status.success());
+    assert!(
+        mrkl(&["run", "h.toml", "--out", "html"], &d)
+            .status
+            .success()
+    );
     let report = std::fs::read_to_string(d.join("html/REPORT.md")).unwrap();
     assert!(report.contains("&lt;script&gt;x&lt;/script&gt;") && !report.contains("<script>"));
 }

@@ -44,10 +44,19 @@ fn check_against_run(text: &str) {
         for (j, &n) in c.n.iter().enumerate() {
             for rep in [0, spec.replications() - 1] {
                 let p = mrkl::replay::replay(&spec, &c.label, rep, n).unwrap();
-                assert_eq!(p.value.to_bits(), c.raw[j][rep].to_bits(), "{} n={n} r={rep}", c.label);
+                assert_eq!(
+                    p.value.to_bits(),
+                    c.raw[j][rep].to_bits(),
+                    "{} n={n} r={rep}",
+                    c.label
+                );
                 for s in &c.series {
                     let (a, b) = (p.series[&s.name], s.raw[j][rep]);
-                    assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{}", s.name);
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                        "{}",
+                        s.name
+                    );
                 }
                 let drawn: u64 = p.wins.iter().map(|w| w.a_won + w.b_won).sum();
                 assert_eq!(drawn + p.ties, n, "the replayed dataset has n comparisons");
@@ -68,11 +77,17 @@ fn replay_matches_the_run_bit_for_bit() {
 fn replay_matches_dpo_and_online_runs() {
     let dpo = SPEC
         .replace("record = [\"objective\"]", "estimator = \"dpo_linear\"")
-        .replace("[sweep]\nweights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]", "");
+        .replace(
+            "[sweep]\nweights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]",
+            "",
+        );
     check_against_run(&dpo);
     let online = SPEC
         .replace("record = [\"objective\"]", "rounds = 2")
-        .replace("[sweep]\nweights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]", "");
+        .replace(
+            "[sweep]\nweights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]",
+            "",
+        );
     check_against_run(&online);
 }
 

@@ -77,9 +77,19 @@ fn raw_csv_holds_every_value_once_with_its_parameters() {
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     for row in &body {
         assert_eq!(row.len(), header.len());
-        let cell = r.cells.iter().find(|c| c.label == row[col("cell")]).unwrap();
-        assert_eq!(row[col("weight_1")].parse::<f64>().unwrap(), cell.weights[0]);
-        assert_eq!(row[col("weight_2")].parse::<f64>().unwrap(), cell.weights[1]);
+        let cell = r
+            .cells
+            .iter()
+            .find(|c| c.label == row[col("cell")])
+            .unwrap();
+        assert_eq!(
+            row[col("weight_1")].parse::<f64>().unwrap(),
+            cell.weights[0]
+        );
+        assert_eq!(
+            row[col("weight_2")].parse::<f64>().unwrap(),
+            cell.weights[1]
+        );
         let j = cell
             .n
             .iter()
@@ -101,7 +111,10 @@ fn summary_means_are_the_means_of_raw_csv() {
     let (h, body) = rows(&mrkl::tidy::raw_csv(&r));
     let col = |name: &str| h.iter().position(|x| x == name).unwrap();
     let mut sums: BTreeMap<(String, u64), (f64, usize)> = BTreeMap::new();
-    for row in body.iter().filter(|r| r[col("quantity")] == "rkl_suboptimality") {
+    for row in body
+        .iter()
+        .filter(|r| r[col("quantity")] == "rkl_suboptimality")
+    {
         let e = sums
             .entry((row[col("cell")].clone(), row[col("n")].parse().unwrap()))
             .or_default();
@@ -139,9 +152,15 @@ fn results_record_the_escort_support_per_cell() {
         let sizes = spec.instance().support_sizes(&cell.weights);
         let p = c.support.as_ref().expect("an RKL cell uses the escort");
         assert_eq!(p.responses, 8);
-        assert_eq!(p.mean, sizes.iter().sum::<usize>() as f64 / sizes.len() as f64);
+        assert_eq!(
+            p.mean,
+            sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+        );
         assert_eq!(p.min, *sizes.iter().min().unwrap());
-        assert_eq!(p.contexts_below_half, sizes.iter().filter(|&&s| s < 4).count());
+        assert_eq!(
+            p.contexts_below_half,
+            sizes.iter().filter(|&&s| s < 4).count()
+        );
         assert_eq!(p.mostly_dropped(), p.mean < 4.0);
     }
     // Weight (1, 0): the support of reference 1 alone, which zero_fraction = 0.5 thins, so

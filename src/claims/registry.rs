@@ -287,7 +287,11 @@ impl Registry {
         let mut needed = vec![];
         for id in ids {
             let c = self.get(id).ok_or_else(|| {
-                Error::invalid("--claim", id, format!("a registered claim id: {}", self.ids()))
+                Error::invalid(
+                    "--claim",
+                    id,
+                    format!("a registered claim id: {}", self.ids()),
+                )
             })?;
             needed.push(id.clone());
             needed.extend(c.from.clone());
