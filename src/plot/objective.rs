@@ -324,7 +324,7 @@ pub(super) fn figures(result: &ResultFile) -> (Figure, Option<Figure>) {
     }
     if !above.is_empty() {
         lower.legend.push(Entry::note(format!(
-            "above exact, which THEORY rules out: {}",
+            "above exact, which the theory rules out: {}",
             above.join("; ")
         )));
     }

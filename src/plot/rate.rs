@@ -256,7 +256,7 @@ pub(super) fn figure(result: &ResultFile, k: usize, overlay: Option<&ClaimOverla
             .filter_map(|p| Some((lg(p.n as f64)?, lg(p.value)?)))
             .collect();
         if pts.len() >= 2 {
-            let text = "predicted mean gap (from the instance, THEORY §8)".to_string();
+            let text = "predicted mean gap (from the instance, docs/theory.md §8)".to_string();
             push_prediction(&mut fig, pts, text);
         }
     }
@@ -328,7 +328,7 @@ pub(super) fn scaled_panel(result: &ResultFile, k: usize) -> Option<Figure> {
                     })
                     .collect(),
                 1.0,
-                "lower panel: mean gap / the predicted curve (THEORY §8), 95% interval; dotted: 1"
+                "lower panel: mean gap / the predicted curve (docs/theory.md §8), 95% interval; dotted: 1"
                     .into(),
             ),
             _ => return None,

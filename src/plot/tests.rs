@@ -203,7 +203,7 @@ fn objective_plot_names_every_series() {
     ] {
         assert!(svg.contains(want), "missing {want:?}");
     }
-    assert!(!svg.contains("THEORY rules out"));
+    assert!(!svg.contains("the theory rules out"));
     svg_to_png(&svg).expect("renders");
     // A comparator equal to exact is left off the log panel; one above exact is named.
     let (e0, e1) = (
@@ -216,7 +216,7 @@ fn objective_plot_names_every_series() {
         .insert("reference_2".into(), e1 + 0.1);
     let svg = objective_sweep_svg(&r);
     assert!(svg.contains("1 comparator value equals exact to 10⁻¹²"));
-    assert!(svg.contains("THEORY rules out: reference 2 alone at gamma=2"));
+    assert!(svg.contains("the theory rules out: reference 2 alone at gamma=2"));
     svg_to_png(&svg).expect("renders");
     // Only the exact objective and a quantity without a plug-in policy: one panel.
     r.quantity = serde_json::from_value(json!("reward_gap")).unwrap();
