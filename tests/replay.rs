@@ -5,36 +5,8 @@
 use mrkl::claims::Registry;
 use std::path::Path;
 
-/// Three weight cells on shared data (the shared-fit cache of the engine is on), recording
-/// the objective series, plus a DPO spec and an online spec below.
-const SPEC: &str = r#"
-name = "replay"
-seed = 11
-replications = 6
-
-[instance]
-source = "random"
-contexts = 3
-responses = 4
-references = 2
-
-[instance.reward]
-class = "linear"
-dim = 2
-bound = 1.0
-
-[experiment]
-divergence = "rkl"
-quantity = "suboptimality"
-weights = [0.5, 0.5]
-gamma = 1.0
-n = [50, 500, 5000]
-sampling = "uniform"
-record = ["objective"]
-
-[sweep]
-weights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]
-"#;
+mod common;
+use common::SWEEP_SPEC as SPEC;
 
 fn check_against_run(text: &str) {
     let spec = mrkl::spec::parse(text, Path::new("replay.toml"), "replay", None).unwrap();

@@ -6,39 +6,11 @@ use mrkl::result::ResultFile;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A two-cell weight sweep, gamma schedule-free, recording the objective series: small
-/// enough to run in about a second.
-const SPEC: &str = r#"
-name = "tidy"
-seed = 7
-replications = 12
-
-[instance]
-source = "random"
-contexts = 4
-responses = 3
-references = 2
-
-[instance.reward]
-class = "linear"
-dim = 2
-bound = 1.0
-
-[experiment]
-divergence = "rkl"
-quantity = "suboptimality"
-weights = [0.5, 0.5]
-gamma = 1.0
-n = [100, 1000, 10000]
-sampling = "uniform"
-record = ["objective"]
-
-[sweep]
-weights = [[0.25, 0.75], [1.0, 0.0]]
-"#;
+mod common;
+use common::SWEEP_SPEC as SPEC;
 
 fn result() -> ResultFile {
-    let spec = mrkl::spec::parse(SPEC, Path::new("tidy.toml"), "tidy", None).unwrap();
+    let spec = mrkl::spec::parse(SPEC, Path::new("replay.toml"), "replay", None).unwrap();
     let (mut results, _) = mrkl::suite::evaluate(&[spec], &Registry::builtin(), 1);
     results.remove(0)
 }
@@ -72,8 +44,8 @@ fn raw_csv_holds_every_value_once_with_its_parameters() {
             "value"
         ]
     );
-    // 2 cells x 3 n x 12 replications x (gap + objective + expected_reward).
-    assert_eq!(body.len(), 2 * 3 * 12 * 3);
+    // 3 cells x 3 n x 6 replications x (gap + objective + expected_reward).
+    assert_eq!(body.len(), 3 * 3 * 6 * 3);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     for row in &body {
         assert_eq!(row.len(), header.len());
@@ -123,16 +95,16 @@ fn summary_means_are_the_means_of_raw_csv() {
     }
     let (sh, sbody) = rows(&mrkl::tidy::summary_csv(&r));
     let scol = |name: &str| sh.iter().position(|x| x == name).unwrap();
-    assert_eq!(sbody.len(), 6);
+    assert_eq!(sbody.len(), 9);
     for row in &sbody {
         let (sum, count) = sums[&(row[scol("cell")].clone(), row[scol("n")].parse().unwrap())];
-        assert_eq!(count, 12);
+        assert_eq!(count, 6);
         let mean: f64 = row[scol("mean")].parse().unwrap();
         // Same numbers summed in another order: equal to within a few ulps of the sum.
         assert!(
-            (mean - sum / 12.0).abs() <= 1e-14 * mean.abs().max(1e-300) * 12.0,
+            (mean - sum / 6.0).abs() <= 1e-14 * mean.abs().max(1e-300) * 6.0,
             "{mean} vs {}",
-            sum / 12.0
+            sum / 6.0
         );
         assert_eq!(row[scol("gamma_c")], "1");
         assert_eq!(row[scol("gamma_p")], "0");
@@ -144,9 +116,9 @@ fn summary_means_are_the_means_of_raw_csv() {
 #[test]
 fn results_record_the_escort_support_per_cell() {
     let text = SPEC
-        .replace("responses = 3", "responses = 8\nzero_fraction = 0.5")
+        .replace("responses = 4", "responses = 8\nzero_fraction = 0.5")
         .replace("references = 2", "references = 2\nconcentration = 0.5");
-    let spec = mrkl::spec::parse(&text, Path::new("tidy.toml"), "tidy", None).unwrap();
+    let spec = mrkl::spec::parse(&text, Path::new("replay.toml"), "replay", None).unwrap();
     let (results, _) = mrkl::suite::evaluate(std::slice::from_ref(&spec), &Registry::builtin(), 1);
     for (c, cell) in results[0].cells.iter().zip(spec.cells()) {
         let sizes = spec.instance().support_sizes(&cell.weights);

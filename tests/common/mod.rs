@@ -22,3 +22,35 @@ pub fn scratch(file: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A small spec for the library-level tests: three weight cells on shared data (the
+/// engine's shared-fit cache is on), 6 replications, n = 50, 500, 5000, recording the
+/// objective series. Named `replay`.
+pub const SWEEP_SPEC: &str = r#"
+name = "replay"
+seed = 11
+replications = 6
+
+[instance]
+source = "random"
+contexts = 3
+responses = 4
+references = 2
+
+[instance.reward]
+class = "linear"
+dim = 2
+bound = 1.0
+
+[experiment]
+divergence = "rkl"
+quantity = "suboptimality"
+weights = [0.5, 0.5]
+gamma = 1.0
+n = [50, 500, 5000]
+sampling = "uniform"
+record = ["objective"]
+
+[sweep]
+weights = [[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]]
+"#;
