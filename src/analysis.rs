@@ -164,11 +164,11 @@ pub fn ours(spec: &Spec) -> Ours {
 /// large-deviation curve; other cells say why not.
 fn asymptotic(
     spec: &Spec,
+    inst: &crate::instance::Instance,
     cell: &crate::spec::Cell,
     mu: &[f64],
     summaries: &[Summary],
 ) -> Asymptotic {
-    let inst = spec.instance();
     let mut out = Asymptotic {
         exponent: None,
         constant: None,
@@ -312,7 +312,9 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         .cells()
         .par_iter()
         .zip(runs.par_iter())
-        .map(|(c, run)| {
+        .enumerate()
+        .map(|(ci, (c, run))| {
+            let inst = spec.instance_of(ci);
             let summaries: Vec<Summary> = spec
                 .ns()
                 .iter()
@@ -339,7 +341,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                 Divergence::Fkl => Sampling::Arithmetic,
             };
             let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
-            let asymptotic = asymptotic(spec, c, &mu, &summaries);
+            let asymptotic = asymptotic(spec, inst, c, &mu, &summaries);
             CellResult {
                 asymptotic,
                 comparators: crate::policy::comparator_objectives(
@@ -350,7 +352,8 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     o.mrpo_clip_eps,
                 ),
                 coverage: crate::coverage::coverage(inst, &nu, &mu),
-                support: support(spec, &c.weights),
+                support: support(spec, inst, &c.weights),
+                instance: c.instance,
                 label: c.label.clone(),
                 weights: c.weights.clone(),
                 gamma: c.gamma,
@@ -395,14 +398,13 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
 
 /// The escort's support per context (`Instance::support_sizes`), where the cell uses the
 /// escort or MRPO's harmonic mean: RKL, geometric sampling, or recorded comparators.
-fn support(spec: &Spec, weights: &[f64]) -> Option<crate::result::Support> {
+fn support(
+    spec: &Spec,
+    inst: &crate::instance::Instance,
+    weights: &[f64],
+) -> Option<crate::result::Support> {
     let uses = spec.divergence() == crate::policy::Divergence::Rkl
         || spec.sampling() == crate::spec::Sampling::Geometric
         || spec.records().contains(&crate::spec::Record::Comparators);
-    uses.then(|| {
-        crate::result::Support::of(
-            &spec.instance().support_sizes(weights),
-            spec.instance().responses,
-        )
-    })
+    uses.then(|| crate::result::Support::of(&inst.support_sizes(weights), inst.responses))
 }

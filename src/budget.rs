@@ -138,25 +138,36 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The sizes of a checked spec.
+    /// The sizes of a checked spec: each instance size is the largest over the cells'
+    /// instances (the master and, in an instance sweep, every cell's).
     pub fn of(spec: &Spec) -> Self {
         let inst = spec.instance();
-        let (dim, candidates) = match &inst.reward {
-            RewardModel::Linear(l) => (l.dim, 0),
-            RewardModel::Finite(f) => (0, f.candidates.len()),
-            RewardModel::Table(_) => (0, 0),
+        let largest = |f: &dyn Fn(&crate::instance::Instance) -> usize| -> u64 {
+            std::iter::once(inst)
+                .chain(spec.instances().0)
+                .map(f)
+                .max()
+                .unwrap_or(0) as u64
         };
+        let dim = largest(&|i| match &i.reward {
+            RewardModel::Linear(l) => l.dim,
+            _ => 0,
+        });
+        let candidates = largest(&|i| match &i.reward {
+            RewardModel::Finite(f) => f.candidates.len(),
+            _ => 0,
+        });
         let comparators = if spec.records().contains(&crate::spec::Record::Comparators) {
             crate::policy::comparator_names(inst.k(), spec.options().mrpo_clip_eps).len()
         } else {
             0
         };
         Sizes {
-            contexts: inst.contexts as u64,
-            responses: inst.responses as u64,
-            references: inst.k() as u64,
-            dim: dim as u64,
-            candidates: candidates as u64,
+            contexts: largest(&|i| i.contexts),
+            responses: largest(&|i| i.responses),
+            references: largest(&|i| i.k()),
+            dim,
+            candidates,
             cells: spec.cells().len() as u64,
             replications: spec.replications() as u64,
             levels: spec.ns().len() as u64,

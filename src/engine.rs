@@ -65,8 +65,17 @@ pub fn sampling_policy(instance: &Instance, sampling: Sampling, weights: &[f64])
     mu
 }
 
+/// What an instance needs that does not depend on the cell or the replication.
+struct InstancePrep<'a> {
+    inst: &'a Instance,
+    r_star: Vec<f64>,
+    fitter: Option<LinearFitter>,
+}
+
 /// What a cell needs that does not depend on the replication.
 struct CellPrep {
+    /// Index of the cell's instance in [`Prepared::instances`].
+    instance: usize,
     sampler: Sampler,
     reg: Regularizer,
     /// The RKL comparators of THEORY §6 (recorded with `record = ["comparators"]`).
@@ -95,8 +104,8 @@ pub struct LevelView<'a> {
 /// Everything that depends on the spec and cell but not on the replication.
 pub struct Prepared<'a> {
     spec: &'a Spec,
-    r_star: Vec<f64>,
-    fitter: Option<LinearFitter>,
+    /// One per distinct instance of the cells (`Spec::instances`).
+    instances: Vec<InstancePrep<'a>>,
     cells: Vec<CellPrep>,
     /// The extra series each unit records, in order (`Spec::series`).
     series: Vec<crate::spec::SeriesKind>,
@@ -140,21 +149,28 @@ impl FitState {
 impl<'a> Prepared<'a> {
     /// Precomputes samplers, regularisers and the MLE's feature differences.
     pub fn new(spec: &'a Spec) -> Self {
-        let inst = &spec.instance();
-        let r_star = inst.true_reward();
-        let fitter = match &inst.reward {
-            RewardModel::Linear(l) => Some(LinearFitter::new(
-                l,
-                inst.contexts,
-                inst.responses,
-                spec.options().mle_tolerance,
-            )),
-            _ => None,
-        };
+        let (distinct, cell_instance) = spec.instances();
+        let instances: Vec<InstancePrep> = distinct
+            .iter()
+            .map(|inst| InstancePrep {
+                inst,
+                r_star: inst.true_reward(),
+                fitter: match &inst.reward {
+                    RewardModel::Linear(l) => Some(LinearFitter::new(
+                        l,
+                        inst.contexts,
+                        inst.responses,
+                        spec.options().mle_tolerance,
+                    )),
+                    _ => None,
+                },
+            })
+            .collect();
         let mus: Vec<Vec<f64>> = spec
             .cells()
             .iter()
-            .map(|c| sampling_policy(inst, spec.sampling(), &c.weights))
+            .zip(cell_instance)
+            .map(|(c, &i)| sampling_policy(&distinct[i], spec.sampling(), &c.weights))
             .collect();
         // One fit serves every cell when the cells share their data and the fit does not
         // depend on the cell (plug-in MLE, offline).
@@ -164,8 +180,10 @@ impl<'a> Prepared<'a> {
             .cells()
             .iter()
             .zip(mus)
-            .map(|(c, mu)| {
-                let sampler = Sampler::new(&inst.rho, &mu, &r_star, inst.responses);
+            .zip(cell_instance)
+            .map(|((c, mu), &instance)| {
+                let InstancePrep { inst, r_star, .. } = &instances[instance];
+                let sampler = Sampler::new(&inst.rho, &mu, r_star, inst.responses);
                 let reg = Regularizer::new(
                     spec.divergence(),
                     &inst.references,
@@ -191,7 +209,7 @@ impl<'a> Prepared<'a> {
                                 &reg,
                                 spec.divergence(),
                                 &c.weights,
-                                &r_star,
+                                r_star,
                                 c.gamma.at(n),
                             )
                         })
@@ -200,6 +218,7 @@ impl<'a> Prepared<'a> {
                     vec![]
                 };
                 CellPrep {
+                    instance,
                     sampler,
                     reg,
                     comparators,
@@ -209,8 +228,7 @@ impl<'a> Prepared<'a> {
             .collect();
         Prepared {
             spec,
-            r_star,
-            fitter,
+            instances,
             cells,
             series: spec.series().into_iter().map(|d| d.kind).collect(),
             shared: same_data.then(Default::default),
@@ -239,7 +257,8 @@ impl<'a> Prepared<'a> {
         }
         let spec = self.spec;
         let mut rng = stream(spec.seed(), spec.stream_label(&spec.cells()[0]), rep as u64);
-        let mut st = FitState::new(&spec.instance());
+        let instance = self.cells[0].instance;
+        let mut st = FitState::new(self.instances[instance].inst);
         let walk: Vec<LevelFit> = spec
             .ns()
             .iter()
@@ -248,7 +267,7 @@ impl<'a> Prepared<'a> {
                 self.cells[0]
                     .sampler
                     .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
-                let (iterations, on_boundary) = self.fit_reward(&mut st);
+                let (iterations, on_boundary) = self.fit_reward(instance, &mut st);
                 LevelFit {
                     r_hat: st.r_hat.clone(),
                     iterations,
@@ -263,10 +282,11 @@ impl<'a> Prepared<'a> {
         take(&mut map)
     }
 
-    /// Fits the reward class to `st.counts` (warm start at `st.theta`) into `st.r_hat`;
-    /// returns (Newton iterations, on the norm ball).
-    fn fit_reward(&self, st: &mut FitState) -> (u32, bool) {
-        match (&self.spec.instance().reward, &self.fitter) {
+    /// Fits the reward class of instance `instance` to `st.counts` (warm start at
+    /// `st.theta`) into `st.r_hat`; returns (Newton iterations, on the norm ball).
+    fn fit_reward(&self, instance: usize, st: &mut FitState) -> (u32, bool) {
+        let prep = &self.instances[instance];
+        match (&prep.inst.reward, &prep.fitter) {
             (RewardModel::Linear(l), Some(fitter)) => {
                 let fit = fitter.fit(&st.counts, &st.theta, &mut st.ws);
                 st.theta.copy_from_slice(&fit.theta);
@@ -288,6 +308,7 @@ impl<'a> Prepared<'a> {
     /// is on the norm ball or DPO did not converge: the identity does not apply there).
     fn fit_dpo(
         &self,
+        inst: &Instance,
         reg: &Regularizer,
         st: &FitState,
         gamma: f64,
@@ -295,7 +316,6 @@ impl<'a> Prepared<'a> {
         dpo_theta: &mut [f64],
     ) -> (dpo::DpoFit, Option<f64>) {
         let spec = self.spec;
-        let inst = &spec.instance();
         let tol = spec.options().mle_tolerance;
         match (spec.estimator(), &inst.reward) {
             (Estimator::DpoLinear, RewardModel::Linear(l)) => {
@@ -341,9 +361,9 @@ impl<'a> Prepared<'a> {
         mut observe: Option<&mut dyn FnMut(LevelView)>,
     ) -> UnitResult {
         let spec = self.spec;
-        let inst = &spec.instance();
         let c = &spec.cells()[cell];
         let prep = &self.cells[cell];
+        let InstancePrep { inst, r_star, .. } = &self.instances[prep.instance];
         let reg = &prep.reg;
         let mut rng = stream(spec.seed(), spec.stream_label(c), rep as u64);
         let mut st = FitState::new(inst);
@@ -373,7 +393,7 @@ impl<'a> Prepared<'a> {
                     let extra = n - st.counts.n;
                     prep.sampler
                         .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
-                    self.fit_reward(&mut st)
+                    self.fit_reward(prep.instance, &mut st)
                 }
             };
             let gamma = c.gamma.at(n);
@@ -389,16 +409,17 @@ impl<'a> Prepared<'a> {
                     on_boundary: boundary,
                 });
             }
-            let plugin = gaps(reg, &inst.rho, &self.r_star, &st.r_hat, gamma, &mut gap_ws);
+            let plugin = gaps(reg, &inst.rho, r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
             let (fitted, residual) = match spec.estimator() {
                 Estimator::Mle => (plugin, None),
                 Estimator::DpoTabular | Estimator::DpoLinear => {
-                    let (fit, residual) = self.fit_dpo(reg, &st, gamma, boundary, &mut dpo_theta);
+                    let (fit, residual) =
+                        self.fit_dpo(inst, reg, &st, gamma, boundary, &mut dpo_theta);
                     let g = gaps(
                         reg,
                         &inst.rho,
-                        &self.r_star,
+                        r_star,
                         &fit.implied_reward,
                         gamma,
                         &mut gap_ws,
@@ -416,7 +437,7 @@ impl<'a> Prepared<'a> {
                         reg,
                         &prep.comparators[i],
                         &inst.rho,
-                        &self.r_star,
+                        r_star,
                         &st.r_hat,
                         gamma,
                         &mut gap_ws,
@@ -449,9 +470,9 @@ impl<'a> Prepared<'a> {
     /// 1..t-1 (gamma = gamma(n) throughout). Records the final plug-in policy's quantity.
     fn run_online(&self, cell: usize, rep: usize, out: &mut UnitResult) {
         let spec = self.spec;
-        let inst = &spec.instance();
         let c = &spec.cells()[cell];
         let prep = &self.cells[cell];
+        let InstancePrep { inst, r_star, .. } = &self.instances[prep.instance];
         let mut rng = stream(
             spec.seed(),
             &format!("{}/online", spec.stream_label(c)),
@@ -475,22 +496,15 @@ impl<'a> Prepared<'a> {
                     &prep.sampler
                 } else {
                     prep.reg.policy(&st.r_hat, gamma, &mut pi);
-                    current = Sampler::new(&inst.rho, &pi, &self.r_star, inst.responses);
+                    current = Sampler::new(&inst.rho, &pi, r_star, inst.responses);
                     &current
                 };
                 sampler.extend(spec.sampler(), &mut st.counts, size, &mut rng);
-                let (it, b) = self.fit_reward(&mut st);
+                let (it, b) = self.fit_reward(prep.instance, &mut st);
                 iterations += it;
                 boundary = b;
             }
-            let g = gaps(
-                &prep.reg,
-                &inst.rho,
-                &self.r_star,
-                &st.r_hat,
-                gamma,
-                &mut gap_ws,
-            );
+            let g = gaps(&prep.reg, &inst.rho, r_star, &st.r_hat, gamma, &mut gap_ws);
             out.values.push(g.get(spec.quantity()));
             out.iterations.push(iterations);
             out.on_boundary.push(boundary);

@@ -134,6 +134,105 @@ impl Instance {
         (0..self.contexts).filter(|&x| sizes[x] == 0).collect()
     }
 
+    /// The sub-instance of an instance sweep with `draw = "nested"` (docs/theory.md §2, "Instance sweeps"): the
+    /// first `count` references, contexts or responses of this (master) instance, so that
+    /// its cells differ only in what the parameter removes.
+    ///
+    /// # Formula
+    ///
+    /// - references: pi_1..pi_count, unchanged.
+    /// - contexts: x < count, with rho(x) / sum_{x' < count} rho(x').
+    /// - responses: y < count, each reference renormalised at every context,
+    ///   pi_i(y|x) / sum_{y' < count} pi_i(y'|x); features and reward tables restricted.
+    ///
+    /// `field` names the sweep in the error when a renormalisation is impossible (a reference
+    /// or rho with no mass on what is kept) or `count` is outside 1..=the master's size.
+    pub fn nested(&self, param: InstanceParam, count: usize, field: &str) -> Result<Instance> {
+        let size = match param {
+            InstanceParam::References => self.k(),
+            InstanceParam::Contexts => self.contexts,
+            InstanceParam::Responses => self.responses,
+            _ => unreachable!("checked: only references, contexts and responses nest"),
+        };
+        if count == 0 || count > size {
+            return Err(Error::invalid(
+                field,
+                count,
+                format!(
+                    "an integer from 1 to the master instance's {} = {size} (draw = \"nested\" takes the first ones)",
+                    param.name()
+                ),
+            ));
+        }
+        if count == size {
+            return Ok(self.clone());
+        }
+        let (nx, ny) = (self.contexts, self.responses);
+        let mut out = self.clone();
+        match param {
+            InstanceParam::References => out.references.truncate(count),
+            InstanceParam::Contexts => {
+                let mass: f64 = self.rho[..count].iter().sum();
+                if !(mass > 0.0) {
+                    return Err(Error::invalid(
+                        field,
+                        count,
+                        "a number of contexts whose rho mass is positive",
+                    ));
+                }
+                out.contexts = count;
+                out.rho = self.rho[..count].iter().map(|r| r / mass).collect();
+                for r in out.references.iter_mut() {
+                    r.truncate(count * ny);
+                }
+                match &mut out.reward {
+                    RewardModel::Linear(l) => l.features.truncate(count * ny * l.dim),
+                    RewardModel::Finite(f) => {
+                        f.candidates.iter_mut().for_each(|c| c.truncate(count * ny))
+                    }
+                    RewardModel::Table(t) => t.truncate(count * ny),
+                }
+            }
+            InstanceParam::Responses => {
+                let keep = |flat: &[f64], width: usize| -> Vec<f64> {
+                    (0..nx)
+                        .flat_map(|x| {
+                            flat[x * ny * width..(x * ny + count) * width]
+                                .iter()
+                                .copied()
+                        })
+                        .collect()
+                };
+                out.responses = count;
+                for (i, r) in out.references.iter_mut().enumerate() {
+                    let mut kept = keep(&self.references[i], 1);
+                    for (x, row) in kept.chunks_exact_mut(count).enumerate() {
+                        let s: f64 = row.iter().sum();
+                        if !(s > 0.0) {
+                            return Err(Error::invalid(
+                                field,
+                                count,
+                                format!(
+                                    "a number of responses on which every reference has mass (reference {} has none of the first {count} at context {x})",
+                                    i + 1
+                                ),
+                            ));
+                        }
+                        row.iter_mut().for_each(|v| *v /= s);
+                    }
+                    *r = kept;
+                }
+                match &mut out.reward {
+                    RewardModel::Linear(l) => l.features = keep(&l.features, l.dim),
+                    RewardModel::Finite(f) => f.candidates.iter_mut().for_each(|c| *c = keep(c, 1)),
+                    RewardModel::Table(t) => *t = keep(t, 1),
+                }
+            }
+            _ => unreachable!(),
+        }
+        Ok(out)
+    }
+
     /// The JSON form of this instance (the same format [`RawInstance`] reads).
     pub fn to_raw(&self) -> RawInstance {
         let ny = self.responses;
@@ -471,6 +570,78 @@ impl RawInstance {
             references,
             reward,
         })
+    }
+}
+
+/// An instance parameter that a sweep can set (`[sweep]` of a spec; docs/theory.md §2, "Instance sweeps").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceParam {
+    References,
+    Contexts,
+    Responses,
+    ZeroFraction,
+    Concentration,
+    Dim,
+}
+
+impl InstanceParam {
+    /// Every parameter, in the order of the spec's `[sweep]` keys.
+    pub const ALL: [InstanceParam; 6] = [
+        InstanceParam::References,
+        InstanceParam::Contexts,
+        InstanceParam::Responses,
+        InstanceParam::ZeroFraction,
+        InstanceParam::Concentration,
+        InstanceParam::Dim,
+    ];
+
+    /// Its key in `[sweep]`, in cell labels and in CSV columns.
+    pub fn name(self) -> &'static str {
+        match self {
+            InstanceParam::References => "references",
+            InstanceParam::Contexts => "contexts",
+            InstanceParam::Responses => "responses",
+            InstanceParam::ZeroFraction => "zero_fraction",
+            InstanceParam::Concentration => "concentration",
+            InstanceParam::Dim => "dim",
+        }
+    }
+
+    /// Whether a sub-instance of one master instance can set it ([`Instance::nested`]).
+    pub fn nests(self) -> bool {
+        matches!(
+            self,
+            InstanceParam::References | InstanceParam::Contexts | InstanceParam::Responses
+        )
+    }
+
+    /// Whether its values are counts (integers) rather than real numbers.
+    pub fn is_count(self) -> bool {
+        !matches!(
+            self,
+            InstanceParam::ZeroFraction | InstanceParam::Concentration
+        )
+    }
+}
+
+impl GeneratorParams {
+    /// These parameters with `param` set to `value` (an instance sweep with
+    /// `draw = "redraw"`); `None` for `dim` when the reward class is not linear.
+    pub fn with(&self, param: InstanceParam, value: f64) -> Option<GeneratorParams> {
+        let mut p = self.clone();
+        match param {
+            InstanceParam::References => p.references = value as usize,
+            InstanceParam::Contexts => p.contexts = value as usize,
+            InstanceParam::Responses => p.responses = value as usize,
+            InstanceParam::ZeroFraction => p.zero_fraction = value,
+            InstanceParam::Concentration => p.concentration = value,
+            InstanceParam::Dim => match &mut p.reward {
+                GeneratorReward::Linear { dim, .. } => *dim = value as usize,
+                GeneratorReward::Finite { .. } => return None,
+            },
+        }
+        Some(p)
     }
 }
 

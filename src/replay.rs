@@ -101,7 +101,7 @@ pub fn replay(spec: &Spec, cell: &str, replication: usize, n: u64) -> Result<Rep
             ),
         )
     })?;
-    let inst = spec.instance();
+    let inst = spec.instance_of(c);
     let ny = inst.responses;
     let table = |flat: &[f64]| flat.chunks_exact(ny).map(<[f64]>::to_vec).collect();
     let prepared = Prepared::new(spec);

@@ -132,6 +132,10 @@ pub struct CellResult {
     pub label: String,
     pub weights: Vec<f64>,
     pub gamma: GammaRule,
+    /// In an instance sweep, the instance parameter this cell sets (docs/theory.md §2,
+    /// "Instance sweeps"); its instance is not the master's `instance.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<crate::spec::InstanceSetting>,
     pub n: Vec<u64>,
     pub gamma_at_n: Vec<f64>,
     pub summaries: Vec<Summary>,

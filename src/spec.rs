@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::gap::Quantity;
 use crate::instance::{
-    Family, GeneratorParams, GeneratorReward, Instance, RawInstance, RewardModel,
+    Family, GeneratorParams, GeneratorReward, Instance, InstanceParam, RawInstance, RewardModel,
     SIMPLEX_TOLERANCE, generate,
 };
 use crate::policy::Divergence;
@@ -105,7 +105,9 @@ pub enum RawGeneratorReward {
 pub struct RawExperiment {
     pub divergence: Divergence,
     pub quantity: Quantity,
-    pub weights: Vec<f64>,
+    /// The weights alpha (one per reference); omitted in a sweep over `references`, whose
+    /// cells take theirs from `sweep.weights` or uniform.
+    pub weights: Option<Vec<f64>>,
     pub gamma: Option<f64>,
     pub gamma_schedule: Option<GammaSchedule>,
     pub n: Option<Vec<u64>>,
@@ -220,14 +222,84 @@ pub struct NGrid {
     pub levels: usize,
 }
 
-/// A one-parameter sweep: one cell per value.
-#[derive(Clone, Debug, Deserialize)]
+/// A sweep: one cell per value of gamma, of the weights or of the simplex grid, optionally
+/// crossed with (or, alone, replaced by) one instance parameter (docs/theory.md §2,
+/// "Instance sweeps").
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSweep {
     pub gamma: Option<Vec<f64>>,
+    /// Weight vectors; in a sweep over `references`, one per value of K (paired, not
+    /// crossed), each of that length.
     pub weights: Option<Vec<Vec<f64>>>,
     /// Every weight vector of the simplex grid with this step (1/step must be an integer).
     pub simplex_step: Option<f64>,
+    pub references: Option<Vec<usize>>,
+    pub contexts: Option<Vec<usize>>,
+    pub responses: Option<Vec<usize>>,
+    pub zero_fraction: Option<Vec<f64>>,
+    pub concentration: Option<Vec<f64>>,
+    pub dim: Option<Vec<usize>>,
+    /// How the cells of an instance sweep get their instances [ours]; the default is
+    /// `nested` for references, contexts and responses, `redraw` for the others.
+    pub draw: Option<InstanceDraw>,
+}
+
+impl RawSweep {
+    /// The instance parameter this sweep sets and its values, if any; an error if several.
+    fn instance_values(&self) -> Result<Option<(InstanceParam, Vec<f64>)>> {
+        let counts = |v: &Option<Vec<usize>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(|&c| c as f64).collect::<Vec<_>>())
+        };
+        let given: Vec<(InstanceParam, Vec<f64>)> = [
+            (InstanceParam::References, counts(&self.references)),
+            (InstanceParam::Contexts, counts(&self.contexts)),
+            (InstanceParam::Responses, counts(&self.responses)),
+            (InstanceParam::ZeroFraction, self.zero_fraction.clone()),
+            (InstanceParam::Concentration, self.concentration.clone()),
+            (InstanceParam::Dim, counts(&self.dim)),
+        ]
+        .into_iter()
+        .filter_map(|(p, v)| v.map(|v| (p, v)))
+        .collect();
+        match given.len() {
+            0 => Ok(None),
+            1 => Ok(given.into_iter().next()),
+            _ => Err(Error::invalid(
+                "sweep",
+                given
+                    .iter()
+                    .map(|(p, _)| p.name())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                "at most one instance parameter (references, contexts, responses, zero_fraction, concentration or dim)",
+            )),
+        }
+    }
+}
+
+/// How the cells of an instance sweep get their instances [ours] (docs/theory.md §2,
+/// "Instance sweeps").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceDraw {
+    /// Sub-instances of one master instance (the `[instance]` section as written): its first
+    /// K references, contexts or responses ([`Instance::nested`]).
+    Nested,
+    /// Each cell's instance drawn by the generator with the parameter set to the cell's
+    /// value, from the same stream (seed, "instance", 0) as the master: common random
+    /// numbers, not nested draws. Random instances only.
+    Redraw,
+}
+
+/// The instance parameter a cell of an instance sweep sets, and how its instance is made.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSetting {
+    pub param: InstanceParam,
+    pub value: f64,
+    pub draw: InstanceDraw,
 }
 
 /// The R_max convention [ours] (THEORY §2).
@@ -379,6 +451,10 @@ pub struct Cell {
     pub label: String,
     pub weights: Vec<f64>,
     pub gamma: GammaRule,
+    /// In an instance sweep, the parameter this cell sets (its instance is
+    /// [`Spec::instance_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceSetting>,
 }
 
 /// Where the checked instance came from.
@@ -412,7 +488,12 @@ pub struct Spec {
     cells: Vec<Cell>,
     options: Options,
     instance_origin: InstanceOrigin,
+    /// The master instance (the `[instance]` section as written).
     instance: Instance,
+    /// The instances of the cells: `[instance]` alone, or one per value of an instance sweep.
+    instances: Vec<Instance>,
+    /// cell_instance[c]: the index in `instances` of cell c's instance.
+    cell_instance: Vec<usize>,
     /// The spec's TOML (after command-line overrides): journals carry it so that `merge`
     /// can rebuild the spec.
     source_toml: String,
@@ -524,9 +605,18 @@ impl Spec {
     pub fn instance_origin(&self) -> &InstanceOrigin {
         &self.instance_origin
     }
-    /// The checked instance.
+    /// The master instance: the `[instance]` section as written (`instance.json`). Every
+    /// cell's instance is this one unless the spec sweeps an instance parameter.
     pub fn instance(&self) -> &Instance {
         &self.instance
+    }
+    /// The instance of cell `cell` (index into [`Spec::cells`]).
+    pub fn instance_of(&self, cell: usize) -> &Instance {
+        &self.instances[self.cell_instance[cell]]
+    }
+    /// The distinct instances of the cells, and for each cell the index of its own.
+    pub fn instances(&self) -> (&[Instance], &[usize]) {
+        (&self.instances, &self.cell_instance)
     }
     /// The spec's TOML after overrides (what journals carry).
     pub fn source_toml(&self) -> &str {
@@ -831,10 +921,39 @@ impl RawSpec {
     pub fn check(self, default_name: &str, base: Option<&Path>) -> Result<Spec> {
         let name = check_header(self.name, default_name, self.replications)?;
         check_options(&self.options)?;
+        let raw_instance = self.instance.clone();
         let (instance, instance_origin) = check_instance(self.instance, self.seed, base)?;
+        let swept = match &self.sweep {
+            Some(s) => s.instance_values()?,
+            None => None,
+        };
+        let draw = self.sweep.as_ref().and_then(|s| s.draw);
+        let by_value = match &swept {
+            Some((param, values)) => Some(check_instance_sweep(
+                *param,
+                values,
+                draw,
+                &raw_instance,
+                &instance,
+                self.seed,
+                base,
+            )?),
+            None if draw.is_some() => {
+                return Err(Error::invalid(
+                    "sweep.draw",
+                    format!("{draw:?}").to_lowercase(),
+                    "sweep.draw only with an instance sweep (references, contexts, responses, zero_fraction, concentration or dim)",
+                ));
+            }
+            None => None,
+        };
         let sweeps_gamma = self.sweep.as_ref().is_some_and(|s| s.gamma.is_some());
+        let sweeps_references = matches!(swept, Some((InstanceParam::References, _)));
         let e = &self.experiment;
-        let experiment = check_experiment(e, sweeps_gamma, &instance)?;
+        let k_min = by_value.as_ref().map_or(instance.k(), |v| {
+            v.iter().map(|(_, i)| i.k()).min().unwrap_or(0)
+        });
+        let experiment = check_experiment(e, sweeps_gamma, sweeps_references, &instance, k_min)?;
         // Checked after the experiment, where it has always been, so that a spec with
         // several problems still reports the same one first.
         in_range(
@@ -843,9 +962,34 @@ impl RawSpec {
             0.0..=1e6,
             "a number in [0, 1e6]",
         )?;
-        let cells = check_cells(self.sweep, &experiment, e.divergence, &instance)?;
+        let (instances, cell_instance, cells) = match by_value {
+            None => {
+                let cells = check_cells(self.sweep, &experiment, &instance)?;
+                (vec![instance.clone()], vec![0; cells.len()], cells)
+            }
+            Some(by_value) => {
+                let (cells, cell_instance) =
+                    check_instance_cells(self.sweep.unwrap_or_default(), &experiment, &by_value)?;
+                (
+                    by_value.into_iter().map(|(_, i)| i).collect(),
+                    cell_instance,
+                    cells,
+                )
+            }
+        };
+        for (c, &i) in cells.iter().zip(&cell_instance) {
+            check_supports(c, &instances[i], e.divergence, experiment.sampling)?;
+        }
+        if instances.len() > 1 && experiment.record.contains(&Record::Comparators) {
+            return Err(Error::invalid(
+                "experiment.record",
+                "\"comparators\"",
+                "no comparators in an instance sweep (their list depends on K; record them per spec)",
+            ));
+        }
         let claims = check_claims(self.claim, self.claims)?;
         let shared_data = self.options.streams == Streams::Shared
+            && instances.len() == 1
             && (matches!(
                 experiment.sampling,
                 Sampling::Uniform | Sampling::Reference(_)
@@ -870,6 +1014,8 @@ impl RawSpec {
             options: self.options,
             instance_origin,
             instance,
+            instances,
+            cell_instance,
             source_toml: String::new(),
         })
     }
@@ -1211,6 +1357,7 @@ fn load_instance(path: PathBuf, base: Option<&Path>) -> Result<(Instance, Instan
 /// are those of a cell the sweep does not set (`gamma` is NaN when the sweep sets it in
 /// every cell); `record` is without repeats.
 struct Experiment {
+    /// Empty in a sweep over `references` (each cell has its own).
     weights: Vec<f64>,
     gamma: GammaRule,
     ns: Vec<u64>,
@@ -1224,13 +1371,32 @@ struct Experiment {
 fn check_experiment(
     e: &RawExperiment,
     sweeps_gamma: bool,
+    sweeps_references: bool,
     instance: &Instance,
+    k_min: usize,
 ) -> Result<Experiment> {
     let k = instance.k();
-    let weights = check_weights("experiment.weights", &e.weights, k)?;
+    let weights = match (&e.weights, sweeps_references) {
+        (Some(w), false) => check_weights("experiment.weights", w, k)?,
+        (None, true) => vec![],
+        (Some(w), true) => {
+            return Err(Error::invalid(
+                "experiment.weights",
+                format!("{w:?}"),
+                "no experiment.weights in a sweep over references: give one vector per K in sweep.weights, or omit both for uniform weights",
+            ));
+        }
+        (None, false) => {
+            return Err(Error::invalid(
+                "experiment.weights",
+                "missing",
+                format!("{k} weights, one per reference policy"),
+            ));
+        }
+    };
     let gamma = check_gamma(e.gamma, e.gamma_schedule, sweeps_gamma)?;
     let ns = check_ns(e.n.as_deref(), e.n_grid, e.sampler)?;
-    let sampling = Sampling::parse(&e.sampling, k)?;
+    let sampling = Sampling::parse(&e.sampling, k_min)?;
     in_range(
         "experiment.delta",
         e.delta,
@@ -1407,7 +1573,6 @@ fn check_ns(n: Option<&[u64]>, n_grid: Option<NGrid>, sampler: SamplerKind) -> R
 fn check_cells(
     sweep: Option<RawSweep>,
     experiment: &Experiment,
-    divergence: Divergence,
     instance: &Instance,
 ) -> Result<Vec<Cell>> {
     let k = instance.k();
@@ -1418,10 +1583,11 @@ fn check_cells(
             gamma: None,
             weights: None,
             simplex_step: Some(step),
+            ..
         }) => Some(RawSweep {
-            gamma: None,
             weights: Some(simplex_grid(step, k)?),
             simplex_step: None,
+            ..Default::default()
         }),
         other => other,
     };
@@ -1430,11 +1596,13 @@ fn check_cells(
             label: "main".into(),
             weights: weights.clone(),
             gamma,
+            instance: None,
         }),
         Some(RawSweep {
             gamma: Some(gs),
             weights: None,
             simplex_step: None,
+            ..
         }) => {
             non_empty("sweep.gamma", &gs, "a non-empty list of gammas")?;
             for (j, &g) in gs.iter().enumerate() {
@@ -1448,6 +1616,7 @@ fn check_cells(
                     label: format!("gamma={}", fmt_num(g)),
                     weights: weights.clone(),
                     gamma: GammaRule::Fixed(g),
+                    instance: None,
                 });
             }
         }
@@ -1455,6 +1624,7 @@ fn check_cells(
             gamma: None,
             weights: Some(ws),
             simplex_step: None,
+            ..
         }) => {
             non_empty("sweep.weights", &ws, "a non-empty list of weight vectors")?;
             for (j, w) in ws.iter().enumerate() {
@@ -1467,6 +1637,7 @@ fn check_cells(
                     label,
                     weights: w,
                     gamma,
+                    instance: None,
                 });
             }
         }
@@ -1478,6 +1649,12 @@ fn check_cells(
             ));
         }
     }
+    check_distinct(&cells)?;
+    Ok(cells)
+}
+
+/// Refuses two cells with the same label (the label keys the cell's streams).
+fn check_distinct(cells: &[Cell]) -> Result<()> {
     let mut labels: Vec<&str> = cells.iter().map(|c| c.label.as_str()).collect();
     labels.sort_unstable();
     if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
@@ -1487,31 +1664,224 @@ fn check_cells(
             "distinct values",
         ));
     }
-    check_supports(&cells, instance, divergence, experiment.sampling)?;
-    Ok(cells)
+    Ok(())
+}
+
+/// The instances of an instance sweep over `param`, one per value (docs/theory.md §2,
+/// "Instance sweeps"): each value checked where `[instance]` checks it (the error names
+/// `sweep.<param>[j]`), then the sub-instance of the master (`nested`) or a fresh draw from
+/// the master's stream (`redraw`). `draw` defaults to `nested` where the parameter nests.
+fn check_instance_sweep(
+    param: InstanceParam,
+    values: &[f64],
+    draw: Option<InstanceDraw>,
+    raw: &RawInstanceSpec,
+    master: &Instance,
+    seed: u64,
+    base: Option<&Path>,
+) -> Result<Vec<(InstanceSetting, Instance)>> {
+    let name = param.name();
+    non_empty(
+        &format!("sweep.{name}"),
+        values,
+        "a non-empty list of values",
+    )?;
+    let draw = draw.unwrap_or(if param.nests() {
+        InstanceDraw::Nested
+    } else {
+        InstanceDraw::Redraw
+    });
+    if draw == InstanceDraw::Nested && !param.nests() {
+        return Err(Error::invalid(
+            "sweep.draw",
+            "\"nested\"",
+            format!(
+                "\"redraw\" for a sweep over {name} (only references, contexts and responses nest)"
+            ),
+        ));
+    }
+    let mut out: Vec<(InstanceSetting, Instance)> = vec![];
+    for (j, &value) in values.iter().enumerate() {
+        let field = format!("sweep.{name}[{j}]");
+        if out.iter().any(|(s, _)| s.value == value) {
+            return Err(Error::invalid(&field, fmt_num(value), "distinct values"));
+        }
+        let instance = match draw {
+            InstanceDraw::Nested => master.nested(param, value as usize, &field)?,
+            InstanceDraw::Redraw => {
+                let RawInstanceSpec::Random { .. } = raw else {
+                    return Err(Error::invalid(
+                        "sweep.draw",
+                        "\"redraw\"",
+                        "\"redraw\" with a random instance only (an instance file can be swept over references, contexts or responses with draw = \"nested\")",
+                    ));
+                };
+                let redrawn = with_param(raw, param, value).ok_or_else(|| {
+                    Error::invalid(
+                        &field,
+                        fmt_num(value),
+                        "a sweep over dim with the linear reward class only",
+                    )
+                })?;
+                check_instance(redrawn, seed, base)
+                    .map_err(|e| match e {
+                        Error::Invalid {
+                            field: f,
+                            value,
+                            allowed,
+                        } => Error::Invalid {
+                            field: format!("{field}: {f}"),
+                            value,
+                            allowed,
+                        },
+                        other => other,
+                    })?
+                    .0
+            }
+        };
+        out.push((InstanceSetting { param, value, draw }, instance));
+    }
+    Ok(out)
+}
+
+/// A random instance section with `param` set to `value` (`None`: dim of a finite class).
+fn with_param(raw: &RawInstanceSpec, param: InstanceParam, value: f64) -> Option<RawInstanceSpec> {
+    let mut raw = raw.clone();
+    if let RawInstanceSpec::Random {
+        contexts,
+        responses,
+        references,
+        concentration,
+        zero_fraction,
+        reward,
+        ..
+    } = &mut raw
+    {
+        match param {
+            InstanceParam::References => *references = value as usize,
+            InstanceParam::Contexts => *contexts = value as usize,
+            InstanceParam::Responses => *responses = value as usize,
+            InstanceParam::ZeroFraction => *zero_fraction = value,
+            InstanceParam::Concentration => *concentration = value,
+            InstanceParam::Dim => match reward {
+                RawGeneratorReward::Linear { dim, .. } => *dim = value as usize,
+                RawGeneratorReward::Finite { .. } => return None,
+            },
+        }
+    }
+    Some(raw)
+}
+
+/// The cells of an instance sweep: for each value (instance-major), the cells of the rest of
+/// the sweep (gamma, weights or the simplex grid; one cell if none). In a sweep over
+/// `references` the weights are paired with the values instead: `sweep.weights[j]` (of
+/// length K_j) or uniform 1/K_j. Labels are `<param>=<value>`, then `,<rest>` when the rest
+/// sweeps too. Returns the cells and each cell's index into `by_value`.
+fn check_instance_cells(
+    mut sweep: RawSweep,
+    experiment: &Experiment,
+    by_value: &[(InstanceSetting, Instance)],
+) -> Result<(Vec<Cell>, Vec<usize>)> {
+    let param = by_value[0].0.param;
+    let paired = if param == InstanceParam::References {
+        if sweep.simplex_step.is_some() {
+            return Err(Error::invalid(
+                "sweep.simplex_step",
+                fmt_num(sweep.simplex_step.unwrap_or(f64::NAN)),
+                "no simplex grid in a sweep over references (give one weight vector per K in sweep.weights)",
+            ));
+        }
+        let ws = sweep.weights.take();
+        if let Some(ws) = &ws
+            && ws.len() != by_value.len()
+        {
+            return Err(Error::invalid(
+                "sweep.weights (length)",
+                ws.len(),
+                format!(
+                    "one weight vector per value of sweep.references ({})",
+                    by_value.len()
+                ),
+            ));
+        }
+        Some(ws)
+    } else {
+        None
+    };
+    let rest = if sweep.gamma.is_some() || sweep.weights.is_some() || sweep.simplex_step.is_some() {
+        let rest = RawSweep {
+            gamma: sweep.gamma,
+            weights: sweep.weights,
+            simplex_step: sweep.simplex_step,
+            ..Default::default()
+        };
+        Some(rest)
+    } else {
+        None
+    };
+    let mut cells = vec![];
+    let mut index = vec![];
+    for (i, (setting, instance)) in by_value.iter().enumerate() {
+        let head = format!("{}={}", setting.param.name(), fmt_num(setting.value));
+        let mut experiment_i = Experiment {
+            weights: experiment.weights.clone(),
+            gamma: experiment.gamma,
+            ns: vec![],
+            sampling: experiment.sampling,
+            record: vec![],
+        };
+        if let Some(ws) = &paired {
+            let k = instance.k();
+            experiment_i.weights = match ws {
+                Some(ws) => check_weights(&format!("sweep.weights[{i}]"), &ws[i], k)?,
+                None => vec![1.0 / k as f64; k],
+            };
+        }
+        let inner = match &rest {
+            Some(rest) => check_cells(Some(rest.clone()), &experiment_i, instance)?,
+            None => vec![Cell {
+                label: String::new(),
+                weights: experiment_i.weights.clone(),
+                gamma: experiment_i.gamma,
+                instance: None,
+            }],
+        };
+        for c in inner {
+            cells.push(Cell {
+                label: if c.label.is_empty() {
+                    head.clone()
+                } else {
+                    format!("{head},{}", c.label)
+                },
+                instance: Some(*setting),
+                ..c
+            });
+            index.push(i);
+        }
+    }
+    check_distinct(&cells)?;
+    Ok((cells, index))
 }
 
 /// Where the RKL solution or the escort is used (`divergence` RKL or `sampling` geometric),
-/// the references with positive weight in each cell must share a response at every context.
+/// the references with positive weight in the cell must share a response at every context.
 fn check_supports(
-    cells: &[Cell],
+    c: &Cell,
     instance: &Instance,
     divergence: Divergence,
     sampling: Sampling,
 ) -> Result<()> {
     if divergence == Divergence::Rkl || sampling == Sampling::Geometric {
-        for c in cells {
-            let empty = instance.empty_intersections(&c.weights);
-            if let Some(&x) = empty.first() {
-                return Err(Error::invalid(
-                    format!("instance references at context {x}"),
-                    "disjoint supports",
-                    format!(
-                        "references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, THEORY D4)",
-                        c.label
-                    ),
-                ));
-            }
+        let empty = instance.empty_intersections(&c.weights);
+        if let Some(&x) = empty.first() {
+            return Err(Error::invalid(
+                format!("instance references at context {x}"),
+                "disjoint supports",
+                format!(
+                    "references with positive weight ({}) sharing a response at every context (the RKL solution and the escort live on the intersection of supports, docs/theory.md D4)",
+                    c.label
+                ),
+            ));
         }
     }
     Ok(())

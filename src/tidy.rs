@@ -13,23 +13,47 @@ use crate::policy::Divergence;
 use crate::result::{CellResult, ResultFile};
 use crate::spec::GammaRule;
 
-/// The parameter columns of a result's cells, in order: `gamma_c`, `gamma_p` (gamma(n) =
-/// gamma_c n^gamma_p; a fixed gamma has gamma_p = 0) and `weight_1`..`weight_K`.
+/// The parameter columns of a result's cells, in order: the swept instance parameter, if
+/// any (`references`, `contexts`, ...: docs/theory.md §2, "Instance sweeps"), `gamma_c`,
+/// `gamma_p` (gamma(n) = gamma_c n^gamma_p; a fixed gamma has gamma_p = 0) and
+/// `weight_1`..`weight_K`, K the most references of any cell (a cell with fewer leaves the
+/// rest empty).
 pub fn parameter_names(r: &ResultFile) -> Vec<String> {
-    let k = r.instance.references;
-    let mut names = vec!["gamma_c".to_string(), "gamma_p".to_string()];
+    let k = r
+        .cells
+        .iter()
+        .map(|c| c.weights.len())
+        .max()
+        .unwrap_or(r.instance.references);
+    let mut names: Vec<String> = swept_instance(r).map(str::to_string).into_iter().collect();
+    names.extend(["gamma_c".to_string(), "gamma_p".to_string()]);
     names.extend((1..=k).map(|i| format!("weight_{i}")));
     names
 }
 
-/// The values of [`parameter_names`] for one cell.
-pub fn parameter_values(c: &CellResult) -> Vec<String> {
+/// The instance parameter the result's cells sweep, if any.
+fn swept_instance(r: &ResultFile) -> Option<&'static str> {
+    r.cells
+        .iter()
+        .find_map(|c| c.instance)
+        .map(|s| s.param.name())
+}
+
+/// The values of [`parameter_names`] for cell `c` of result `r`.
+pub fn parameter_values(r: &ResultFile, c: &CellResult) -> Vec<String> {
     let (gc, gp) = match c.gamma {
         GammaRule::Fixed(g) => (g, 0.0),
         GammaRule::Schedule(s) => (s.c, s.p),
     };
-    let mut v = vec![gc.to_string(), gp.to_string()];
+    let names = parameter_names(r);
+    let mut v: Vec<String> = c
+        .instance
+        .map(|s| s.value.to_string())
+        .into_iter()
+        .collect();
+    v.extend([gc.to_string(), gp.to_string()]);
     v.extend(c.weights.iter().map(|w| w.to_string()));
+    v.resize(names.len(), String::new());
     v
 }
 
@@ -45,7 +69,7 @@ fn field(s: &str) -> String {
 /// The leading columns of every row of cell `c`: spec, cell, parameters.
 fn key(r: &ResultFile, c: &CellResult) -> String {
     let mut cols = vec![field(&r.name), field(&c.label)];
-    cols.extend(parameter_values(c));
+    cols.extend(parameter_values(r, c));
     cols.join(",")
 }
 

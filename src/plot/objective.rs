@@ -243,10 +243,20 @@ pub(super) fn figures(result: &ResultFile) -> (Figure, Option<Figure>) {
                 }
             }
         }
-        let missing = total - up.len();
+        // Cells without this comparator (fewer references in a sweep over K) are absent,
+        // not "not finite".
+        let present = result
+            .cells
+            .iter()
+            .filter(|c| c.comparators.contains_key(&st.key))
+            .count();
+        let missing = present - up.len().min(present);
         let mut text = st.text.clone();
+        if present < total {
+            text = format!("{text}; only in {present} of {total} cells");
+        }
         if missing > 0 {
-            text = format!("{text}; not finite at {missing} of {total} cells");
+            text = format!("{text}; not finite at {missing} of {present} cells");
         }
         upper.legend.push(Entry {
             sample: Sample::LineMarker(

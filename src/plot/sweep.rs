@@ -53,11 +53,30 @@ pub(super) fn replications(result: &ResultFile, j: usize) -> usize {
 enum Swept {
     Gamma(Vec<f64>),
     FirstWeight(Vec<f64>),
+    /// An instance parameter (its name), one cell per value (not crossed with another
+    /// parameter, except the weights paired with K in a sweep over references).
+    Instance(&'static str, Vec<f64>),
     Labels,
 }
 
 fn swept(result: &ResultFile, j: usize) -> Swept {
     let cells = &result.cells;
+    let settings: Vec<_> = cells.iter().filter_map(|c| c.instance).collect();
+    if !cells.is_empty() && settings.len() == cells.len() {
+        let values: Vec<f64> = settings.iter().map(|s| s.value).collect();
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.dedup();
+        let one_per_value = sorted.len() == values.len();
+        let same_gamma = cells.iter().all(|c| c.gamma == cells[0].gamma);
+        let same_weights = settings[0].param == crate::instance::InstanceParam::References
+            || cells.iter().all(|c| c.weights == cells[0].weights);
+        return if one_per_value && same_gamma && same_weights {
+            Swept::Instance(settings[0].param.name(), values)
+        } else {
+            Swept::Labels
+        };
+    }
     let gammas: Vec<f64> = cells
         .iter()
         .map(|c| c.gamma_at_n.get(j).copied().unwrap_or(f64::NAN))
@@ -127,6 +146,26 @@ pub(super) fn sweep_axis(result: &ResultFile, n_index: usize) -> SweepAxis {
             Scale::Linear,
             format!("vs weight {weight}₁"),
         ),
+        Swept::Instance(name, values) => {
+            let positive = values.iter().all(|&v| v > 0.0);
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+            let log = positive && hi >= 10.0 * lo;
+            let words = match *name {
+                "references" => "number of references K".to_string(),
+                other => format!("instance {}", other.replace('_', " ")),
+            };
+            (
+                if log {
+                    format!("{words} (log scale)")
+                } else {
+                    words
+                },
+                if log { Scale::Log } else { Scale::Linear },
+                format!("vs {}", name.replace('_', " ")),
+            )
+        }
         Swept::Labels => {
             let k = result
                 .cells
@@ -158,8 +197,12 @@ pub(super) fn sweep_axis(result: &ResultFile, n_index: usize) -> SweepAxis {
         plain: true,
         ..AxisSpec::new(x_scale, x_desc)
     };
-    if let Swept::Gamma(g) = &sw {
-        let mut t: Vec<f64> = g.iter().filter_map(|&v| lg(v)).collect();
+    let to_axis = |v: f64| match x_scale {
+        Scale::Log => lg(v),
+        _ => v.is_finite().then_some(v),
+    };
+    if let Swept::Gamma(g) | Swept::Instance(_, g) = &sw {
+        let mut t: Vec<f64> = g.iter().filter_map(|&v| to_axis(v)).collect();
         t.sort_by(f64::total_cmp);
         t.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
         if t.len() <= 10 {
@@ -167,7 +210,7 @@ pub(super) fn sweep_axis(result: &ResultFile, n_index: usize) -> SweepAxis {
         }
     }
     let xs: Vec<Option<f64>> = match &sw {
-        Swept::Gamma(g) => g.iter().map(|&v| lg(v)).collect(),
+        Swept::Gamma(g) | Swept::Instance(_, g) => g.iter().map(|&v| to_axis(v)).collect(),
         Swept::FirstWeight(w) => w.iter().map(|&v| v.is_finite().then_some(v)).collect(),
         Swept::Labels => (0..result.cells.len()).map(|i| Some(i as f64)).collect(),
     };
@@ -279,7 +322,7 @@ pub(super) fn figure(result: &ResultFile, n_index: usize, overlays: &[ClaimOverl
         sample: Sample::Marker(Marker::Triangle, C_QUANTILE, false),
         text: q_text,
     });
-    if x_scale == Scale::Log {
+    if x_scale == Scale::Log && gamma_swept {
         gamma_slopes(&mut fig, result, &xs, &mean_pts, n, overlays);
     }
     fig.series
