@@ -80,7 +80,7 @@ pub fn ours(spec: &Spec) -> Ours {
     Ours {
         sampling: c(
             spec.sampling().label(),
-            "the policy mu that draws both responses of a comparison (THEORY §2)",
+            "the policy mu that draws both responses of a comparison (docs/theory.md §2)",
         ),
         sampler: c(
             spec.sampler(),
@@ -109,7 +109,7 @@ pub fn ours(spec: &Spec) -> Ours {
         ),
         coverage: c(
             "pairwise_second_moment_ratio".into(),
-            "C(nu; mu) of THEORY §5, nu = escort (RKL) or mixture (FKL)",
+            "C(nu; mu) of docs/theory.md §5, nu = escort (RKL) or mixture (FKL)",
         ),
         tail: c(
             o.tail,
@@ -127,7 +127,7 @@ pub fn ours(spec: &Spec) -> Ours {
         ),
         estimator: c(
             spec.estimator(),
-            "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (THEORY §6)",
+            "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (docs/theory.md §6)",
         ),
         dpo_ridge: c(
             o.dpo_ridge,

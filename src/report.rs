@@ -278,7 +278,7 @@ fn weights_table(r: &ResultFile, judgements: &[Judgement]) -> String {
     let opt = |v: Option<f64>| v.map(|v| format!("{v:.4e}")).unwrap_or_else(|| "-".into());
     let mut s = format!(
         "
-Across alpha at n = {n}: measured gap, C_alpha and the predicted constant C (THEORY §8; predicted gap C n^a):
+Across alpha at n = {n}: measured gap, C_alpha and the predicted constant C (docs/theory.md §8; predicted gap C n^a):
 
 | cell | measured gap | C_alpha | predicted C | predicted gap |
 |---|---|---|---|---|

@@ -44,7 +44,7 @@ pub fn solve(
             return Err(Error::invalid(
                 format!("references at context {x}"),
                 "disjoint supports",
-                "a response shared by every reference with positive weight (THEORY D4)",
+                "a response shared by every reference with positive weight (docs/theory.md D4)",
             ));
         }
     }

@@ -1432,7 +1432,7 @@ fn check_experiment(
         return Err(Error::invalid(
             "experiment.record",
             "\"comparators\"",
-            "\"comparators\" with divergence = \"rkl\" only (THEORY §6 compares RKL policies)",
+            "\"comparators\" with divergence = \"rkl\" only (docs/theory.md §6 compares RKL policies)",
         ));
     }
     Ok(Experiment {

@@ -673,6 +673,31 @@ pub(super) fn render(fig: &Figure) -> String {
     tidy_font_sizes(&svg)
 }
 
+/// An axis description as one line if it fits in `room` pixels at [`DESC_PX`], else as two
+/// lines split at the separator (", ", " (", " ") nearest the middle.
+pub(super) fn desc_lines(desc: &str, room: f64) -> Vec<String> {
+    if text_width(desc, DESC_PX) <= room {
+        return vec![desc.to_string()];
+    }
+    let mid = desc.len() / 2;
+    let best = [", ", " (", " "].iter().find_map(|sep| {
+        desc.match_indices(sep)
+            .map(|(i, _)| i)
+            .min_by_key(|&i| i.abs_diff(mid))
+            .map(|i| (i, *sep))
+    });
+    match best {
+        Some((i, sep)) => {
+            let keep = if sep == ", " { 1 } else { 0 };
+            vec![
+                desc[..i + keep].trim_end().to_string(),
+                desc[i + keep..].trim_start().to_string(),
+            ]
+        }
+        None => vec![desc.to_string()],
+    }
+}
+
 /// Where the upper and lower panels of a stacked figure sit: the lower one takes about the
 /// lower third of the figure, and `extra` pixels more for tall x tick labels (written
 /// upwards), taken from the upper one.
@@ -765,13 +790,17 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
         ylo -= (0.15 * (yhi - ylo)).max(0.3);
     }
     let mut x_axis = Axis::new(&fig.x, xlo, xhi);
+    // The y description takes one line, or two when it is longer than the panel is high
+    // (estimated from the box; `desc_lines` decides again on the final rectangle).
+    let approx_height = HEIGHT as f64 - (b.top + b.bottom) as f64 - 2.0 * DESC_PX * 1.3;
+    let desc_width = DESC_PX * 1.3 * desc_lines(&fig.y.desc, approx_height).len() as f64;
     let y_area = |y_axis: &Axis| -> u32 {
         let widest = y_axis
             .major
             .iter()
             .map(|&v| text_width(&y_axis.label(v), TICK_PX))
             .fold(0.0, f64::max);
-        ((10.0 + widest + 12.0 + DESC_PX * 1.3) as u32).max(b.min_y_area)
+        ((10.0 + widest + 12.0 + desc_width) as u32).max(b.min_y_area)
     };
     if b.x_labels && x_axis.scale == Scale::Categories {
         // The plotting area's width (the chart's margins and y label area subtracted).
@@ -981,8 +1010,11 @@ fn draw_panel(
     if layout.x_labels {
         mesh.x_desc(fig.x.desc.clone());
     }
-    mesh.y_desc(fig.y.desc.clone())
-        .label_style(text_style(TICK_PX, C_INK))
+    let y_lines = desc_lines(&fig.y.desc, m.rect.b - m.rect.t);
+    if y_lines.len() == 1 {
+        mesh.y_desc(fig.y.desc.clone());
+    }
+    mesh.label_style(text_style(TICK_PX, C_INK))
         .axis_desc_style(text_style(DESC_PX, C_INK))
         .bold_line_style(C_GRID.stroke_width(THIN))
         .light_line_style(C_GRID_LIGHT.stroke_width(THIN))
@@ -990,6 +1022,19 @@ fn draw_panel(
         .set_all_tick_mark_size(TICK_MARK)
         .draw()
         .map_err(e)?;
+
+    if y_lines.len() > 1 {
+        // A long description in two lines, written upwards, centred on the panel.
+        let style = text_style(DESC_PX, C_INK)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        let y = ((m.rect.t + m.rect.b) / 2.0).round() as i32;
+        for (i, line) in y_lines.iter().enumerate() {
+            let x = (MARGIN as f64 + DESC_PX * (0.7 + 1.3 * i as f64)).round() as i32;
+            root.draw(&Text::new(line.clone(), (x, y), style.clone()))
+                .map_err(e)?;
+        }
+    }
 
     if layout.x_labels && x_axis.rotated {
         // Labels written upwards, ending just below the tick mark.

@@ -370,9 +370,18 @@ fn simplex_result(count: usize) -> ResultFile {
 
 #[test]
 fn many_cells_get_readable_tick_labels() {
-    // Tick labels written upwards (transform "rotate(270, ...)"); the y axis description is
-    // one more.
-    let rotated = |svg: &str| svg.matches("rotate(270,").count() - 1;
+    // Tick labels written upwards (transform "rotate(270, ...)"): texts so written that
+    // hold a number (the y axis description, in one or two lines, holds none).
+    let rotated = |svg: &str| {
+        svg.split("rotate(270,")
+            .skip(1)
+            .filter(|t| {
+                let text = t.split('>').nth(1).unwrap_or("");
+                let text = text.split('<').next().unwrap_or("").trim();
+                text.chars().next().is_some_and(|c| c.is_ascii_digit())
+            })
+            .count()
+    };
     let r = simplex_result(45);
     let svg = sweep_plot_svg(&r, 1, &[]);
     assert_eq!(rotated(&svg), 45, "every one of 45 cells labelled");
@@ -529,4 +538,19 @@ fn simplex_note_says_whether_cells_share_their_data() {
     r.spec.shared_data = true;
     let svg = simplex_plot_svg(&r).expect("a K = 3 sweep");
     assert!(svg.contains("(every cell has the same data)"));
+}
+
+#[test]
+fn long_y_descriptions_wrap_to_fit_their_panel() {
+    use super::render::{desc_lines, text_width};
+    use super::style::DESC_PX;
+    // The upper panel of a stacked rate plot is about 300 px high.
+    let long = "RKL optimality gap (γ(n) = 0.1·√n, linear class, d = 5)";
+    assert_eq!(desc_lines(long, 1000.0), vec![long.to_string()]);
+    let lines = desc_lines(long, 300.0);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.join(" "), long);
+    for l in &lines {
+        assert!(text_width(l, DESC_PX) <= 300.0, "{l}");
+    }
 }
