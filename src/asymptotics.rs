@@ -1501,6 +1501,292 @@ mod tests {
         ));
     }
 
+    /// The expected Bradley-Terry log-likelihood of one comparison in the tabular implied
+    /// reward s (flat X x Y), comparisons with a response outside supp base dropped (THEORY
+    /// §6), the terms of context x: the population version of minus the tabular DPO loss
+    /// per comparison.
+    fn tabular_log_likelihood(
+        inst: &Instance,
+        reg: &Regularizer,
+        mu: &[f64],
+        s: &[f64],
+        x: usize,
+    ) -> f64 {
+        let ny = inst.responses;
+        let r = inst.true_reward();
+        let mut total = 0.0;
+        for a in 0..ny {
+            for b in a + 1..ny {
+                let (ca, cb) = (x * ny + a, x * ny + b);
+                let ok = |c: usize| crate::dpo::supported(reg.divergence, reg.base[c]);
+                if !(ok(ca) && ok(cb)) {
+                    continue;
+                }
+                let w = 2.0 * inst.rho[x] * mu[ca] * mu[cb];
+                let (ts, tt) = (r[ca] - r[cb], s[ca] - s[cb]);
+                total += w * (sigmoid(ts) * ln_sigmoid(tt) + sigmoid(-ts) * ln_sigmoid(-tt));
+            }
+        }
+        total
+    }
+
+    /// Tabular DPO (THEORY §8.10) on the small instance (context 1 has supp g != supp m), both
+    /// divergences, against central differences in the implied reward s around r*:
+    /// I_x vs -(second differences of the expected log-likelihood of context x), h = 3e-4,
+    /// tolerance 1e-6 of max |I_x| (truncation ~h^2 ~ 1e-7; rounding eps |L_x| / h^2 with
+    /// |L_x| ~ 0.3 against max |I_x| ~ 1e-2: ~1e-7); H_x vs
+    /// (gap(+h v) + gap(-h v))/h^2 of `gap::gaps` (polarisation off the diagonal; the cubic
+    /// terms cancel), h = 1e-4, tolerance 1e-6 of max |H_x|; c_x vs central differences of the
+    /// expected reward, h = 1e-5, tolerance 1e-8. The per-context constant: r* + k_x has the
+    /// same policy, so every gap is zero (1e-15), and H_x 1 = 0, 1^T c_x = 0, I_x 1 = 0 (1e-15).
+    #[test]
+    fn tabular_information_and_expansion_match_finite_differences() {
+        let inst = small(0.6);
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Uniform, &W);
+        let r_star = inst.true_reward();
+        let ny = inst.responses;
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(div, &inst.references, &W, inst.contexts, inst.responses);
+            let blocks = tabular_expansion(&inst, div, &W, GAMMA, &mu).unwrap();
+            let sizes: Vec<usize> = blocks.iter().map(|b| b.support.len()).collect();
+            // The zero in reference 1 at context 1 leaves supp g with 3 of 4 responses.
+            let expected = match div {
+                Divergence::Rkl => vec![4, 3, 4],
+                Divergence::Fkl => vec![4, 4, 4],
+            };
+            assert_eq!(sizes, expected, "{div:?}");
+            let at = |cells: &[(usize, f64)]| {
+                let mut s = r_star.clone();
+                for &(c, h) in cells {
+                    s[c] += h;
+                }
+                s
+            };
+            let gap_at = |cells: &[(usize, f64)]| {
+                gaps(
+                    &reg,
+                    &inst.rho,
+                    &r_star,
+                    &at(cells),
+                    GAMMA,
+                    &mut GapWorkspace::default(),
+                )
+            };
+            let (mut worst_i, mut worst_h, mut worst_c) = (0.0f64, 0.0f64, 0.0f64);
+            for b in &blocks {
+                let cell = |i: usize| b.context * ny + b.support[i];
+                let k = b.support.len();
+                let (si, sh) = (b.information.amax(), b.hessian.amax());
+                let ll = |cells: &[(usize, f64)]| {
+                    tabular_log_likelihood(&inst, &reg, &mu, &at(cells), b.context)
+                };
+                let h = 3e-4;
+                let quad = |v: &[(usize, f64)]| {
+                    let h = 1e-4;
+                    let p: Vec<(usize, f64)> = v.iter().map(|&(c, a)| (c, a * h)).collect();
+                    let m: Vec<(usize, f64)> = v.iter().map(|&(c, a)| (c, -a * h)).collect();
+                    (gap_at(&p).suboptimality + gap_at(&m).suboptimality) / (h * h)
+                };
+                for i in 0..k {
+                    for j in 0..k {
+                        let (ci, cj) = (cell(i), cell(j));
+                        let fd_i = -(ll(&[(ci, h), (cj, h)])
+                            - ll(&[(ci, h), (cj, -h)])
+                            - ll(&[(ci, -h), (cj, h)])
+                            + ll(&[(ci, -h), (cj, -h)]))
+                            / (4.0 * h * h);
+                        worst_i = worst_i.max((fd_i - b.information[(i, j)]).abs() / si);
+                        assert!(
+                            (fd_i - b.information[(i, j)]).abs() < 1e-6 * si,
+                            "{div:?} I[{i},{j}] = {} vs FD {fd_i}",
+                            b.information[(i, j)]
+                        );
+                        let fd_h = if i == j {
+                            quad(&[(ci, 1.0)])
+                        } else {
+                            0.5 * (quad(&[(ci, 1.0), (cj, 1.0)])
+                                - quad(&[(ci, 1.0)])
+                                - quad(&[(cj, 1.0)]))
+                        };
+                        worst_h = worst_h.max((fd_h - b.hessian[(i, j)]).abs() / sh);
+                        assert!(
+                            (fd_h - b.hessian[(i, j)]).abs() < 1e-6 * sh,
+                            "{div:?} H[{i},{j}] = {} vs FD {fd_h}",
+                            b.hessian[(i, j)]
+                        );
+                    }
+                    let h = 1e-5;
+                    let fd_c = (gap_at(&[(cell(i), h)]).expected_reward
+                        - gap_at(&[(cell(i), -h)]).expected_reward)
+                        / (2.0 * h);
+                    worst_c = worst_c.max((fd_c - b.gradient[i]).abs());
+                    assert!((fd_c - b.gradient[i]).abs() < 1e-8, "{div:?} c[{i}]");
+                }
+                let ones = DVector::from_element(k, 1.0);
+                assert!((&b.hessian * &ones).amax() < 1e-15);
+                assert!((&b.information * &ones).amax() < 1e-15);
+                assert!(b.gradient.sum().abs() < 1e-15);
+            }
+            // The per-context constant the loss cannot see moves no gap.
+            let shifted: Vec<(usize, f64)> = (0..inst.cells())
+                .map(|c| (c, 0.7 - 0.9 * (c / ny) as f64))
+                .collect();
+            let g = gap_at(&shifted);
+            assert!(
+                g.suboptimality.abs() < 1e-15 && g.reward_gap.abs() < 1e-15,
+                "{div:?} {g:?}"
+            );
+            eprintln!(
+                "{div:?} tabular: I vs FD {worst_i:.1e}, H vs FD {worst_h:.1e}, c vs FD {worst_c:.1e}"
+            );
+        }
+    }
+
+    /// The absolute ridge of tabular DPO enters at higher order (THEORY §8.10). The population
+    /// penalised fit s_lambda(n) = argmin n (-L(s)) + (lambda/2) |s|^2 on each context's
+    /// support (Newton, to machine precision) against s_0 = r* centred on S_x: its bias
+    /// satisfies n (s_lambda - s_0) -> -lambda I^+ s_0, so n c^T (s_lambda - s_0) ->
+    /// -lambda c^T I^+ s_0 and n^2 gap(s_lambda) -> (lambda^2/2) s_0^T I^+ H I^+ s_0, both with
+    /// relative error O(lambda ||I^+|| / n): at n = 1e6 within 1e-2 (||I^+|| ~ 1e2 here), and
+    /// the error shrinks by 10 +- 5 from n = 1e5 to 1e6 (first order in 1/n).
+    #[test]
+    fn the_tabular_ridge_bias_is_of_order_one_over_n() {
+        let inst = small(0.6);
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Uniform, &W);
+        let r_star = inst.true_reward();
+        let ny = inst.responses;
+        let lambda = 3.0;
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = Regularizer::new(div, &inst.references, &W, inst.contexts, inst.responses);
+            let blocks = tabular_expansion(&inst, div, &W, GAMMA, &mu).unwrap();
+            let (mut quad, mut lin) = (0.0, 0.0);
+            let mut s0 = vec![0.0; inst.cells()];
+            for b in &blocks {
+                let g = shift_pseudo_inverse(b).unwrap();
+                let mean = b
+                    .support
+                    .iter()
+                    .map(|&y| r_star[b.context * ny + y])
+                    .sum::<f64>()
+                    / b.support.len() as f64;
+                let v = DVector::from_fn(b.support.len(), |i, _| {
+                    r_star[b.context * ny + b.support[i]] - mean
+                });
+                for (i, &y) in b.support.iter().enumerate() {
+                    s0[b.context * ny + y] = v[i];
+                }
+                let gv = &g * &v;
+                quad += 0.5 * lambda * lambda * gv.dot(&(&b.hessian * &gv));
+                lin -= lambda * b.gradient.dot(&gv);
+            }
+            let errors: Vec<(f64, f64)> = [1e5, 1e6]
+                .iter()
+                .map(|&n| {
+                    let mut s = s0.clone();
+                    for b in &blocks {
+                        let x = b.context;
+                        let k = b.support.len();
+                        let mut v = DVector::from_fn(k, |i, _| s0[x * ny + b.support[i]]);
+                        for _ in 0..50 {
+                            let mut grad = &v * lambda;
+                            let mut hess = DMatrix::<f64>::identity(k, k) * lambda;
+                            for i in 0..k {
+                                for j in i + 1..k {
+                                    let (ca, cb) = (x * ny + b.support[i], x * ny + b.support[j]);
+                                    let w = 2.0 * n * inst.rho[x] * mu[ca] * mu[cb];
+                                    let t = v[i] - v[j];
+                                    let d = w * (sigmoid(t) - sigmoid(r_star[ca] - r_star[cb]));
+                                    let h = w * sigmoid(t) * sigmoid(-t);
+                                    grad[i] += d;
+                                    grad[j] -= d;
+                                    hess[(i, i)] += h;
+                                    hess[(j, j)] += h;
+                                    hess[(i, j)] -= h;
+                                    hess[(j, i)] -= h;
+                                }
+                            }
+                            v -= hess.cholesky().unwrap().solve(&grad);
+                        }
+                        assert!(v.sum().abs() < 1e-12, "the ridge centres s on S_x");
+                        for (i, &y) in b.support.iter().enumerate() {
+                            s[x * ny + y] = v[i];
+                        }
+                    }
+                    let mut ws = GapWorkspace::default();
+                    let g = gaps(&reg, &inst.rho, &r_star, &s, GAMMA, &mut ws);
+                    let base = gaps(&reg, &inst.rho, &r_star, &s0, GAMMA, &mut ws);
+                    let e_quad = (n * n * g.suboptimality / quad - 1.0).abs();
+                    let e_lin =
+                        (n * (g.expected_reward - base.expected_reward) / lin - 1.0).abs();
+                    eprintln!(
+                        "{div:?} n = {n:e}: n^2 gap = {:.6e} vs {quad:.6e}; n dE r = {:.6e} vs {lin:.6e}",
+                        n * n * g.suboptimality,
+                        n * (g.expected_reward - base.expected_reward)
+                    );
+                    (e_quad, e_lin)
+                })
+                .collect();
+            for (k, name) in [(0, "quadratic"), (1, "linear")] {
+                let pick = |e: &(f64, f64)| if k == 0 { e.0 } else { e.1 };
+                let (big, small) = (pick(&errors[0]), pick(&errors[1]));
+                assert!(small < 1e-2, "{div:?} {name}: {small}");
+                assert!(
+                    (5.0..=15.0).contains(&(big / small)),
+                    "{div:?} {name}: {big} then {small}"
+                );
+            }
+        }
+    }
+
+    /// Tabular DPO refusals: FKL's support is supp m, and the escort (mu = geometric) puts no
+    /// mass on the response that supp g lacks at context 1, so its implied reward is never
+    /// compared; optimality at fixed gamma as for the plug-in.
+    #[test]
+    fn tabular_refusals_name_their_reason() {
+        let inst = small(0.6);
+        let escort = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Geometric, &W);
+        let e = predict_tabular_dpo(
+            &inst,
+            Divergence::Fkl,
+            Quantity::Suboptimality,
+            &W,
+            GAMMA,
+            &escort,
+        );
+        assert_eq!(e, Err(Refusal::TabularUnidentified { context: 1 }));
+        assert!(e.unwrap_err().to_string().contains("context 1"));
+        // RKL's support is supp g, where the escort is positive: a prediction.
+        let ok = predict_tabular_dpo(
+            &inst,
+            Divergence::Rkl,
+            Quantity::Suboptimality,
+            &W,
+            GAMMA,
+            &escort,
+        )
+        .unwrap();
+        assert!(ok.constant > 0.0 && ok.exponent == -1.0);
+        assert!(matches!(
+            predict_tabular_dpo(
+                &inst,
+                Divergence::Rkl,
+                Quantity::Optimality,
+                &W,
+                GAMMA,
+                &escort
+            ),
+            Err(Refusal::NotCovered { .. })
+        ));
+        // Online with one round is offline.
+        let mu = crate::engine::sampling_policy(&inst, crate::spec::Sampling::Uniform, &W);
+        for div in [Divergence::Rkl, Divergence::Fkl] {
+            assert_eq!(
+                online_fisher_information(&inst, div, &W, GAMMA, &mu, 1).unwrap(),
+                fisher_information(&inst, &mu).unwrap()
+            );
+        }
+    }
+
     /// A generated finite class with 5 candidates.
     fn finite_class() -> Instance {
         let reward = GeneratorReward::Finite {
