@@ -984,7 +984,7 @@ pub struct SchedulePoint {
 ///
 /// # Formula
 ///
-/// [derived, THEORY §8.11] G(theta*; gamma) is the bias of the finite gamma (the optimality gap
+/// [derived, THEORY §8.8] G(theta*; gamma) is the bias of the finite gamma (the optimality gap
 /// of pi*_gamma itself), the rest the estimation term. The delta method (8.2) expands G in
 /// e = theta_hat - theta*, but under a schedule G's k-th derivative grows like gamma^k (the
 /// policy depends on theta through gamma phi^T theta), so the k-th term is of order
