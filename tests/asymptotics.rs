@@ -505,7 +505,14 @@ fn tabular_dpo_constants_match_simulation() {
                 sampler.extend_counts(&mut counts, n, &mut stream(8, "tabular", rep as u64));
                 let fit = mrkl::dpo::fit_tabular(&reg, &counts, c.gamma, 1.0, 1e-10);
                 assert!(fit.converged);
-                let g = gaps(&reg, &inst.rho, &r_star, &fit.implied_reward, c.gamma, &mut ws);
+                let g = gaps(
+                    &reg,
+                    &inst.rho,
+                    &r_star,
+                    &fit.implied_reward,
+                    c.gamma,
+                    &mut ws,
+                );
                 [g.suboptimality, g.reward_gap]
             })
             .collect();
@@ -530,7 +537,10 @@ fn tabular_dpo_constants_match_simulation() {
                 mean / constant
             );
             assert!(z.abs() < Z, "{div:?} {q:?}: z = {z}");
-            assert!((mean - linear.constant).abs() > Z * se, "the linear constant passes too");
+            assert!(
+                (mean - linear.constant).abs() > Z * se,
+                "the linear constant passes too"
+            );
         }
     }
 }
@@ -571,8 +581,8 @@ sampling = "ref:1"
 rounds = 4
 "#
         );
-        let spec = mrkl::spec::parse(&text, std::path::Path::new("online.toml"), "online", None)
-            .unwrap();
+        let spec =
+            mrkl::spec::parse(&text, std::path::Path::new("online.toml"), "online", None).unwrap();
         let inst = spec.instance();
         let cell = &spec.cells()[0];
         let mu = sampling_policy(inst, spec.sampling(), &cell.weights);
