@@ -158,10 +158,11 @@ pub fn ours(spec: &Spec) -> Ours {
 }
 
 /// The predicted leading term of a cell's mean gap (THEORY §8) and the measured
-/// n^-a x mean beside it. Predictions are made for the plug-in MLE of the linear class (and
-/// linear DPO, which equals it, THEORY §6) offline: the leading power at a fixed gamma, the
-/// whole curve under a gamma(n) schedule; the finite class gets its Chernoff rate and
-/// large-deviation curve; other cells say why not.
+/// n^-a x mean beside it. Predictions are made at a fixed gamma for the plug-in MLE of the
+/// linear class (and linear DPO, which equals it, THEORY §6), offline or online (THEORY
+/// §8.11), and for tabular DPO of any reward class (THEORY §8.10): the leading power; under a
+/// gamma(n) schedule the whole curve (plug-in MLE offline); the finite class gets its
+/// Chernoff rate and large-deviation curve; other cells say why not.
 fn asymptotic(
     spec: &Spec,
     inst: &crate::instance::Instance,
@@ -177,7 +178,8 @@ fn asymptotic(
         scaled_mean: vec![],
         predicted: vec![],
     };
-    if let crate::instance::RewardModel::Finite(f) = &inst.reward {
+    let tabular = spec.estimator() == Estimator::DpoTabular;
+    if let (crate::instance::RewardModel::Finite(f), false) = (&inst.reward, tabular) {
         match (crate::asymptotics::chernoff_rates(inst, mu), cell.gamma) {
             (Ok(rates), GammaRule::Fixed(gamma)) if spec.rounds() == 1 => {
                 out.exponential_rate =
@@ -217,12 +219,15 @@ fn asymptotic(
         });
         return out;
     }
-    let refusal = match (cell.gamma, spec.estimator(), spec.rounds()) {
-        (_, Estimator::DpoTabular, _) => {
-            Some("the tabular DPO class's Fisher information is not derived".into())
+    let refusal = match (cell.gamma, spec.rounds()) {
+        (GammaRule::Schedule(_), _) if tabular => {
+            Some("tabular DPO under a gamma(n) schedule: not derived".into())
         }
-        (_, _, r) if r > 1 => Some("online rounds are not derived".into()),
-        (GammaRule::Schedule(_), _, _) => {
+        (GammaRule::Schedule(_), r) if r > 1 => Some(
+            "online rounds under a gamma(n) schedule: not derived (the rounds' limit policies pi*_gamma(n) move with n)"
+                .into(),
+        ),
+        (GammaRule::Schedule(_), _) => {
             let schedule: Vec<(u64, f64)> =
                 spec.ns().iter().map(|&n| (n, cell.gamma.at(n))).collect();
             let seed = spec.seed() ^ fnv1a(cell.label.as_bytes());
@@ -250,33 +255,34 @@ fn asymptotic(
                 Err(e) => Some(e.to_string()),
             }
         }
-        (GammaRule::Fixed(gamma), _, _) => match crate::asymptotics::predict(
-            inst,
-            spec.divergence(),
-            spec.quantity(),
-            &cell.weights,
-            gamma,
-            mu,
-        ) {
-            Ok(p) => {
-                out.exponent = Some(p.exponent);
-                out.constant = Some(p.constant);
-                out.scaled_mean = summaries
-                    .iter()
-                    .map(|s| {
-                        let k = (s.n as f64).powf(-p.exponent);
-                        ScaledMean {
-                            n: s.n,
-                            value: k * s.mean,
-                            ci_low: k * s.ci_low,
-                            ci_high: k * s.ci_high,
-                        }
-                    })
-                    .collect();
-                None
+        (GammaRule::Fixed(gamma), rounds) => {
+            let (d, q, w) = (spec.divergence(), spec.quantity(), &cell.weights);
+            let prediction = if tabular {
+                crate::asymptotics::predict_tabular_dpo(inst, d, q, w, gamma, mu)
+            } else {
+                crate::asymptotics::predict_online(inst, d, q, w, gamma, mu, rounds)
+            };
+            match prediction {
+                Ok(p) => {
+                    out.exponent = Some(p.exponent);
+                    out.constant = Some(p.constant);
+                    out.scaled_mean = summaries
+                        .iter()
+                        .map(|s| {
+                            let k = (s.n as f64).powf(-p.exponent);
+                            ScaledMean {
+                                n: s.n,
+                                value: k * s.mean,
+                                ci_low: k * s.ci_low,
+                                ci_high: k * s.ci_high,
+                            }
+                        })
+                        .collect();
+                    None
+                }
+                Err(e) => Some(e.to_string()),
             }
-            Err(e) => Some(e.to_string()),
-        },
+        }
     };
     out.refused = refusal;
     out

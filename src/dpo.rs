@@ -92,7 +92,7 @@ pub struct DpoFit {
 
 /// Whether response cell with base value `b` is in the support of the class: g > 0 (RKL,
 /// b = ln g > -inf) or m > 0 (FKL, b = m).
-fn supported(divergence: Divergence, b: f64) -> bool {
+pub fn supported(divergence: Divergence, b: f64) -> bool {
     match divergence {
         Divergence::Rkl => b > f64::NEG_INFINITY,
         Divergence::Fkl => b > 0.0,

@@ -207,7 +207,9 @@ impl Support {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asymptotic {
-    /// a in E[gap] ~ C n^a (linear class, theta* interior); `None` with `refused`.
+    /// a in E[gap] ~ C n^a at a fixed gamma (plug-in MLE or linear DPO of the linear class
+    /// with theta* interior, offline or online, THEORY §8.11; tabular DPO of any class,
+    /// THEORY §8.10); `None` with `refused`.
     pub exponent: Option<f64>,
     /// C.
     pub constant: Option<f64>,

@@ -41,7 +41,7 @@ fn planted_false_claims_are_violated() {
         );
     }
     // Every linear-class measurement of the planted claims is violated; the finite-class T5.2
-    // run decays exponentially (judged on its Chernoff rate, THEORY §8.10), faster than any
+    // run decays exponentially (judged on its Chernoff rate, THEORY §8.7), faster than any
     // power, so a claimed n^-1.5 is not contradicted there.
     let linear: Vec<_> = js
         .iter()

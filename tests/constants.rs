@@ -3,7 +3,7 @@
 //! default suite's replications, and a mutant that keeps the rate but doubles the gap
 //! ("gamma/2 replaced by gamma") is caught by the constant and missed by the exponent.
 //!
-//! The finite class (THEORY §8.10): its exponential rate min_j c_j is judged against the
+//! The finite class (THEORY §8.7): its exponential rate min_j c_j is judged against the
 //! slope of ln(mean gap) in n; the true rate holds and a planted rate twice too large is
 //! violated. Resolution on `t5_2_finite_class` (200 replications, levels n = 12800..51200):
 //! measured 5.7e-5 with bootstrap SE 9.1e-6 and allowance 2.2e-5 against the predicted
@@ -149,7 +149,7 @@ fn the_finite_class_rate_is_judged_and_a_planted_rate_twice_too_large_is_violate
 }
 
 /// Under gamma(n) = 0.1 sqrt(n) the optimality gap is judged against the predicted curve
-/// (bias of gamma(n) plus the estimation term, THEORY §8.11) over the tail: it matches, and
+/// (bias of gamma(n) plus the estimation term, THEORY §8.8) over the tail: it matches, and
 /// a curve planted 20% too large is violated (resolution: SE 0.008 and allowance 0.023 on
 /// the ratio, so about 5%).
 #[test]

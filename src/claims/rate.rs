@@ -120,7 +120,7 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// |rho - 1| - allowance > z se, z = CONSTANT_Z.
 ///
 /// Under a gamma(n) schedule the claimed value at level j is f x the predicted curve
-/// (`asymptotic.predicted`, THEORY §8.11) instead of f C n_j^a, over the tail levels where the
+/// (`asymptotic.predicted`, THEORY §8.8) instead of f C n_j^a, over the tail levels where the
 /// curve is sharp ([`SHARP_CURVE_TOLERANCE`]); the curve's Monte Carlo error (the tail average
 /// of rho_j x its relative SE, the same draws at every level) is added to se in quadrature.
 pub(crate) fn constant_finding(
@@ -246,7 +246,7 @@ pub const EXPONENTIAL_MIN_EVENTS: usize = 10;
 /// no longer of order one and the large-deviation curve applies [ours].
 pub const EXPONENTIAL_MAX_FRACTION: f64 = 0.5;
 
-/// The exponential-rate judgement of a finite-class cell (THEORY §8.10): over the measurable
+/// The exponential-rate judgement of a finite-class cell (THEORY §8.7): over the measurable
 /// levels (at least [`EXPONENTIAL_MIN_EVENTS`] and at most [`EXPONENTIAL_MAX_FRACTION`] of the
 /// replications above the gap floor, at least two levels), the measured rate is c_hat =
 /// -slope of the least-squares line of ln(mean gap) on n, with its bootstrap standard error
