@@ -14,6 +14,12 @@
 //!   c = E_x s_x Cov_{w_x}(phi, r*) = H theta* for both reward gaps ([`gap_expansion`]).
 //! - Finite class: P(MLE != r*) decays as exp(-n min_j c_j), c_j the Chernoff information of
 //!   one comparison ([`chernoff_rates`], [`finite_class_rate`]).
+//! - Online collection in T rounds: the information mixes the rounds' limit sampling
+//!   policies, I_T = (1/T) I(mu) + (1 - 1/T) I(pi*) ([`online_fisher_information`],
+//!   [`predict_online`]; THEORY §8.11).
+//! - Tabular DPO: a per-context Bradley-Terry fit of the implied reward, its information a
+//!   graph Laplacian per context whose null direction (the per-context constant) no gap sees
+//!   ([`tabular_expansion`], [`predict_tabular_dpo`]; THEORY §8.10).
 
 use crate::gap::Quantity;
 use crate::instance::{FiniteReward, Instance, LinearReward, RewardModel, SIMPLEX_TOLERANCE};

@@ -93,6 +93,13 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// Mean and SE of n^{-a} gap over the replications, and its z against the predicted C.
+fn against(gaps: impl Iterator<Item = f64>, n: u64, p: Prediction) -> (f64, f64, f64) {
+    let scaled: Vec<f64> = gaps.map(|g| g * (n as f64).powf(-p.exponent)).collect();
+    let (mean, se) = mean_se(&scaled);
+    (mean, se, (mean - p.constant) / se)
+}
+
 /// R replications at sample size n: per replication the four gaps of [`CELLS`] and
 /// sqrt(n)(theta_hat - theta*).
 fn simulate(c: &Case, n: u64, reps: usize) -> (Vec<[f64; 4]>, Vec<Vec<f64>>) {
@@ -161,14 +168,9 @@ fn check(c: &Case, n: u64, reps: usize) {
     let mu = sampling_policy(inst, c.sampling, &c.weights);
     let (values, errors) = simulate(c, n, reps);
     for (i, &(div, q)) in CELLS.iter().enumerate() {
-        let Prediction { exponent, constant } =
-            predict(inst, div, q, &c.weights, c.gamma, &mu).unwrap();
-        let scaled: Vec<f64> = values
-            .iter()
-            .map(|v| v[i] * (n as f64).powf(-exponent))
-            .collect();
-        let (mean, se) = mean_se(&scaled);
-        let z = (mean - constant) / se;
+        let p = predict(inst, div, q, &c.weights, c.gamma, &mu).unwrap();
+        let (mean, se, z) = against(values.iter().map(|v| v[i]), n, p);
+        let Prediction { exponent, constant } = p;
         eprintln!(
             "{} {} {}: a = {exponent}, predicted C = {constant:.6e}, simulated {mean:.6e} +- {se:.2e} (SE), z = {z:+.2}, ratio {:.4}",
             c.name,
@@ -520,15 +522,10 @@ fn tabular_dpo_constants_match_simulation() {
             .into_iter()
             .enumerate()
         {
-            let Prediction { exponent, constant } =
-                predict_tabular_dpo(inst, div, q, &c.weights, c.gamma, &mu).unwrap();
+            let p = predict_tabular_dpo(inst, div, q, &c.weights, c.gamma, &mu).unwrap();
             let linear = predict(inst, div, q, &c.weights, c.gamma, &mu).unwrap();
-            let scaled: Vec<f64> = values
-                .iter()
-                .map(|v| v[i] * (n as f64).powf(-exponent))
-                .collect();
-            let (mean, se) = mean_se(&scaled);
-            let z = (mean - constant) / se;
+            let (mean, se, z) = against(values.iter().map(|v| v[i]), n, p);
+            let Prediction { exponent, constant } = p;
             eprintln!(
                 "tabular DPO {} {}: a = {exponent}, predicted C = {constant:.6e} (linear class {:.4e}), simulated {mean:.6e} +- {se:.2e}, z = {z:+.2}, ratio {:.4}",
                 div.name(),
