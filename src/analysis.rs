@@ -19,18 +19,49 @@ pub fn summarize_finite(n: u64, values: &[f64], delta: f64) -> Option<Summary> {
     (!v.is_empty()).then(|| summarize(n, &v, delta))
 }
 
-/// The [`SeriesResult`]s of a cell from its raw run.
-fn series_results(spec: &Spec, run: &CellRun) -> Vec<SeriesResult> {
+/// The [`SeriesResult`]s of a cell (instance `inst`, sampling policy `mu`) from its raw run;
+/// a gap series gets its own prediction: `plugin` that of the offline plug-in MLE, `offline`
+/// that of the offline walk; a comparator's loss tends to a positive limit, not to 0.
+fn series_results(
+    spec: &Spec,
+    inst: &crate::instance::Instance,
+    cell: &crate::spec::Cell,
+    mu: &[f64],
+    run: &CellRun,
+) -> Vec<SeriesResult> {
+    use crate::spec::SeriesKind;
     spec.series()
         .into_iter()
         .zip(&run.extras)
         .map(|(def, raw)| {
-            let summaries = spec
+            let summaries: Vec<Option<Summary>> = spec
                 .ns()
                 .iter()
                 .zip(raw)
                 .map(|(&n, v)| summarize_finite(n, v, spec.delta()))
                 .collect();
+            let finite: Vec<Summary> = summaries.iter().flatten().cloned().collect();
+            let predict = |estimator| {
+                let fit = Fit {
+                    estimator,
+                    rounds: 1,
+                };
+                Some(asymptotic(spec, fit, inst, cell, mu, &finite))
+            };
+            let asymptotic = match def.kind {
+                SeriesKind::Plugin => predict(Estimator::Mle),
+                SeriesKind::Offline => predict(spec.estimator()),
+                SeriesKind::ComparatorLoss(_) => Some(Asymptotic {
+                    refused: Some(
+                        "a comparator's loss J(pi*) - J(pi_c) tends to its value at r* (the cell's `comparators`), not to 0"
+                            .into(),
+                    ),
+                    ..Asymptotic::none()
+                }),
+                SeriesKind::Objective
+                | SeriesKind::ExpectedReward
+                | SeriesKind::IdentityResidual => None,
+            };
             let difference = def.paired_gap.then(|| {
                 spec.ns()
                     .iter()
@@ -44,6 +75,7 @@ fn series_results(spec: &Spec, run: &CellRun) -> Vec<SeriesResult> {
             SeriesResult {
                 name: def.name,
                 summaries,
+                asymptotic,
                 difference,
                 raw: raw.clone(),
             }
@@ -163,25 +195,27 @@ pub fn ours(spec: &Spec) -> Ours {
 /// §8.11), and for tabular DPO of any reward class (THEORY §8.10): the leading power; under a
 /// gamma(n) schedule the whole curve (plug-in MLE offline); the finite class gets its
 /// Chernoff rate and large-deviation curve; other cells say why not.
+/// Which fit produced a gap: the estimator and the online rounds. The spec's quantity is
+/// the spec's own; a recorded series can be another (`plugin`, `offline`).
+#[derive(Clone, Copy)]
+struct Fit {
+    estimator: Estimator,
+    rounds: u32,
+}
+
 fn asymptotic(
     spec: &Spec,
+    fit: Fit,
     inst: &crate::instance::Instance,
     cell: &crate::spec::Cell,
     mu: &[f64],
     summaries: &[Summary],
 ) -> Asymptotic {
-    let mut out = Asymptotic {
-        exponent: None,
-        constant: None,
-        exponential_rate: None,
-        refused: None,
-        scaled_mean: vec![],
-        predicted: vec![],
-    };
-    let tabular = spec.estimator() == Estimator::DpoTabular;
+    let mut out = Asymptotic::none();
+    let tabular = fit.estimator == Estimator::DpoTabular;
     if let (crate::instance::RewardModel::Finite(f), false) = (&inst.reward, tabular) {
         match (crate::asymptotics::chernoff_rates(inst, mu), cell.gamma) {
-            (Ok(rates), GammaRule::Fixed(gamma)) if spec.rounds() == 1 => {
+            (Ok(rates), GammaRule::Fixed(gamma)) if fit.rounds == 1 => {
                 out.exponential_rate =
                     Some(rates.iter().map(|c| c.rate).fold(f64::INFINITY, f64::min));
                 let reg =
@@ -219,7 +253,7 @@ fn asymptotic(
         });
         return out;
     }
-    let refusal = match (cell.gamma, spec.rounds()) {
+    let refusal = match (cell.gamma, fit.rounds) {
         (GammaRule::Schedule(_), _) if tabular => {
             Some("tabular DPO under a gamma(n) schedule: not derived".into())
         }
@@ -347,7 +381,11 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                 Divergence::Fkl => Sampling::Arithmetic,
             };
             let nu = crate::engine::sampling_policy(inst, nu_kind, &c.weights);
-            let asymptotic = asymptotic(spec, inst, c, &mu, &summaries);
+            let own = Fit {
+                estimator: spec.estimator(),
+                rounds: spec.rounds(),
+            };
+            let asymptotic = asymptotic(spec, own, inst, c, &mu, &summaries);
             CellResult {
                 asymptotic,
                 comparators: crate::policy::comparator_objectives(
@@ -378,7 +416,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     .iter()
                     .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
                     .collect(),
-                series: series_results(spec, run),
+                series: series_results(spec, inst, c, &mu, run),
                 raw: run.values.clone(),
             }
         })

@@ -229,6 +229,20 @@ pub struct Asymptotic {
     pub predicted: Vec<PredictedValue>,
 }
 
+impl Asymptotic {
+    /// No prediction yet (every field empty).
+    pub fn none() -> Self {
+        Asymptotic {
+            exponent: None,
+            constant: None,
+            exponential_rate: None,
+            refused: None,
+            scaled_mean: vec![],
+            predicted: vec![],
+        }
+    }
+}
+
 /// The predicted mean gap at one n.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,6 +275,11 @@ pub struct SeriesResult {
     pub name: String,
     /// Per n: summary of the finite values (`None` if there is none).
     pub summaries: Vec<Option<Summary>>,
+    /// For a gap series, its predicted leading term (docs/theory.md §8), as for the spec's
+    /// quantity: `plugin` (the plug-in MLE beside DPO) and `offline` (the offline walk beside
+    /// an online run) get the offline estimator's; a comparator loss says why it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asymptotic: Option<Asymptotic>,
     /// For a series that is a gap of the same kind as the quantity: per n, the summary of
     /// the paired differences (series - quantity) over replications (> 0: the spec's
     /// fitted policy has the smaller gap).

@@ -608,3 +608,68 @@ rounds = 4
         );
     }
 }
+
+/// A recorded gap series is predicted as the fit that made it (result.json
+/// `series[s].asymptotic`): the `offline` walk beside an online run gets the offline
+/// constant, the `plugin` MLE beside tabular DPO the plug-in constant; each equals the
+/// constant of the same spec run that way, and differs from the spec's own.
+#[test]
+fn recorded_gap_series_get_the_prediction_of_the_fit_that_made_them() {
+    let text = |extra: &str| {
+        format!(
+            r#"
+seed = 4
+replications = 2
+[instance]
+source = "random"
+contexts = 4
+responses = 5
+references = 2
+concentration = 0.5
+[instance.reward]
+class = "linear"
+dim = 3
+bound = 1.0
+[experiment]
+divergence = "rkl"
+quantity = "suboptimality"
+weights = [0.5, 0.5]
+gamma = 2.0
+n = [1000, 10000]
+sampling = "ref:1"
+{extra}
+"#
+        )
+    };
+    let constants = |extra: &str| {
+        let spec = mrkl::spec::parse(&text(extra), std::path::Path::new("t.toml"), "t", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let runs = mrkl::engine::run(&spec, &|| {});
+        let r = mrkl::analysis::build(&spec, &runs, None);
+        let c = &r.cells[0];
+        let series: Vec<(String, Option<f64>)> = c
+            .series
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.asymptotic.as_ref().and_then(|a| a.constant),
+                )
+            })
+            .collect();
+        (c.asymptotic.constant.expect("predicted"), series)
+    };
+    let (offline, _) = constants("");
+    let (online, series) = constants("rounds = 4");
+    assert_eq!(series, vec![("offline".to_string(), Some(offline))]);
+    assert!(
+        (online / offline - 1.0).abs() > 1e-3,
+        "{online} vs {offline}"
+    );
+    let (tabular, series) = constants("estimator = \"dpo_tabular\"");
+    assert_eq!(series, vec![("plugin".to_string(), Some(offline))]);
+    assert!(
+        (tabular / offline - 1.0).abs() > 1e-3,
+        "{tabular} vs {offline}"
+    );
+}
