@@ -449,7 +449,9 @@ mod tests {
         let games = 200_000;
         let mut score = 0.0;
         for _ in 0..games {
-            let best = (0..n).map(|_| r[draw(&mut rng)]).fold(f64::NEG_INFINITY, f64::max);
+            let best = (0..n)
+                .map(|_| r[draw(&mut rng)])
+                .fold(f64::NEG_INFINITY, f64::max);
             let other = r[draw(&mut rng)];
             score += if best > other {
                 1.0

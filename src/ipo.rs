@@ -27,7 +27,9 @@ pub fn ipo_loss(data: &Pairs, s: &[f64], tau: f64) -> f64 {
 /// The tabular DPO loss with no ridge, sum_D -ln sigma(tau h) (the tabular RKL-DPO loss of
 /// `dpo`, THEORY §6, with tau = 1/gamma, on one context and a fixed dataset).
 pub fn dpo_loss(data: &Pairs, s: &[f64], tau: f64) -> f64 {
-    data.iter().map(|&(w, l)| -ln_sigmoid(tau * (s[w] - s[l]))).sum()
+    data.iter()
+        .map(|&(w, l)| -ln_sigmoid(tau * (s[w] - s[l])))
+        .sum()
 }
 
 /// The gradient of [`dpo_loss`] in s.

@@ -83,6 +83,27 @@ pub(crate) struct RandomContext {
     pub r: Vec<f64>,
 }
 
+/// A random distribution over `ny` responses: exponential weights, each response but `keep`
+/// dropped (weight 0) with probability 1/4, normalised.
+pub(crate) fn random_distribution(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    ny: usize,
+    keep: usize,
+) -> Vec<f64> {
+    let mut p: Vec<f64> = (0..ny)
+        .map(|y| {
+            if y != keep && rng.random::<f64>() < 0.25 {
+                0.0
+            } else {
+                -rng.random::<f64>().ln()
+            }
+        })
+        .collect();
+    let s: f64 = p.iter().sum();
+    p.iter_mut().for_each(|v| *v /= s);
+    p
+}
+
 pub(crate) fn random_context(seed: u64, id: &str, instance: usize, min_k: usize) -> RandomContext {
     let mut rng = stream(seed, &format!("exact/{id}"), instance as u64);
     let k = min_k + (rng.random::<u64>() % 4) as usize;
@@ -91,20 +112,7 @@ pub(crate) fn random_context(seed: u64, id: &str, instance: usize, min_k: usize)
     let r_max = 5.0 * rng.random::<f64>();
     let shared = (rng.random::<u64>() % ny as u64) as usize;
     let refs: Vec<Vec<f64>> = (0..k)
-        .map(|_| {
-            let mut p: Vec<f64> = (0..ny)
-                .map(|y| {
-                    if y != shared && rng.random::<f64>() < 0.25 {
-                        0.0
-                    } else {
-                        -rng.random::<f64>().ln()
-                    }
-                })
-                .collect();
-            let s: f64 = p.iter().sum();
-            p.iter_mut().for_each(|v| *v /= s);
-            p
-        })
+        .map(|_| random_distribution(&mut rng, ny, shared))
         .collect();
     let mut w: Vec<f64> = (0..k).map(|_| -rng.random::<f64>().ln()).collect();
     let s: f64 = w.iter().sum();

@@ -20,34 +20,15 @@ pub const EXTERNAL_TOLERANCE: f64 = 1e-10;
 /// The judgement of an exact claim of a neighbouring paper, or `None` if `claim.formula` is
 /// not one of theirs.
 pub fn judge(claim: &Claim, seed: u64) -> Option<Judgement> {
-    let formula = claim.formula?;
-    if BEST_OF_N.contains(&formula) {
-        Some(judge_best_of_n(claim, formula, seed))
-    } else if IPO_DPO.contains(&formula) {
-        Some(judge_ipo_dpo(claim, formula, seed))
-    } else {
-        None
+    use Formula::*;
+    match claim.formula? {
+        f @ (BestOfNKlBound | BestOfNKlEquality | BestOfNKlCap | BestOfNWinRate
+        | BestOfNRklReward) => Some(judge_best_of_n(claim, f, seed)),
+        f @ (IpoClosedForm | IpoIgnoringReference | IpoTwoActions | IpoD1 | DpoD1NoMinimiser
+        | IpoDpoD3) => Some(judge_ipo_dpo(claim, f, seed)),
+        _ => None,
     }
 }
-
-/// The IPO / DPO formulas (`IpoIgnoringReference` is planted: the closed form without pi_ref).
-pub const IPO_DPO: [Formula; 6] = [
-    Formula::IpoClosedForm,
-    Formula::IpoIgnoringReference,
-    Formula::IpoTwoActions,
-    Formula::IpoD1,
-    Formula::DpoD1NoMinimiser,
-    Formula::IpoDpoD3,
-];
-
-/// The best-of-n formulas.
-pub const BEST_OF_N: [Formula; 5] = [
-    Formula::BestOfNKlBound,
-    Formula::BestOfNKlEquality,
-    Formula::BestOfNKlCap,
-    Formula::BestOfNWinRate,
-    Formula::BestOfNRklReward,
-];
 
 /// One best-of-n problem: reference, reward, n.
 struct Problem {
@@ -82,17 +63,7 @@ fn examples() -> Vec<Problem> {
 fn random_problem(seed: u64, id: &str, instance: usize) -> Problem {
     let mut rng = stream(seed, &format!("exact/{id}"), instance as u64);
     let ny = 2 + (rng.random::<u64>() % 7) as usize;
-    let mut p: Vec<f64> = (0..ny)
-        .map(|y| {
-            if y > 0 && rng.random::<f64>() < 0.25 {
-                0.0
-            } else {
-                -rng.random::<f64>().ln()
-            }
-        })
-        .collect();
-    let s: f64 = p.iter().sum();
-    p.iter_mut().for_each(|v| *v /= s);
+    let p = super::exact::random_distribution(&mut rng, ny, 0);
     let ties = rng.random::<f64>() < 0.5;
     let r: Vec<f64> = (0..ny)
         .map(|_| {
@@ -158,9 +129,7 @@ fn check_values(formula: Formula, e: &Evaluated) -> Vec<(&'static str, f64)> {
         Formula::BestOfNKlBound => vec![("KL - (log n - (n-1)/n)", max_kl - e.formula)],
         Formula::BestOfNKlEquality => vec![(
             "|KL - (log n - (n-1)/n)|",
-            (e.kl[0] - e.formula)
-                .abs()
-                .max((e.kl[1] - e.formula).abs()),
+            (e.kl[0] - e.formula).abs().max((e.kl[1] - e.formula).abs()),
         )],
         Formula::BestOfNKlCap => vec![("KL (uniform draw) - (-ln pi_ref(top))", e.kl[0] - e.cap)],
         Formula::BestOfNWinRate => vec![
@@ -367,7 +336,11 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
                 let d = max_abs(&ipo::log_policy(&base, &s), &ipo::log_policy(&log_g, &gd));
                 if d > worst {
                     worst = d;
-                    at = format!("instance {i}: |Y| = {ny}, {} pairs, tau = {}", data.len(), crate::numerics::compact(tau));
+                    at = format!(
+                        "instance {i}: |Y| = {ny}, {} pairs, tau = {}",
+                        data.len(),
+                        crate::numerics::compact(tau)
+                    );
                 }
                 // Normal equations L s = b / (2 tau): the IPO loss's gradient at s.
                 let c = 0.5 / tau;
@@ -380,7 +353,11 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
                 normal = normal.max(grad.iter().fold(0.0f64, |m, v| m.max(v.abs())) * tau);
             }
             findings.push(Finding::check("max |pi_closed form - pi_gradient descent| over random datasets with escort references", worst, tol));
-            findings.push(Finding::check("max tau |grad IPO loss| at the closed form", normal, tol));
+            findings.push(Finding::check(
+                "max tau |grad IPO loss| at the closed form",
+                normal,
+                tol,
+            ));
             if worst > tol {
                 context = format!("worst at {at}");
             }
@@ -398,7 +375,11 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
                     worst = worst.max((lp[0].exp() - pop).abs());
                 }
             }
-            findings.push(Finding::check("max |pi(y1) - sigma(1/(2 tau))| (sampled loss and population solution)", worst, tol));
+            findings.push(Finding::check(
+                "max |pi(y1) - sigma(1/(2 tau))| (sampled loss and population solution)",
+                worst,
+                tol,
+            ));
             context = "DPO's loss -ln sigma(tau (s1 - s2)) decreases in s1 - s2 without end: pi(y1) -> 1 for every tau".into();
         }
         Formula::IpoD1 => {
@@ -406,9 +387,16 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
             for &tau in &TAUS {
                 let s = ipo::ipo_log_ratios(&D1, 3, tau);
                 let want = [1.0 / (3.0 * tau), 0.0, -1.0 / (3.0 * tau)];
-                worst = worst.max(max_abs(&ipo::log_policy(&uniform3, &s), &ipo::log_policy(&uniform3, &want)));
+                worst = worst.max(max_abs(
+                    &ipo::log_policy(&uniform3, &s),
+                    &ipo::log_policy(&uniform3, &want),
+                ));
             }
-            findings.push(Finding::check("max |pi_IPO - pi_ref e^{(1, 0, -1)/(3 tau)} / Z| on D1", worst, tol));
+            findings.push(Finding::check(
+                "max |pi_IPO - pi_ref e^{(1, 0, -1)/(3 tau)} / Z| on D1",
+                worst,
+                tol,
+            ));
         }
         Formula::DpoD1NoMinimiser => {
             let mut grad_a = f64::NEG_INFINITY;
@@ -422,11 +410,16 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
                 let at = |t: f64| dir.map(|d| t * d / tau);
                 for k in 0..6 {
                     let (t0, t1) = (2f64.powi(k), 2f64.powi(k + 1));
-                    rise = rise.max(ipo::dpo_loss(&D1, &at(t1), tau) - ipo::dpo_loss(&D1, &at(t0), tau));
+                    rise = rise
+                        .max(ipo::dpo_loss(&D1, &at(t1), tau) - ipo::dpo_loss(&D1, &at(t0), tau));
                 }
                 limit_a = ipo::log_policy(&uniform3, &at(64.0))[0].exp();
             }
-            findings.push(Finding::check("max over random s of dDPO/ds_a (< 0: no stationary point)", grad_a, 0.0));
+            findings.push(Finding::check(
+                "max over random s of dDPO/ds_a (< 0: no stationary point)",
+                grad_a,
+                0.0,
+            ));
             findings.push(Finding::check("max increase of the DPO loss along s = t (1, 0, -1)/tau, t = 1..64 (< 0: decreasing)", rise, 0.0));
             context = format!(
                 "no finite minimiser: the infimum 0 is approached only as s_a - s_b, s_b - s_c -> inf; limiting support {{a}} (pi(a) = {} at t = 64)",
@@ -440,8 +433,14 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
                 for p in &points {
                     let mut q = p.clone();
                     q[2] += 5.0;
-                    dep = dep.max((ipo::ipo_loss(&D3_PRINTED, p, tau) - ipo::ipo_loss(&D3_PRINTED, &q, tau)).abs());
-                    dep = dep.max((ipo::dpo_loss(&D3_PRINTED, p, tau) - ipo::dpo_loss(&D3_PRINTED, &q, tau)).abs());
+                    dep = dep.max(
+                        (ipo::ipo_loss(&D3_PRINTED, p, tau) - ipo::ipo_loss(&D3_PRINTED, &q, tau))
+                            .abs(),
+                    );
+                    dep = dep.max(
+                        (ipo::dpo_loss(&D3_PRINTED, p, tau) - ipo::dpo_loss(&D3_PRINTED, &q, tau))
+                            .abs(),
+                    );
                 }
             }
             // With c losing once: IPO's closed form s = (1, 1, -2)/(6 tau); DPO's dL/ds_c > 0.
@@ -449,12 +448,19 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
             for &tau in &TAUS {
                 let s = ipo::ipo_log_ratios(&D3_C_LOSES, 3, tau);
                 let want = [1.0 / (6.0 * tau), 1.0 / (6.0 * tau), -1.0 / (3.0 * tau)];
-                ipo_err = ipo_err.max(max_abs(&ipo::log_policy(&uniform3, &s), &ipo::log_policy(&uniform3, &want)));
+                ipo_err = ipo_err.max(max_abs(
+                    &ipo::log_policy(&uniform3, &s),
+                    &ipo::log_policy(&uniform3, &want),
+                ));
                 for p in &points {
                     grad_c = grad_c.max(-ipo::dpo_gradient(&D3_C_LOSES, p, tau)[2]);
                 }
             }
-            findings.push(Finding::check("D3 as printed {(a>b),(b>a)}: max |loss change| when s_c moves (IPO and DPO)", dep, tol));
+            findings.push(Finding::check(
+                "D3 as printed {(a>b),(b>a)}: max |loss change| when s_c moves (IPO and DPO)",
+                dep,
+                tol,
+            ));
             findings.push(Finding::check("D3 with c losing once {(a>b),(b>a),(a>c)} [ours]: max |pi_IPO - pi_ref e^{(1,1,-2)/(6 tau)}/Z|", ipo_err, tol));
             findings.push(Finding::check("D3 with c losing once: max over random s of -dDPO/ds_c (< 0: DPO always lowers pi(c))", grad_c, 0.0));
             let s = ipo::ipo_log_ratios(&D3_C_LOSES, 3, 1.0);
