@@ -112,3 +112,18 @@ fn ipo_dpo_claims_are_judged_exactly() {
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(row(&out, "IPO.closed_form").contains(" violated "), "{out}");
 }
+
+/// The neighbouring papers' formulas belong to exact claims without a divergence: T5.1 (an
+/// RKL claim) cannot be switched to one, and the claims files parse with the registry's schema.
+#[test]
+fn external_formulas_are_refused_on_the_papers_own_claims() {
+    let mut r = mrkl::claims::Registry::builtin();
+    let e = r
+        .set("T5.1.formula", "best_of_n_kl_bound")
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("is not allowed: one of geometric, arithmetic"), "{e}");
+    let files = [external("best_of_n.toml"), external("ipo_dpo.toml")];
+    let r = mrkl::claims::Registry::with_files(&files).unwrap();
+    assert_eq!(r.claim.len(), mrkl::claims::Registry::builtin().claim.len() + 10);
+}

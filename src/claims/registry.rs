@@ -135,7 +135,9 @@ impl Formula {
             ],
             (ClaimKind::Identity, _) => &[Formula::DpoLinear, Formula::DpoTabular],
             (ClaimKind::Exact, Some(Divergence::Fkl)) => &[Formula::Implicit],
-            (ClaimKind::Exact, _) => &[
+            (ClaimKind::Exact, Some(_)) => &[Formula::Geometric, Formula::Arithmetic],
+            // Neighbouring papers' checks (`claims::external`) state no divergence.
+            (ClaimKind::Exact, None) => &[
                 Formula::Geometric,
                 Formula::Arithmetic,
                 Formula::BestOfNKlBound,
