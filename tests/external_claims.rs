@@ -122,8 +122,14 @@ fn external_formulas_are_refused_on_the_papers_own_claims() {
         .set("T5.1.formula", "best_of_n_kl_bound")
         .unwrap_err()
         .to_string();
-    assert!(e.ends_with("is not allowed: one of geometric, arithmetic"), "{e}");
+    assert!(
+        e.ends_with("is not allowed: one of geometric, arithmetic"),
+        "{e}"
+    );
     let files = [external("best_of_n.toml"), external("ipo_dpo.toml")];
     let r = mrkl::claims::Registry::with_files(&files).unwrap();
-    assert_eq!(r.claim.len(), mrkl::claims::Registry::builtin().claim.len() + 10);
+    assert_eq!(
+        r.claim.len(),
+        mrkl::claims::Registry::builtin().claim.len() + 10
+    );
 }
