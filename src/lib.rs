@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod asymptotics;
+pub mod best_of_n;
 pub mod budget;
 pub mod calibrate;
 pub mod claims;
@@ -24,6 +25,7 @@ pub mod estimation;
 pub mod fsio;
 pub mod gap;
 pub mod instance;
+pub mod ipo;
 pub mod journal;
 pub mod newton;
 pub mod numerics;

@@ -74,6 +74,42 @@ pub fn ln_sigmoid(t: f64) -> f64 {
     }
 }
 
+/// The root of an increasing function f on the bracket [lo, hi] (f(lo) <= 0 <= f(hi)), with
+/// `f` returning (f(x), f'(x)): Newton's method safeguarded by bisection (a Newton step that
+/// leaves the current bracket is replaced by the midpoint), until a step or the bracket is
+/// below `rel_tol` (1 + |x|). Used by `best_of_n` (the gamma of matching KL).
+pub fn increasing_root(
+    mut f: impl FnMut(f64) -> (f64, f64),
+    mut lo: f64,
+    mut hi: f64,
+    rel_tol: f64,
+) -> f64 {
+    let mut x = 0.5 * (lo + hi);
+    for _ in 0..400 {
+        let (v, d) = f(x);
+        if v == 0.0 {
+            return x;
+        }
+        if v > 0.0 {
+            hi = x;
+        } else {
+            lo = x;
+        }
+        let newton = if d > 0.0 { x - v / d } else { f64::NAN };
+        let next = if newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        let step = (next - x).abs();
+        x = next;
+        if step <= rel_tol * (1.0 + x.abs()) || hi - lo <= rel_tol * (1.0 + x.abs()) {
+            break;
+        }
+    }
+    x
+}
+
 /// Serde for tables of values where NaN means "not applicable" (and an infinite value
 /// "unbounded"): JSON has no NaN, so non-finite values are written as `null` and read back
 /// as NaN. Used by the extra series of journals and result files.

@@ -144,6 +144,7 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
             ));
         }
     }
+    s.push_str(&exact_tables(&judged.judgements));
     for (r, files) in results.iter().zip(plots) {
         s.push_str(&format!("\n## {}\n\n", r.name));
         if let Some(d) = &r.spec.description {
@@ -307,6 +308,51 @@ Spearman with the measured gap: C_alpha {spearman_gap_vs_coverage:+.2}, predicte
         md_escape(best_alpha_by_coverage.as_deref().unwrap_or("-")),
         md_escape(best_alpha_by_predicted.as_deref().unwrap_or("-"))
     ));
+    s
+}
+
+/// The tables of the exact checks of neighbouring papers (`Details::Table`), one section per
+/// table (claims sharing a table share its section), numbers in four significant digits.
+fn exact_tables(judgements: &[Judgement]) -> String {
+    use crate::claims::judgement::Details;
+    let mut tables: Vec<(Vec<&str>, &Details)> = vec![];
+    for j in judgements {
+        let Details::Table { caption, rows, .. } = &j.details else {
+            continue;
+        };
+        let same = |d: &Details| matches!(d, Details::Table { caption: c, rows: r, .. } if c == caption && r == rows);
+        match tables.iter_mut().find(|(_, d)| same(d)) {
+            Some((ids, _)) => ids.push(&j.claim),
+            None => tables.push((vec![&j.claim], &j.details)),
+        }
+    }
+    let mut s = String::new();
+    for (ids, d) in tables {
+        let Details::Table {
+            caption,
+            columns,
+            rows,
+            ..
+        } = d
+        else {
+            unreachable!("only tables are collected");
+        };
+        s.push_str(&format!(
+            "\n## {}: exact values\n\n{}.\n\n| {} |\n|{}\n",
+            md_escape(&ids.join(", ")),
+            md_escape(caption),
+            columns
+                .iter()
+                .map(|c| md_escape(c))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(columns.len())
+        ));
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|v| crate::numerics::compact(*v)).collect();
+            s.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
     s
 }
 

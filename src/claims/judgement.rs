@@ -575,6 +575,16 @@ pub enum Details {
         best_alpha_by_predicted: Option<String>,
         cells: Vec<WeightCell>,
     },
+    /// An exact check of a neighbouring paper (`claims::external`): the problems checked,
+    /// where each check came closest to failing, and the table of the paper's examples.
+    Table {
+        instances: usize,
+        tolerance: f64,
+        worst_instance: String,
+        caption: String,
+        columns: Vec<String>,
+        rows: Vec<Vec<f64>>,
+    },
     Identity {
         instances: usize,
         max_policy_residual_random: f64,

@@ -4,6 +4,7 @@
 //! - [`rate`]: exponents in n or gamma, bounds, sample complexity;
 //! - [`exact`]: the exact checks of T5.1 and T6.1 on random instances;
 //! - [`comparisons`]: F1, MR and the DPO identity;
+//! - [`external`]: exact checks of neighbouring papers' claims (best-of-n);
 //! - [`judgement`]: findings, verdicts and the saved `summary.json`.
 //!
 //! Judging reads results (`crate::result`) and nothing above it; rendering reads the saved
@@ -11,6 +12,7 @@
 
 pub mod comparisons;
 pub mod exact;
+pub mod external;
 pub mod judgement;
 pub mod rate;
 pub mod registry;

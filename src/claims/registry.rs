@@ -76,6 +76,24 @@ pub enum Formula {
     /// DPO identity over the linear class (the paper's), or the tabular class (planted).
     DpoLinear,
     DpoTabular,
+    /// Best-of-n (Beirami et al. 2024, docs/theory.md §9): KL <= log n - (n-1)/n; the
+    /// quoted equality (false); KL <= -ln pi_ref(top); strict/half win rate <= n/(n+1) <=
+    /// weak win rate; the RKL policy of equal KL has at least best-of-n's expected reward.
+    BestOfNKlBound,
+    BestOfNKlEquality,
+    BestOfNKlCap,
+    BestOfNWinRate,
+    BestOfNRklReward,
+    /// IPO against DPO (Azar et al. 2023, docs/theory.md §9.5-9.7): the closed form against
+    /// gradient descent (and the planted closed form that ignores pi_ref); the two-action
+    /// optimum; D1's fixed point; DPO's missing minimiser on D1; D3 as printed and with c
+    /// losing once.
+    IpoClosedForm,
+    IpoIgnoringReference,
+    IpoTwoActions,
+    IpoD1,
+    DpoD1NoMinimiser,
+    IpoDpoD3,
 }
 
 impl Formula {
@@ -91,6 +109,17 @@ impl Formula {
             Formula::Reference1 => "reference_1",
             Formula::DpoLinear => "dpo_linear",
             Formula::DpoTabular => "dpo_tabular",
+            Formula::BestOfNKlBound => "best_of_n_kl_bound",
+            Formula::BestOfNKlEquality => "best_of_n_kl_equality",
+            Formula::BestOfNKlCap => "best_of_n_kl_cap",
+            Formula::BestOfNWinRate => "best_of_n_win_rate",
+            Formula::BestOfNRklReward => "best_of_n_rkl_reward",
+            Formula::IpoClosedForm => "ipo_closed_form",
+            Formula::IpoIgnoringReference => "ipo_ignoring_reference",
+            Formula::IpoTwoActions => "ipo_two_actions",
+            Formula::IpoD1 => "ipo_d1",
+            Formula::DpoD1NoMinimiser => "dpo_d1_no_minimiser",
+            Formula::IpoDpoD3 => "ipo_dpo_d3",
         }
     }
 
@@ -106,7 +135,23 @@ impl Formula {
             ],
             (ClaimKind::Identity, _) => &[Formula::DpoLinear, Formula::DpoTabular],
             (ClaimKind::Exact, Some(Divergence::Fkl)) => &[Formula::Implicit],
-            (ClaimKind::Exact, _) => &[Formula::Geometric, Formula::Arithmetic],
+            (ClaimKind::Exact, Some(_)) => &[Formula::Geometric, Formula::Arithmetic],
+            // Neighbouring papers' checks (`claims::external`) state no divergence.
+            (ClaimKind::Exact, None) => &[
+                Formula::Geometric,
+                Formula::Arithmetic,
+                Formula::BestOfNKlBound,
+                Formula::BestOfNKlEquality,
+                Formula::BestOfNKlCap,
+                Formula::BestOfNWinRate,
+                Formula::BestOfNRklReward,
+                Formula::IpoClosedForm,
+                Formula::IpoIgnoringReference,
+                Formula::IpoTwoActions,
+                Formula::IpoD1,
+                Formula::DpoD1NoMinimiser,
+                Formula::IpoDpoD3,
+            ],
             _ => &[],
         }
     }
