@@ -829,39 +829,27 @@ fn tilted(ln_p: &[f64], llr: &[f64], t: f64, buf: &mut Vec<f64>) -> (f64, f64, f
 ///
 /// [derived, THEORY §8] M(t) = ln E_* e^{tL} is convex with M(0) = M(1) = 0, M'(0) =
 /// -KL(p_*||p_j) <= 0, M'(1) = KL(p_j||p_*) >= 0, M'(t) the tilted mean of L and M''(t) its
-/// tilted variance. The minimiser solves M'(t) = 0 in [0,1]: Newton's method on M',
-/// safeguarded by bisection on the bracket [0,1] (M' increasing), to |dt| <=
-/// [`CHERNOFF_TOLERANCE`].
+/// tilted variance. The minimiser solves M'(t) = 0 in [0,1] (M' increasing): the crate's
+/// one safeguarded Newton root finder, [`crate::numerics::increasing_root`], to a step of
+/// [`CHERNOFF_TOLERANCE`] (relative to 1 + t).
 pub fn chernoff_information(ln_p: &[f64], llr: &[f64]) -> (f64, f64) {
     let z = log_sum_exp(ln_p);
     let ln_p: Vec<f64> = ln_p.iter().map(|v| v - z).collect();
     let mut buf = Vec::with_capacity(ln_p.len());
-    let (mut lo, mut hi) = (0.0, 1.0);
     if tilted(&ln_p, llr, 0.0, &mut buf).1 >= 0.0 {
         return (0.0, 0.0); // p_j = p_* on every outcome of positive probability
     }
     // The last Newton iterate, not the smallest M seen: near the minimum M is flat below
     // rounding (M'' dt^2 ~ 1e-24), while M' still locates t to ~1e-16 / M''.
-    let mut t = 0.5;
-    for _ in 0..200 {
-        let (_, d1, d2) = tilted(&ln_p, llr, t, &mut buf);
-        if d1 > 0.0 {
-            hi = t;
-        } else {
-            lo = t;
-        }
-        let newton = if d2 > 0.0 { t - d1 / d2 } else { f64::NAN };
-        let next = if newton > lo && newton < hi {
-            newton
-        } else {
-            0.5 * (lo + hi)
-        };
-        let step = (next - t).abs();
-        t = next;
-        if step <= CHERNOFF_TOLERANCE || hi - lo <= CHERNOFF_TOLERANCE {
-            break;
-        }
-    }
+    let t = crate::numerics::increasing_root(
+        |t| {
+            let (_, d1, d2) = tilted(&ln_p, llr, t, &mut buf);
+            (d1, d2)
+        },
+        0.0,
+        1.0,
+        CHERNOFF_TOLERANCE,
+    );
     ((-tilted(&ln_p, llr, t, &mut buf).0).max(0.0), t)
 }
 
