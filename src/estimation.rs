@@ -680,6 +680,16 @@ mod tests {
         (inst, l)
     }
 
+    /// The count sampler of `inst` with mu = its first reference policy.
+    fn first_reference_sampler(inst: &crate::instance::Instance) -> Sampler {
+        Sampler::new(
+            &inst.rho,
+            &inst.references[0],
+            &inst.true_reward(),
+            inst.responses,
+        )
+    }
+
     #[test]
     fn interior_fit_satisfies_first_order_conditions_and_approaches_theta_star() {
         let (inst, lin) = linear_instance(1.0);
@@ -689,12 +699,7 @@ mod tests {
             inst.responses,
             DEFAULT_GRADIENT_TOLERANCE,
         );
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(5, "data", 0);
         let mut ws = FitWorkspace::default();
@@ -732,12 +737,7 @@ mod tests {
     #[test]
     fn structured_kernel_equals_the_sum_over_pairs_and_the_loss_derivative() {
         let (inst, lin) = linear_instance(1.0);
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(9, "data", 0);
         // 8 comparisons over 6 x 10 cells: sparse contexts (fewer than 25 / DENSE_FRACTION
@@ -807,12 +807,7 @@ mod tests {
     #[test]
     fn shared_exponentials_are_bit_identical_to_fresh_ones() {
         let (inst, lin) = linear_instance(1.0);
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let design = PairDesign::new(&lin, inst.contexts, inst.responses);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(4, "data", 0);
@@ -904,12 +899,7 @@ mod tests {
         let RewardModel::Finite(f) = &inst.reward else {
             unreachable!()
         };
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         sampler.extend(
             SamplerKind::Counts,
