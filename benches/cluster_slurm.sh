@@ -6,6 +6,8 @@
 #   benches/cluster_slurm.sh [SPEC] [SHARDS]
 #       SPEC    a default-suite spec (default sims/t5_2_finite_class.toml)
 #       SHARDS  array size N (default 4)
+#   MRKL_BIN=path/to/mrkl benches/cluster_slurm.sh ...   uses that binary instead of
+#       building one (the build runs first, before any daemon starts or job is timed)
 #
 # Steps: apt-get install slurm-wlm munge; start munged, slurmctld and slurmd with a
 # configuration in a scratch folder (SLURM_CONF; nothing under /etc/slurm is written);
@@ -17,8 +19,13 @@ spec=${1:-sims/t5_2_finite_class.toml}
 shards=${2:-4}
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-cargo build --release --quiet
-bin="$repo/target/release/mrkl"
+if [ -n "${MRKL_BIN:-}" ]; then
+    bin=$(realpath "$MRKL_BIN")
+else
+    cargo build --release --quiet
+    bin="$repo/target/release/mrkl"
+fi
+[ -x "$bin" ] || { echo "no mrkl binary at $bin"; exit 1; }
 
 if ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
     apt-get update -qq
@@ -29,7 +36,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$work"
+    rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; }
 }
 trap cleanup EXIT
 mkdir -p "$work/state" "$work/spool" "$work/log" "$work/munge"
@@ -95,26 +102,36 @@ cat > "$work/array.sh" <<JOB
 cd "$repo"
 "$bin" run "$spec" --out "$work/shards" --threads 1 --shard \${SLURM_ARRAY_TASK_ID}/$shards --resume
 JOB
+start=$(date +%s.%N)
 job=$(sbatch --parsable "$work/array.sh")
 echo "submitted job array $job ($shards tasks)"
-while squeue -h -j "$job" 2>/dev/null | grep -q .; do sleep 2; done
+while squeue -h -j "$job" 2>/dev/null | grep -q .; do sleep 1; done
+echo "array wall time: $(echo "$(date +%s.%N) - $start" | bc) s"
 sacct_state=$(for k in $(seq 1 "$shards"); do scontrol show job "${job}_$k" 2>/dev/null | grep -o 'JobState=[A-Z]*' || true; done | sort | uniq -c)
 echo "task states: ${sacct_state:-(no longer listed)}"
 cat "$work"/log/task-*.out
 
 "$bin" merge "$work/shards" --out "$work/merged"
 "$bin" run "$spec" --out "$work/single" >/dev/null
+# `mrkl merge` writes each spec's data files (result.json, raw.csv, summary.csv,
+# instance.json, manifest.json); the single-machine `mrkl run` also judges and renders
+# (summary.json, REPORT.md, junit.xml, plots), which merge does not. Every file merge wrote
+# must equal the single run's, and every data file of the single run must have been merged.
 status=0
 files=0
 while IFS= read -r f; do
-    rel=${f#"$work/single/"}
-    case "$rel" in *journal*|*.lock) continue ;; esac
+    rel=${f#"$work/merged/"}
     files=$((files + 1))
-    if ! cmp -s "$f" "$work/merged/$rel"; then
+    if ! cmp -s "$f" "$work/single/$rel"; then
         echo "DIFFERS: $rel"
         status=1
     fi
-done < <(find "$work/single" -type f | sort)
-[ "$files" -gt 0 ] || { echo "single-machine run wrote nothing"; exit 1; }
-[ "$status" -eq 0 ] && echo "merged SLURM array result identical to the single-machine run: $files files"
+done < <(find "$work/merged" -type f | sort)
+while IFS= read -r f; do
+    rel=${f#"$work/single/"}
+    case "$rel" in */*.png|*/*.svg|*journal*|*.lock) continue ;; esac
+    [ -e "$work/merged/$rel" ] || { echo "NOT MERGED: $rel"; status=1; }
+done < <(find "$work/single" -mindepth 2 -type f | sort)
+[ "$files" -gt 0 ] || { echo "merge wrote nothing"; exit 1; }
+[ "$status" -eq 0 ] && echo "merged SLURM array result identical to the single-machine run: $files files ($(cd "$work/merged" && find . -type f | sort | tr '\n' ' '))"
 exit "$status"

@@ -4,14 +4,19 @@
 # result.json of the two runs. Not part of CI; run it on a quiet machine.
 #
 #   benches/speedup.sh [REPEATS]        (default 1; builds the release binary first)
+#   MRKL_BIN=path/to/mrkl benches/speedup.sh [REPEATS]   times that binary, no build
 #
 # Prints the median wall time of each thread count and their ratio. Exit code 1 if any
 # result.json differs between the thread counts.
 set -euo pipefail
 repeats=${1:-1}
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/mrkl
+if [ -n "${MRKL_BIN:-}" ]; then
+    bin=$(realpath "$MRKL_BIN")
+else
+    cargo build --release --quiet
+    bin=target/release/mrkl
+fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 

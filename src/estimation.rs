@@ -13,7 +13,7 @@
 
 use crate::instance::{FiniteReward, LinearReward};
 use crate::newton::{self, MAX_ITERATIONS, Objective, Settings, Termination};
-use crate::numerics::ln_sigmoid;
+use crate::numerics::ln_sigmoid_from_exp;
 use crate::preference::WinCounts;
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut, DVector, DVectorView, DVectorViewMut};
 use serde::Serialize;
@@ -107,6 +107,8 @@ pub struct PairDesign {
 /// scale (1/N for the MLE, 1 for DPO).
 #[derive(Clone, Debug, Default)]
 pub struct OccupiedCells {
+    /// Unique per fill (0: never filled): what [`PairScratch`]'s exponential cache is keyed by.
+    fill_id: u64,
     cells: Vec<PairCell>,
     /// (context, end of its cells in `cells`) for every context with an occupied cell.
     contexts: Vec<(usize, usize)>,
@@ -132,6 +134,27 @@ pub struct PairScratch {
     laplacian_psi: Vec<f64>,
     /// L_x, |Y| x |Y| (dense path).
     laplacian: Vec<f64>,
+    /// e^-|t_ab| of every occupied cell at theta = `exp_theta` for the fill `exp_fill`: the
+    /// loss and the gradient at the same theta (a line search's accepted trial, then the
+    /// next Newton pass) share one exponential per cell. Bit-identical to recomputing.
+    exps: Vec<f64>,
+    exp_theta: Vec<f64>,
+    exp_fill: u64,
+}
+
+impl PairScratch {
+    /// Whether `exps` holds the exponentials of `cells` at `theta`; if not, marks it as
+    /// being refilled for them (the caller writes every entry).
+    fn exps_for(&mut self, cells: &OccupiedCells, theta: &[f64]) -> bool {
+        if cells.fill_id != 0 && self.exp_fill == cells.fill_id && self.exp_theta == theta {
+            return true;
+        }
+        self.exp_fill = cells.fill_id;
+        self.exp_theta.clear();
+        self.exp_theta.extend_from_slice(theta);
+        self.exps.resize(cells.cells.len(), 0.0);
+        false
+    }
 }
 
 /// Derivative c and curvature h in t of the Bradley-Terry pair loss
@@ -139,7 +162,12 @@ pub struct PairScratch {
 /// h = (W_a + W_b) sigma(t) sigma(-t), from one exponential e^-|t| (no cancellation in the
 /// tails).
 pub fn pair_derivatives(wins: [f64; 2], t: f64) -> (f64, f64) {
-    let e = (-t.abs()).exp();
+    pair_derivatives_from(wins, t, (-t.abs()).exp())
+}
+
+/// [`pair_derivatives`] given e = e^-|t|.
+#[inline(always)]
+fn pair_derivatives_from(wins: [f64; 2], t: f64, e: f64) -> (f64, f64) {
     let big = 1.0 / (1.0 + e);
     let small = e * big;
     let (sp, sm) = if t >= 0.0 { (big, small) } else { (small, big) };
@@ -155,6 +183,8 @@ impl OccupiedCells {
         normalise: bool,
         keep: impl Fn(usize, usize, usize) -> bool,
     ) {
+        static FILLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.fill_id = FILLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.cells.clear();
         self.contexts.clear();
         self.informative = 0.0;
@@ -191,13 +221,13 @@ impl OccupiedCells {
         }
     }
 
-    /// The occupied cells of each context: (x, cells).
-    fn by_context(&self) -> impl Iterator<Item = (usize, &[PairCell])> {
+    /// The occupied cells of each context: (x, index of its first cell, cells).
+    fn by_context(&self) -> impl Iterator<Item = (usize, usize, &[PairCell])> {
         let starts = std::iter::once(0).chain(self.contexts.iter().map(|c| c.1));
         self.contexts
             .iter()
             .zip(starts)
-            .map(|(&(x, end), start)| (x, &self.cells[start..end]))
+            .map(|(&(x, end), start)| (x, start, &self.cells[start..end]))
     }
 }
 
@@ -245,20 +275,27 @@ impl PairDesign {
         );
     }
 
-    /// sum over the occupied cells of `pair(wins, t_ab)`.
-    pub fn sum_over_cells(
+    /// The Bradley-Terry log-likelihood sum_cells W_a ln sigma(t) + W_b ln sigma(-t)
+    /// = (W_a + W_b) ln sigma(t) - W_b t (one logarithm per cell), sharing the cell
+    /// exponentials with [`PairDesign::gradient_hessian`] at the same theta.
+    pub fn log_likelihood(
         &self,
         cells: &OccupiedCells,
         theta: &[f64],
         scratch: &mut PairScratch,
-        pair: impl Fn([f64; 2], f64) -> f64,
     ) -> f64 {
+        let cached = scratch.exps_for(cells, theta);
         let mut total = 0.0;
-        for (x, list) in cells.by_context() {
+        for (x, start, list) in cells.by_context() {
             self.margins(x, theta, &mut scratch.margins);
             let u = &scratch.margins;
-            for c in list {
-                total += pair(c.wins, u[c.a as usize] - u[c.b as usize]);
+            let exps = &mut scratch.exps[start..start + list.len()];
+            for (c, e) in list.iter().zip(exps) {
+                let t = u[c.a as usize] - u[c.b as usize];
+                if !cached {
+                    *e = (-t.abs()).exp();
+                }
+                total += (c.wins[0] + c.wins[1]) * ln_sigmoid_from_exp(t, *e) - c.wins[1] * t;
             }
         }
         total
@@ -279,45 +316,63 @@ impl PairDesign {
         grad.iter_mut().for_each(|g| *g = 0.0);
         hess.iter_mut().for_each(|h| *h = 0.0);
         let s = scratch;
-        for (x, list) in cells.by_context() {
+        let cached = s.exps_for(cells, theta);
+        let full = ny * ny.saturating_sub(1) / 2;
+        for (x, start, list) in cells.by_context() {
             self.margins(x, theta, &mut s.margins);
             let psi = self.context(x);
             let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
+            let exps = &mut s.exps[start..start + list.len()];
             s.coefficient.clear();
             s.coefficient.resize(ny, 0.0);
+            s.degree.clear();
+            s.degree.resize(ny, 0.0);
+            let (u, coefficient, degree) = (&s.margins, &mut s.coefficient, &mut s.degree);
+            // The derivatives of cell c, from the cached exponential or a fresh one.
+            let derivatives = |c: &PairCell, e: &mut f64| {
+                let t = u[c.a as usize] - u[c.b as usize];
+                if !cached {
+                    *e = (-t.abs()).exp();
+                }
+                pair_derivatives_from(c.wins, t, *e)
+            };
             if DENSE_FRACTION * list.len() >= ny * ny {
-                // Dense context: L_x as a |Y| x |Y| matrix, then L Psi and Psi^T (L Psi) as
-                // matrix products.
-                s.laplacian.clear();
-                s.laplacian.resize(ny * ny, 0.0);
-                for c in list {
+                // Dense context: L_x as a |Y| x |Y| matrix (off-diagonal -h_ab, diagonal the
+                // degrees), then L Psi and Psi^T (L Psi) as matrix products.
+                if list.len() < full || s.laplacian.len() != ny * ny {
+                    s.laplacian.clear();
+                    s.laplacian.resize(ny * ny, 0.0);
+                }
+                let lap = &mut s.laplacian;
+                for (c, e) in list.iter().zip(exps.iter_mut()) {
                     let (a, b) = (c.a as usize, c.b as usize);
-                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
-                    s.coefficient[a] += g;
-                    s.coefficient[b] -= g;
-                    s.laplacian[a * ny + a] += h;
-                    s.laplacian[b * ny + b] += h;
-                    s.laplacian[a * ny + b] -= h;
-                    s.laplacian[b * ny + a] -= h;
+                    let (g, h) = derivatives(c, e);
+                    coefficient[a] += g;
+                    coefficient[b] -= g;
+                    degree[a] += h;
+                    degree[b] += h;
+                    lap[a * ny + b] = -h;
+                    lap[b * ny + a] = -h;
+                }
+                for (y, &dy) in degree.iter().enumerate() {
+                    lap[y * ny + y] = dy;
                 }
                 s.laplacian_psi.resize(ny * d, 0.0);
-                let l = DMatrixView::from_slice(&s.laplacian, ny, ny);
+                let l = DMatrixView::from_slice(lap, ny, ny);
                 let mut m = DMatrixViewMut::from_slice(&mut s.laplacian_psi, ny, d);
                 m.gemm(1.0, &l, &q, 0.0);
                 DMatrixViewMut::from_slice(hess, d, d).gemm_tr(1.0, &q, &m, 1.0);
             } else {
                 // Few occupied cells: accumulate L Psi row by row over the cells.
-                s.degree.clear();
-                s.degree.resize(ny, 0.0);
                 s.laplacian_psi.clear();
                 s.laplacian_psi.resize(ny * d, 0.0);
-                for c in list {
+                for (c, e) in list.iter().zip(exps.iter_mut()) {
                     let (a, b) = (c.a as usize, c.b as usize);
-                    let (g, h) = pair_derivatives(c.wins, s.margins[a] - s.margins[b]);
-                    s.coefficient[a] += g;
-                    s.coefficient[b] -= g;
-                    s.degree[a] += h;
-                    s.degree[b] += h;
+                    let (g, h) = derivatives(c, e);
+                    coefficient[a] += g;
+                    coefficient[b] -= g;
+                    degree[a] += h;
+                    degree[b] += h;
                     // -W_x Psi and -W_x^T Psi: row a gets -h psi(b), row b gets -h psi(a).
                     let (lo, hi) = s.laplacian_psi.split_at_mut(b * d);
                     let (la, lb) = (&mut lo[a * d..(a + 1) * d], &mut hi[..d]);
@@ -332,7 +387,7 @@ impl PairDesign {
                     .zip(s.laplacian_psi.chunks_exact_mut(d))
                     .enumerate()
                 {
-                    let dy = s.degree[y];
+                    let dy = degree[y];
                     if dy == 0.0 {
                         continue;
                     }
@@ -546,9 +601,7 @@ impl LinearFitter {
         theta: &[f64],
         lambda: f64,
     ) -> f64 {
-        let l = self.design.sum_over_cells(data, theta, scratch, |w, t| {
-            (w[0] + w[1]) * ln_sigmoid(t) - w[1] * t
-        });
+        let l = self.design.log_likelihood(data, theta, scratch);
         -l + 0.5 * lambda * theta.iter().map(|v| v * v).sum::<f64>()
     }
 
@@ -627,6 +680,16 @@ mod tests {
         (inst, l)
     }
 
+    /// The count sampler of `inst` with mu = its first reference policy.
+    fn first_reference_sampler(inst: &crate::instance::Instance) -> Sampler {
+        Sampler::new(
+            &inst.rho,
+            &inst.references[0],
+            &inst.true_reward(),
+            inst.responses,
+        )
+    }
+
     #[test]
     fn interior_fit_satisfies_first_order_conditions_and_approaches_theta_star() {
         let (inst, lin) = linear_instance(1.0);
@@ -636,12 +699,7 @@ mod tests {
             inst.responses,
             DEFAULT_GRADIENT_TOLERANCE,
         );
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(5, "data", 0);
         let mut ws = FitWorkspace::default();
@@ -679,12 +737,7 @@ mod tests {
     #[test]
     fn structured_kernel_equals_the_sum_over_pairs_and_the_loss_derivative() {
         let (inst, lin) = linear_instance(1.0);
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         let mut rng = stream(9, "data", 0);
         // 8 comparisons over 6 x 10 cells: sparse contexts (fewer than 25 / DENSE_FRACTION
@@ -748,6 +801,48 @@ mod tests {
         }
     }
 
+    /// The exponentials shared between the loss and the gradient at the same theta change
+    /// nothing: every order of calls gives bit-identical gradients, Hessians and losses to a
+    /// fresh scratch, and a refill of the cells (new data) is never served stale values.
+    #[test]
+    fn shared_exponentials_are_bit_identical_to_fresh_ones() {
+        let (inst, lin) = linear_instance(1.0);
+        let sampler = first_reference_sampler(&inst);
+        let design = PairDesign::new(&lin, inst.contexts, inst.responses);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        let mut rng = stream(4, "data", 0);
+        let (theta, other) = ([0.3, -0.7, 0.2], [0.1, 0.2, -0.4]);
+        let d = 3;
+        let fresh = |cells: &OccupiedCells, t: &[f64]| {
+            let (mut g, mut h) = (vec![0.0; d], vec![0.0; d * d]);
+            design.gradient_hessian(cells, t, &mut PairScratch::default(), &mut g, &mut h);
+            let l = design.log_likelihood(cells, t, &mut PairScratch::default());
+            (g, h, l.to_bits())
+        };
+        let mut shared = PairScratch::default();
+        let mut cells = OccupiedCells::default();
+        // 8 comparisons: sparse contexts; 1e5: dense ones.
+        for n in [8, 100_000] {
+            let extra = n - counts.n;
+            sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut rng);
+            cells.fill(&counts, true, |_, _, _| true);
+            for t in [&theta, &other, &theta] {
+                let (g0, h0, l0) = fresh(&cells, t);
+                let (mut g, mut h) = (vec![0.0; d], vec![0.0; d * d]);
+                // loss first (fills the cache), then the gradient (reads it), then again.
+                let l = design.log_likelihood(&cells, t, &mut shared);
+                design.gradient_hessian(&cells, t, &mut shared, &mut g, &mut h);
+                assert_eq!(
+                    (g.clone(), h.clone(), l.to_bits()),
+                    (g0.clone(), h0.clone(), l0)
+                );
+                design.gradient_hessian(&cells, t, &mut shared, &mut g, &mut h);
+                let l = design.log_likelihood(&cells, t, &mut shared);
+                assert_eq!((g, h, l.to_bits()), (g0, h0, l0));
+            }
+        }
+    }
+
     #[test]
     fn separable_data_stays_on_the_ball() {
         let (inst, lin) = linear_instance(1.0);
@@ -804,12 +899,7 @@ mod tests {
         let RewardModel::Finite(f) = &inst.reward else {
             unreachable!()
         };
-        let sampler = Sampler::new(
-            &inst.rho,
-            &inst.references[0],
-            &inst.true_reward(),
-            inst.responses,
-        );
+        let sampler = first_reference_sampler(&inst);
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         sampler.extend(
             SamplerKind::Counts,

@@ -67,11 +67,14 @@ pub fn sigmoid(t: f64) -> f64 {
 
 /// ln sigma(t) = -ln(1 + e^-t), accurate in both tails.
 pub fn ln_sigmoid(t: f64) -> f64 {
-    if t >= 0.0 {
-        -(-t).exp().ln_1p()
-    } else {
-        t - t.exp().ln_1p()
-    }
+    ln_sigmoid_from_exp(t, (-t.abs()).exp())
+}
+
+/// [`ln_sigmoid`] given e = e^-|t| (for callers that already hold it):
+/// ln sigma(t) = -ln(1 + e) for t >= 0, t - ln(1 + e) for t < 0.
+#[inline(always)]
+pub fn ln_sigmoid_from_exp(t: f64, e: f64) -> f64 {
+    if t >= 0.0 { -e.ln_1p() } else { t - e.ln_1p() }
 }
 
 /// The root of an increasing function f on the bracket [lo, hi] (f(lo) <= 0 <= f(hi)), with
