@@ -385,7 +385,13 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                 estimator: spec.estimator(),
                 rounds: spec.rounds(),
             };
-            let asymptotic = asymptotic(spec, own, inst, c, &mu, &summaries);
+            // The two bootstrap fits and the prediction are independent (each fit has its
+            // own seeded stream): computed side by side, so that a one-cell spec uses both
+            // cores too; the values do not depend on it.
+            let ((exponent_mean, exponent_quantile), asymptotic) = rayon::join(
+                || rayon::join(|| fit(RateStatistic::Mean), || fit(RateStatistic::Quantile)),
+                || asymptotic(spec, own, inst, c, &mu, &summaries),
+            );
             CellResult {
                 asymptotic,
                 comparators: crate::policy::comparator_objectives(
@@ -404,8 +410,8 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                 n: spec.ns().clone(),
                 gamma_at_n: spec.ns().iter().map(|&n| c.gamma.at(n)).collect(),
                 summaries,
-                exponent_mean: fit(RateStatistic::Mean),
-                exponent_quantile: fit(RateStatistic::Quantile),
+                exponent_mean,
+                exponent_quantile,
                 mle_iterations_mean: run
                     .iterations
                     .iter()
