@@ -29,6 +29,9 @@
 //!   twice that while it grows);
 //! - a resumed run or a merge also holds its journals' text twice (bytes and decoded) while
 //!   it reads them: `2 J`;
+//! - in an instance sweep with N instances (docs/theory.md §2, "Instance sweeps"), each
+//!   instance beyond the master adds its tables and its fitter,
+//!   `(N - 1) (8 (K C + |X| + d C + M C) + 8 P d)` (the sizes are the largest instance's);
 //! - plus a fixed base `B = 32 MiB` (binary, thread stacks, allocator arenas).
 //!
 //! Disk: the journal `J = U (96 + L (24 + 11 + 6) + 25 S L)` (unit id and keys, shortest
@@ -135,6 +138,8 @@ pub struct Sizes {
     pub levels: u64,
     pub series: u64,
     pub comparators: u64,
+    /// Distinct instances of the cells beyond the master (0 without an instance sweep).
+    pub extra_instances: u64,
 }
 
 impl Sizes {
@@ -173,6 +178,7 @@ impl Sizes {
             levels: spec.ns().len() as u64,
             series: spec.series().len() as u64,
             comparators: comparators as u64,
+            extra_instances: spec.instances().0.len().saturating_sub(1) as u64,
         }
     }
 
@@ -235,8 +241,10 @@ impl Sizes {
         } else {
             0.0
         };
+        let extra = self.extra_instances as f64 * (8.0 * self.instance_numbers() + 8.0 * p * d);
         BASE as f64
             + self.instance_bytes()
+            + extra
             + prep
             + threads.max(1) as f64 * per_thread
             + results
@@ -352,6 +360,7 @@ mod tests {
             levels: 1,
             series: 0,
             comparators: 0,
+            extra_instances: 0,
         };
         let instance = 5.0 * 112.0;
         let prep = 8.0 + 8.0 * (3.0 + 12.0);
@@ -365,6 +374,16 @@ mod tests {
         assert_eq!(
             s.peak_memory(1, true),
             s.peak_memory(1, false) + 2.0 * s.journal_bytes()
+        );
+        // Two more instances of an instance sweep: their tables (5 numbers) and fitters
+        // (P d = 1 feature difference), 8 bytes each.
+        let swept = Sizes {
+            extra_instances: 2,
+            ..s
+        };
+        assert_eq!(
+            swept.peak_memory(1, false),
+            s.peak_memory(1, false) + 2.0 * (8.0 * 5.0 + 8.0)
         );
     }
 

@@ -176,6 +176,7 @@ fn the_large_performance_spec_fits_the_default_budget() {
         levels: 200,
         series: 0,
         comparators: 0,
+        extra_instances: 0,
     };
     let limit = mrkl::budget::DEFAULT_MAX_MEMORY as f64;
     for threads in [2, 4] {
