@@ -22,7 +22,8 @@
 //!   plotters' `configure_series_labels` draws one column at a fixed position, sized by its
 //!   font estimate, with a sample closure on every row; the figures need several columns,
 //!   notes without a sample in whole rows below, the first corner free of data (else the
-//!   y range grown to clear it) and widths measured in the embedded font.
+//!   y range grown a little to clear it, or, when that would take more than
+//!   `LEGEND_MAX_GROWTH`, a band below the figure) and widths measured in the embedded font.
 //! - Text measurement (`text_width`): with no font feature, plotters estimates a width of
 //!   0.7 em per UTF-8 byte (γ, ≥ and superscripts count 2 or 3); its `ab_glyph` feature
 //!   adds a crate, measures at plotters' internal size (1.24 times the size it writes to
@@ -471,6 +472,8 @@ struct PanelBox {
     min_y_area: u32,
     /// The x range (axis units) instead of the data's padded extent.
     x_range: Option<(f64, f64)>,
+    /// The legend goes in a band below the figure ([`with_legend_band`]), not in a corner.
+    legend_below: bool,
 }
 
 /// A figure of one panel.
@@ -480,6 +483,7 @@ const FULL_PANEL: PanelBox = PanelBox {
     x_labels: true,
     min_y_area: 0,
     x_range: None,
+    legend_below: false,
 };
 
 fn build_chart<'a, 'b>(
@@ -663,14 +667,71 @@ struct Placed {
 
 /// Renders a figure to SVG text.
 pub(super) fn render(fig: &Figure) -> String {
-    let p = place(fig, FULL_PANEL);
+    let mut fig = fig.clone();
+    let mut p = place(&fig, FULL_PANEL);
+    let mut band = 0;
+    if needs_band(&fig, &p) {
+        fig.legend_columns = band_columns(&fig, p.mapping.rect.r - p.mapping.rect.l);
+        let below = PanelBox {
+            legend_below: true,
+            ..FULL_PANEL
+        };
+        p = place(&fig, below);
+        band = with_legend_band(&mut [&mut p], legend_size(&fig));
+    }
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = draw(&root, fig, &p);
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
+        let _ = draw(&root, &fig, &p);
         let _ = root.present();
     }
     tidy_font_sizes(&svg)
+}
+
+/// Whether a panel's legend goes below the figure: it needs the y range to grow by more
+/// than [`LEGEND_MAX_GROWTH`] to stay clear of the data, or cannot be cleared at all.
+fn needs_band(fig: &Figure, p: &Placed) -> bool {
+    !fig.legend.is_empty() && fig.empty.is_none() && !(p.extension <= LEGEND_MAX_GROWTH)
+}
+
+/// The most legend columns (up to 3, and no more than the keyed entries) that fit in
+/// `room` pixels side by side, for a legend in the band below the figure: the band is then
+/// as short as it can be.
+fn band_columns(fig: &Figure, room: f64) -> usize {
+    let keyed = fig
+        .legend
+        .iter()
+        .filter(|e| !matches!(e.sample, Sample::Note))
+        .count();
+    let mut trial = fig.clone();
+    (1..=3usize.min(keyed.max(1)))
+        .rev()
+        .find(|&cols| {
+            trial.legend_columns = cols;
+            legend_size(&trial).0 <= room
+        })
+        .unwrap_or(1)
+}
+
+/// Puts the legend of the first of `panels` (top to bottom) in a band below the figure:
+/// every panel keeps its pixel place (its distance from the canvas bottom grows by the
+/// band), and the legend is centred under the last (lowest) plotting area. Returns the
+/// band's height, by which the canvas grows.
+fn with_legend_band(panels: &mut [&mut Placed], (lw, lh): (f64, f64)) -> u32 {
+    let top = HEIGHT as f64 - (MARGIN - 6) as f64 + 4.0;
+    let band = (4.0 + lh + MARGIN as f64).ceil() as u32;
+    let (l, r) = panels
+        .last()
+        .map_or((0.0, WIDTH as f64), |p| (p.mapping.rect.l, p.mapping.rect.r));
+    let x = ((l + r - lw) / 2.0).max(MARGIN as f64);
+    for p in panels.iter_mut() {
+        p.layout.bottom += band;
+    }
+    if let Some(p) = panels.first_mut() {
+        p.legend_at = (x, top);
+    }
+    band
 }
 
 /// An axis description as one line if it fits in `room` pixels at [`DESC_PX`], else as two
@@ -710,6 +771,7 @@ fn stacked_boxes(x_range: (f64, f64), min_y_area: u32, extra: u32) -> [PanelBox;
             x_labels: false,
             min_y_area,
             x_range: Some(x_range),
+            legend_below: false,
         },
         PanelBox {
             top: split + 12,
@@ -717,6 +779,7 @@ fn stacked_boxes(x_range: (f64, f64), min_y_area: u32, extra: u32) -> [PanelBox;
             x_labels: true,
             min_y_area,
             x_range: Some(x_range),
+            legend_below: false,
         },
     ]
 }
@@ -724,7 +787,8 @@ fn stacked_boxes(x_range: (f64, f64), min_y_area: u32, extra: u32) -> [PanelBox;
 /// Renders two panels that share the x axis: `upper` (title, subtitle and legend; no x tick
 /// labels) above `lower`, with equal y label areas so that the plotting areas line up. The
 /// upper legend takes 1, 2 or 3 columns, whichever needs the least growth of the y range to
-/// stay clear of the data (fewer columns on a tie).
+/// stay clear of the data (fewer columns on a tie); when even that growth exceeds
+/// [`LEGEND_MAX_GROWTH`], the legend goes in a band below the figure instead.
 pub(super) fn render_stacked(upper: &Figure, lower: &Figure) -> String {
     let xr = x_range(upper);
     let keyed = upper
@@ -754,18 +818,30 @@ pub(super) fn render_stacked(upper: &Figure, lower: &Figure) -> String {
         }
     }
     upper.legend_columns = best.map_or(1, |b| b.2);
-    let mut placed = [
-        place(&upper, stacked_boxes(xr, 0, extra)[0]),
-        place(lower, stacked_boxes(xr, 0, extra)[1]),
-    ];
-    let y_area = placed[0].layout.y_area.max(placed[1].layout.y_area);
-    if placed.iter().any(|p| p.layout.y_area != y_area) {
-        let boxes = stacked_boxes(xr, y_area, extra);
-        placed = [place(&upper, boxes[0]), place(lower, boxes[1])];
+    let probe = place(&upper, stacked_boxes(xr, 0, extra)[0]);
+    let below = needs_band(&upper, &probe);
+    if below {
+        upper.legend_columns = band_columns(&upper, probe.mapping.rect.r - probe.mapping.rect.l);
     }
+    let boxes = |min_y_area| {
+        let mut b = stacked_boxes(xr, min_y_area, extra);
+        b[0].legend_below = below;
+        b
+    };
+    let [mut top, mut bottom] = [place(&upper, boxes(0)[0]), place(lower, boxes(0)[1])];
+    let y_area = top.layout.y_area.max(bottom.layout.y_area);
+    if top.layout.y_area != y_area || bottom.layout.y_area != y_area {
+        [top, bottom] = [place(&upper, boxes(y_area)[0]), place(lower, boxes(y_area)[1])];
+    }
+    let band = match below {
+        true => with_legend_band(&mut [&mut top, &mut bottom], legend_size(&upper)),
+        false => 0,
+    };
+    let placed = [top, bottom];
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
         let _ = draw(&root, &upper, &placed[0]);
         let _ = draw_panel(&root, lower, &placed[1]);
         let _ = root.present();
@@ -860,7 +936,8 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
             .any(|&(px, py, r)| px + r >= x && px - r <= x + lw && py + r >= y && py - r <= y + lh)
     };
     let too_wide = lw + 2.0 * gap > rect.r - rect.l || lh + 2.0 * gap > rect.b - rect.t;
-    let mut corner = if fig.legend.is_empty() || fig.empty.is_some() || too_wide {
+    let mut corner = if fig.legend.is_empty() || fig.empty.is_some() || too_wide || b.legend_below
+    {
         Some(0)
     } else {
         (0..4).find(|&k| fits(&rect, &y_axis, k))
@@ -911,6 +988,7 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
     // A legend too big for the plot, or that could not be cleared, counts as infinite growth.
     let clear = fig.legend.is_empty()
         || fig.empty.is_some()
+        || b.legend_below
         || (!too_wide && fits(&rect, &y_axis, corner.unwrap_or(0)));
     let extension = if clear {
         (y_axis.hi - y_axis.lo) / (yhi - ylo) - 1.0

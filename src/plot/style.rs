@@ -135,6 +135,10 @@ pub(super) const LEGEND_COLUMN_GAP: f64 = 18.0;
 pub(super) const LEGEND_TEXT_GAP: f64 = 6.0;
 /// Between the legend and the plotting area's edges.
 pub(super) const LEGEND_INSET: f64 = 10.0;
+/// A legend that needs the y range to grow by more than this fraction of the data's range
+/// (or that cannot be cleared of the data at all) goes in a band below the figure, which
+/// grows by the band's height, instead of inside the plotting area.
+pub(super) const LEGEND_MAX_GROWTH: f64 = 0.3;
 /// Half the height of the error bar of a legend sample.
 pub(super) const LEGEND_BAR: i32 = 8;
 

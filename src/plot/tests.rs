@@ -554,3 +554,58 @@ fn long_y_descriptions_wrap_to_fit_their_panel() {
         assert!(text_width(l, DESC_PX) <= 300.0, "{l}");
     }
 }
+
+/// The height the SVG declares.
+fn svg_height(svg: &str) -> u32 {
+    let at = svg.find("height=\"").expect("a height") + 8;
+    svg[at..].split('"').next().unwrap().parse().expect("a number")
+}
+
+#[test]
+fn a_legend_that_would_squeeze_the_data_goes_below_the_figure() {
+    use super::model::{AxisSpec, Figure, Marker, Pt};
+    use super::render::render;
+    use super::style::{C_MEAN, MARGIN};
+    // Two curves across the whole panel, one along its top and one along its bottom: no
+    // corner is free, and clearing one would take far more than LEGEND_MAX_GROWTH.
+    let figure = |entries: usize| {
+        let mut fig = Figure::new(
+            "t".into(),
+            "s".into(),
+            AxisSpec::log("x".into()),
+            AxisSpec::log("y".into()),
+        );
+        // x from 1 to 10^0.6, y at 10^2 and 10^-2: the y ticks run from 10⁻² to 10².
+        let line = |y: f64| (0..=20).map(|i| Pt { x: i as f64 * 0.03, y, bar: None }).collect();
+        fig.push_curve(line(2.0), Marker::Circle, C_MEAN, "top".into());
+        fig.push_curve(line(-2.0), Marker::Circle, C_MEAN, "bottom".into());
+        for k in 0..entries {
+            fig.legend.push(super::model::Entry::note(format!("note {k}")));
+        }
+        fig
+    };
+    let crowded = render(&figure(6));
+    let h = svg_height(&crowded);
+    assert!(h > HEIGHT, "the canvas grows for the band: {h}");
+    // The y range is not grown to clear the legend: its top tick stays at 10².
+    assert!(crowded.contains("10²"));
+    assert!(!crowded.contains("10³"), "y range grown although the legend is below");
+    // The legend box (the paper-filled rectangle drawn after the frame) starts in the band,
+    // below the figure's original height.
+    let boxes: Vec<f64> = crowded
+        .match_indices("<rect")
+        .filter_map(|(i, _)| {
+            let tag = &crowded[i..i + crowded[i..].find('>').unwrap()];
+            let y = tag.split("y=\"").nth(1)?.split('"').next()?.parse().ok()?;
+            tag.contains("opacity").then_some(y)
+        })
+        .collect();
+    assert!(
+        boxes.iter().any(|&y| y > (HEIGHT - MARGIN) as f64),
+        "no legend box in the band: {boxes:?}"
+    );
+    // Without a legend there is nothing to clear: the figure keeps its size.
+    let mut bare = figure(0);
+    bare.legend.clear();
+    assert_eq!(svg_height(&render(&bare)), HEIGHT);
+}
