@@ -694,6 +694,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn linear_dpo_ignores_comparisons_outside_the_support() {
+        // Holes in the supports and random counts on every pair: the comparisons that touch
+        // a response outside supp base carry no information (docs/theory.md §6), so the fit
+        // on all counts equals the fit on the counts with those comparisons removed, and
+        // differs from a fit that keeps a dropped comparison in.
+        let inst = instance(3, 0.3, LINEAR);
+        let lin = linear_reward(&inst);
+        let (nx, ny) = (inst.contexts, inst.responses);
+        let pr = pairs(ny);
+        let mut rng = stream(3, "dpo-support", 0);
+        let mut counts = WinCounts::new(nx, ny);
+        for w in counts.wins.iter_mut() {
+            *w = [1 + rng.random::<u64>() % 20, 1 + rng.random::<u64>() % 20];
+        }
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            let ok = |x: usize, y: usize| supported(divergence, reg.base[x * ny + y]);
+            let mut kept = counts.clone();
+            let mut dropped = vec![];
+            for x in 0..nx {
+                for (p, &(a, b)) in pr.iter().enumerate() {
+                    if !(ok(x, a) && ok(x, b)) {
+                        kept.wins[x * pr.len() + p] = [0, 0];
+                        dropped.push(x * pr.len() + p);
+                    }
+                }
+            }
+            assert!(!dropped.is_empty(), "the instance must have holes");
+            let fit = |c: &WinCounts| fit_linear(&reg, c, &lin, 1.0, 0.0, &[0.0; 3], TOL);
+            let (all, only) = (fit(&counts), fit(&kept));
+            assert!(all.converged && only.converged, "{all:?} {only:?}");
+            assert!(max_abs_diff(&all.theta, &only.theta) < 1e-9, "{all:?} vs {only:?}");
+            // Not vacuous: the kept comparisons do move the fit.
+            let mut fewer = kept.clone();
+            let first_kept = (0..kept.wins.len()).find(|c| !dropped.contains(c)).unwrap();
+            fewer.wins[first_kept] = [40, 0];
+            assert!(max_abs_diff(&fit(&fewer).theta, &only.theta) > 1e-3);
+        }
+    }
+
     /// Loss + ridge term of the tabular objective, computed through the policy tables.
     fn tabular_objective(
         reg: &Regularizer,
