@@ -98,6 +98,12 @@ pub struct Ours {
     pub gamma: Choice<Vec<GammaRule>>,
     pub gap_floor: Choice<f64>,
     pub instance_family: Choice<FamilyChoice>,
+    /// IPO's gauge of the least squares (IPO estimators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipo_gauge: Option<Choice<String>>,
+    /// IPO's tau as a function of the cell's gamma (IPO estimators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipo_tau: Option<Choice<String>>,
     pub linear_estimator: Choice<String>,
     pub log_class_size: Choice<LogClassSize>,
     pub mle_tolerance: Choice<f64>,

@@ -146,11 +146,33 @@ pub enum Estimator {
     DpoTabular,
     /// Multi-reference DPO over the linear policy class (THEORY §6; linear reward class only).
     DpoLinear,
+    /// IPO (Azar et al. 2023) over the tabular policy class, pi_ref = the escort g, tau =
+    /// 1/gamma (docs/theory.md §9.8; RKL only).
+    IpoTabular,
+    /// IPO over the linear policy class (docs/theory.md §9.8; RKL and the linear reward class
+    /// only).
+    IpoLinear,
 }
 
 impl Estimator {
     fn is_mle(&self) -> bool {
         *self == Estimator::Mle
+    }
+
+    /// Whether this is one of the IPO estimators.
+    pub fn is_ipo(self) -> bool {
+        matches!(self, Estimator::IpoTabular | Estimator::IpoLinear)
+    }
+
+    /// The spelling used in specs and results.
+    pub fn label(self) -> &'static str {
+        match self {
+            Estimator::Mle => "mle",
+            Estimator::DpoTabular => "dpo_tabular",
+            Estimator::DpoLinear => "dpo_linear",
+            Estimator::IpoTabular => "ipo_tabular",
+            Estimator::IpoLinear => "ipo_linear",
+        }
     }
 }
 
@@ -1403,11 +1425,21 @@ fn check_experiment(
         (Bound::Excluded(0.0), Bound::Excluded(1.0)),
         "a probability in (0, 1)",
     )?;
-    if e.estimator == Estimator::DpoLinear && !matches!(instance.reward, RewardModel::Linear(_)) {
+    let linear_class = matches!(e.estimator, Estimator::DpoLinear | Estimator::IpoLinear);
+    if linear_class && !matches!(instance.reward, RewardModel::Linear(_)) {
+        let name = e.estimator.label();
         return Err(Error::invalid(
             "experiment.estimator",
-            "\"dpo_linear\"",
-            "\"dpo_linear\" with the linear reward class only (its policy class is built on the features)",
+            format!("\"{name}\""),
+            format!("\"{name}\" with the linear reward class only (its policy class is built on the features)"),
+        ));
+    }
+    if e.estimator.is_ipo() && e.divergence != Divergence::Rkl {
+        let name = e.estimator.label();
+        return Err(Error::invalid(
+            "experiment.estimator",
+            format!("\"{name}\""),
+            format!("\"{name}\" with divergence = \"rkl\" only (IPO regularises toward pi_ref = the escort g, docs/theory.md §9.8)"),
         ));
     }
     in_range(
@@ -1423,7 +1455,7 @@ fn check_experiment(
         return Err(Error::invalid(
             "experiment.rounds",
             e.rounds,
-            "1 with a DPO estimator (online collection is implemented for the plug-in MLE)",
+            "1 with a DPO or IPO estimator (online collection is implemented for the plug-in MLE)",
         ));
     }
     let mut record = e.record.clone();
