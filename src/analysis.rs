@@ -60,7 +60,10 @@ fn series_results(
                 }),
                 SeriesKind::Objective
                 | SeriesKind::ExpectedReward
-                | SeriesKind::IdentityResidual => None,
+                | SeriesKind::IdentityResidual
+                | SeriesKind::DpoNotConverged
+                | SeriesKind::DpoVanishing
+                | SeriesKind::DpoPointMass => None,
             };
             let difference = def.paired_gap.then(|| {
                 spec.ns()
@@ -460,6 +463,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     .iter()
                     .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
                     .collect(),
+                no_minimiser: no_minimiser(spec, run),
                 series: series_results(spec, inst, c, &mu, run),
                 raw: run.values.clone(),
             }
@@ -482,6 +486,30 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         instance,
         cells,
     }
+}
+
+/// Tabular DPO without ridge: per n, how many fits had no finite minimiser and where their
+/// policies go (from the series `dpo_not_converged`, `dpo_vanishing`,
+/// `dpo_point_mass_contexts` of [`Spec::series`]); `None` for every other spec.
+fn no_minimiser(spec: &Spec, run: &CellRun) -> Option<crate::result::NoMinimiser> {
+    use crate::spec::SeriesKind;
+    if !spec.reports_no_minimiser() {
+        return None;
+    }
+    let kinds: Vec<SeriesKind> = spec.series().into_iter().map(|d| d.kind).collect();
+    let raw = |kind: SeriesKind| {
+        let i = kinds.iter().position(|k| *k == kind).expect("recorded");
+        &run.extras[i]
+    };
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    Some(crate::result::NoMinimiser {
+        not_converged: raw(SeriesKind::DpoNotConverged)
+            .iter()
+            .map(|v| v.iter().filter(|&&b| b > 0.0).count())
+            .collect(),
+        vanishing_mean: raw(SeriesKind::DpoVanishing).iter().map(mean).collect(),
+        point_mass_contexts_mean: raw(SeriesKind::DpoPointMass).iter().map(mean).collect(),
+    })
 }
 
 /// The escort's support per context (`Instance::support_sizes`), where the cell uses the

@@ -418,6 +418,9 @@ impl<'a> Prepared<'a> {
             }
             let plugin = gaps(reg, &inst.rho, r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
+            // Tabular DPO without ridge: whether this fit has a finite minimiser, and where
+            // the policy goes if not (`dpo::limiting_support`).
+            let mut no_minimiser = None;
             let (fitted, residual) = match spec.estimator() {
                 Estimator::Mle => (plugin, None),
                 Estimator::DpoTabular
@@ -426,6 +429,9 @@ impl<'a> Prepared<'a> {
                 | Estimator::IpoLinear => {
                     let (fit, residual) =
                         self.fit_dpo(inst, reg, &st, gamma, boundary, &mut dpo_theta);
+                    if spec.reports_no_minimiser() {
+                        no_minimiser = Some((fit.converged, dpo::limiting_support(reg, &st.counts)));
+                    }
                     let g = gaps(
                         reg,
                         &inst.rho,
@@ -457,6 +463,18 @@ impl<'a> Prepared<'a> {
                         residual.expect("the linear DPO class records its identity residual")
                     }
                     SeriesKind::Offline => fitted.get(spec.quantity()),
+                    SeriesKind::DpoNotConverged
+                    | SeriesKind::DpoVanishing
+                    | SeriesKind::DpoPointMass => {
+                        let (converged, ls) = no_minimiser
+                            .as_ref()
+                            .expect("tabular DPO without ridge reports its minimiser");
+                        match kind {
+                            SeriesKind::DpoNotConverged => f64::from(u8::from(!converged)),
+                            SeriesKind::DpoVanishing => ls.vanishing as f64,
+                            _ => ls.point_mass_contexts as f64,
+                        }
+                    }
                 });
             }
             if spec.rounds() == 1 {

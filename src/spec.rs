@@ -215,6 +215,15 @@ pub enum SeriesKind {
     IdentityResidual,
     /// The offline gap beside an online run.
     Offline,
+    /// Tabular DPO with `dpo_ridge = 0`: 1 if the fit has no finite minimiser (did not
+    /// converge), else 0.
+    DpoNotConverged,
+    /// Tabular DPO with `dpo_ridge = 0`: the number of supported (x, y) that every minimising
+    /// sequence sends to probability 0 (`dpo::limiting_support`).
+    DpoVanishing,
+    /// Tabular DPO with `dpo_ridge = 0`: the number of contexts whose limiting support is a
+    /// single response (probability -> 1).
+    DpoPointMass,
 }
 
 fn default_sampling() -> String {
@@ -686,10 +695,19 @@ impl Spec {
         }
     }
 
+    /// Whether the runs report tabular DPO's missing minimisers: tabular DPO with
+    /// `options.dpo_ridge = 0`, where separable data (a response beaten by another's
+    /// component and never beating it back) have no finite minimiser (docs/theory.md §6).
+    pub fn reports_no_minimiser(&self) -> bool {
+        self.estimator == Estimator::DpoTabular && self.options.dpo_ridge == 0.0
+    }
+
     /// The extra series every unit records, in order: the `record` list, then the plug-in
-    /// MLE gap beside a DPO fit (`plugin`) and, for the linear DPO class, the identity
+    /// MLE gap beside a DPO or IPO fit (`plugin`) and, for the linear DPO class, the identity
     /// residual max |pi_dpo - pi_plugin| (NaN when the MLE sits on the norm ball or DPO did
-    /// not converge), then the offline gap beside an online run (`offline`).
+    /// not converge), for tabular DPO without ridge the missing minimisers
+    /// (`dpo_not_converged`, `dpo_vanishing`, `dpo_point_mass_contexts`), then the offline
+    /// gap beside an online run (`offline`).
     pub fn series(&self) -> Vec<SeriesDef> {
         let mut out = vec![];
         let def = |name: &str, paired_gap, kind| SeriesDef {
@@ -727,6 +745,11 @@ impl Spec {
                 false,
                 SeriesKind::IdentityResidual,
             ));
+        }
+        if self.reports_no_minimiser() {
+            out.push(def("dpo_not_converged", false, SeriesKind::DpoNotConverged));
+            out.push(def("dpo_vanishing", false, SeriesKind::DpoVanishing));
+            out.push(def("dpo_point_mass_contexts", false, SeriesKind::DpoPointMass));
         }
         if self.rounds > 1 {
             out.push(def("offline", true, SeriesKind::Offline));
