@@ -976,7 +976,11 @@ mod tests {
                     if rng.random::<f64>() < 0.5 {
                         // Each side wins 1..3 times, or (probability 0.05) never.
                         let side = |rng: &mut rand_chacha::ChaCha8Rng| {
-                            if rng.random::<f64>() < 0.05 { 0 } else { 1 + rng.random::<u64>() % 3 }
+                            if rng.random::<f64>() < 0.05 {
+                                0
+                            } else {
+                                1 + rng.random::<u64>() % 3
+                            }
                         };
                         *w = [side(&mut rng), side(&mut rng)];
                         counts.n += w[0] + w[1];
@@ -989,7 +993,10 @@ mod tests {
                 fits += 1;
             }
         }
-        eprintln!("{fits} random datasets: {} without a finite minimiser, {} with", both[0], both[1]);
+        eprintln!(
+            "{fits} random datasets: {} without a finite minimiser, {} with",
+            both[0], both[1]
+        );
         assert!(both[0] > 0 && both[1] > 0, "{both:?}");
     }
 }

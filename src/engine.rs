@@ -430,7 +430,8 @@ impl<'a> Prepared<'a> {
                     let (fit, residual) =
                         self.fit_dpo(inst, reg, &st, gamma, boundary, &mut dpo_theta);
                     if spec.reports_no_minimiser() {
-                        no_minimiser = Some((fit.converged, dpo::limiting_support(reg, &st.counts)));
+                        no_minimiser =
+                            Some((fit.converged, dpo::limiting_support(reg, &st.counts)));
                     }
                     let g = gaps(
                         reg,

@@ -96,7 +96,10 @@ fn min_norm_solve(lap: DMatrix<f64>, b: DVector<f64>) -> DVector<f64> {
 /// component's sum of s stays 0. [ours: that gauge.]
 pub fn ipo_log_ratios(data: &Pairs, ny: usize, tau: f64) -> Vec<f64> {
     let (lap, b) = normal_equations(data, ny);
-    min_norm_solve(lap, b / (2.0 * tau)).iter().copied().collect()
+    min_norm_solve(lap, b / (2.0 * tau))
+        .iter()
+        .copied()
+        .collect()
 }
 
 /// ln pi = ln pi_ref + s - ln Z.
@@ -264,7 +267,12 @@ pub fn linear_implied_reward(
 
 /// IPO's fit on a dataset, as a [`DpoFit`] (a closed form: no iterations, always converged):
 /// the tabular class, or the linear class when `class` is given.
-pub fn fit(reg: &Regularizer, counts: &WinCounts, class: Option<&LinearReward>, gamma: f64) -> DpoFit {
+pub fn fit(
+    reg: &Regularizer,
+    counts: &WinCounts,
+    class: Option<&LinearReward>,
+    gamma: f64,
+) -> DpoFit {
     let source = LeastSquaresSource::Data(counts);
     let (implied_reward, theta) = match class {
         None => (tabular_implied_reward(reg, &source), Vec::new()),
@@ -418,8 +426,15 @@ mod tests {
                 }
                 pi
             };
-            let support: Vec<usize> = (0..logits.len()).filter(|&c| logits[c].is_finite()).collect();
-            let d_max = counts.wins.iter().map(|w| (w[0] + w[1]) as f64).sum::<f64>().max(1.0);
+            let support: Vec<usize> = (0..logits.len())
+                .filter(|&c| logits[c].is_finite())
+                .collect();
+            let d_max = counts
+                .wins
+                .iter()
+                .map(|w| (w[0] + w[1]) as f64)
+                .sum::<f64>()
+                .max(1.0);
             let step = 1.0 / (4.0 * d_max);
             for _ in 0..4000 {
                 let mut grad = vec![0.0; logits.len()];
@@ -438,7 +453,12 @@ mod tests {
                 }
             }
             let brute = policy(&logits);
-            let worst = fit.policy.iter().zip(&brute).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let worst = fit
+                .policy
+                .iter()
+                .zip(&brute)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             eprintln!("gamma {gamma}: max |pi_closed - pi_brute| = {worst:.2e}");
             assert!(worst < 1e-7, "gamma {gamma}: {worst}");
             let l_fit = literal_loss(&reg, &counts, &fit.policy, tau);
@@ -447,7 +467,10 @@ mod tests {
             let doubled: Vec<f64> = fit.implied_reward.iter().map(|r| 2.0 * r).collect();
             let mut pi = vec![0.0; doubled.len()];
             reg.policy(&doubled, gamma, &mut pi);
-            assert!(literal_loss(&reg, &counts, &pi, tau) > l_fit + 1e-3, "planted not caught");
+            assert!(
+                literal_loss(&reg, &counts, &pi, tau) > l_fit + 1e-3,
+                "planted not caught"
+            );
             // Off supp g: no mass; never compared within a context: the reference's logit.
             for x in 0..inst.contexts {
                 for y in 0..ny {
@@ -498,11 +521,21 @@ mod tests {
                     + at(&[(j, -h), (k, -h)]))
                     / (4.0 * h * h)
             });
-            let step = hess.cholesky().expect("the loss is strictly convex here").solve(&g);
+            let step = hess
+                .cholesky()
+                .expect("the loss is strictly convex here")
+                .solve(&g);
             theta.iter_mut().zip(step.iter()).for_each(|(t, s)| *t -= s);
         }
-        let worst = theta.iter().zip(&fit.theta).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        eprintln!("linear IPO: max |theta_closed - theta_brute| = {worst:.2e}, theta {:?}", fit.theta);
+        let worst = theta
+            .iter()
+            .zip(&fit.theta)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "linear IPO: max |theta_closed - theta_brute| = {worst:.2e}, theta {:?}",
+            fit.theta
+        );
         assert!(worst < 1e-8, "{worst}"); // measured 3.1e-16
         assert!(loss(&fit.theta) <= loss(&theta) + 1e-9);
     }
@@ -584,7 +617,9 @@ mod tests {
             let mass: f64 = s.iter().map(|&y| mu[x * ny + y]).sum();
             let win = |y: usize| {
                 s.iter()
-                    .map(|&b| mu[x * ny + b] / mass * sigmoid(r_star[x * ny + y] - r_star[x * ny + b]))
+                    .map(|&b| {
+                        mu[x * ny + b] / mass * sigmoid(r_star[x * ny + y] - r_star[x * ny + b])
+                    })
                     .sum::<f64>()
             };
             let mean = s.iter().map(|&y| win(y)).sum::<f64>() / s.len() as f64;
@@ -597,7 +632,12 @@ mod tests {
         let mut counts = WinCounts::new(inst.contexts, ny);
         sampler.extend_counts(&mut counts, 1_000_000_000, &mut stream(9, "ipo-limit", 0));
         let fit = fit(&reg, &counts, None, 1.0);
-        let err = fit.implied_reward.iter().zip(&limit).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let err = fit
+            .implied_reward
+            .iter()
+            .zip(&limit)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         eprintln!("max |r_fit - r_limit| at n = 1e9: {err:.2e}");
         assert!(err < 1e-3, "{err}");
         let planted_err = (0..inst.contexts)

@@ -749,7 +749,11 @@ impl Spec {
         if self.reports_no_minimiser() {
             out.push(def("dpo_not_converged", false, SeriesKind::DpoNotConverged));
             out.push(def("dpo_vanishing", false, SeriesKind::DpoVanishing));
-            out.push(def("dpo_point_mass_contexts", false, SeriesKind::DpoPointMass));
+            out.push(def(
+                "dpo_point_mass_contexts",
+                false,
+                SeriesKind::DpoPointMass,
+            ));
         }
         if self.rounds > 1 {
             out.push(def("offline", true, SeriesKind::Offline));
@@ -1454,7 +1458,9 @@ fn check_experiment(
         return Err(Error::invalid(
             "experiment.estimator",
             format!("\"{name}\""),
-            format!("\"{name}\" with the linear reward class only (its policy class is built on the features)"),
+            format!(
+                "\"{name}\" with the linear reward class only (its policy class is built on the features)"
+            ),
         ));
     }
     if e.estimator.is_ipo() && e.divergence != Divergence::Rkl {
@@ -1462,7 +1468,9 @@ fn check_experiment(
         return Err(Error::invalid(
             "experiment.estimator",
             format!("\"{name}\""),
-            format!("\"{name}\" with divergence = \"rkl\" only (IPO regularises toward pi_ref = the escort g, docs/theory.md §9.8)"),
+            format!(
+                "\"{name}\" with divergence = \"rkl\" only (IPO regularises toward pi_ref = the escort g, docs/theory.md §9.8)"
+            ),
         ));
     }
     in_range(

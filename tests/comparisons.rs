@@ -186,7 +186,12 @@ fn tabular_dpo_without_ridge_reports_its_missing_minimisers() {
     let names: Vec<String> = s.series().into_iter().map(|d| d.name).collect();
     assert_eq!(
         names,
-        ["plugin", "dpo_not_converged", "dpo_vanishing", "dpo_point_mass_contexts"]
+        [
+            "plugin",
+            "dpo_not_converged",
+            "dpo_vanishing",
+            "dpo_point_mass_contexts"
+        ]
     );
     let result = build(&s);
     let cell = &result.cells[0];
@@ -210,12 +215,19 @@ fn tabular_dpo_without_ridge_reports_its_missing_minimisers() {
     for (j, (vanishing, point)) in recount.iter().enumerate() {
         assert_eq!(cell.series[2].raw[j][0], *vanishing, "level {j}");
         assert_eq!(cell.series[3].raw[j][0], *point, "level {j}");
-        assert_eq!(cell.series[1].raw[j][0], f64::from(u8::from(*vanishing > 0.0)));
+        assert_eq!(
+            cell.series[1].raw[j][0],
+            f64::from(u8::from(*vanishing > 0.0))
+        );
     }
     let report = mrkl::report::no_minimiser_lines(&result);
     assert!(
         report.contains("**Tabular DPO without ridge**")
-            && report.contains(&format!("n = 20: {} of {}", s.replications(), s.replications())),
+            && report.contains(&format!(
+                "n = 20: {} of {}",
+                s.replications(),
+                s.replications()
+            )),
         "{report}"
     );
     let ridged = build(&spec(&text.replace("dpo_ridge = 0.0", "dpo_ridge = 1.0")));

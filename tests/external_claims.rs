@@ -147,8 +147,16 @@ fn ipo_engine_gap_tends_to_the_derived_limit() {
     let spec = external("ipo_engine.toml");
     let check = |out: &str, threads: &str, set: Option<&str>| {
         let mut args = vec![
-            "check", &spec, "--claims", &file, "--claim", "IPO.limit", "--out", out,
-            "--threads", threads,
+            "check",
+            &spec,
+            "--claims",
+            &file,
+            "--claim",
+            "IPO.limit",
+            "--out",
+            out,
+            "--threads",
+            threads,
         ];
         if let Some(s) = set {
             args.extend(["--set", s]);
@@ -159,10 +167,17 @@ fn ipo_engine_gap_tends_to_the_derived_limit() {
     };
     let (code, r) = check("one", "1", None);
     assert_eq!(code, Some(0), "{r}");
-    assert!(r.contains(" holds ") && r.contains("constant matches"), "{r}");
+    assert!(
+        r.contains(" holds ") && r.contains("constant matches"),
+        "{r}"
+    );
     check("two", "2", None);
     let json = |dir: &str| std::fs::read(d.join(dir).join("ipo_engine/result.json")).unwrap();
-    assert_eq!(json("one"), json("two"), "result.json differs between 1 and 2 threads");
+    assert_eq!(
+        json("one"),
+        json("two"),
+        "result.json differs between 1 and 2 threads"
+    );
     let r: serde_json::Value = serde_json::from_slice(&json("one")).unwrap();
     assert_eq!(r["ours"]["estimator"]["value"], "ipo_tabular");
     assert_eq!(r["ours"]["ipo_tau"]["value"], "1/gamma");

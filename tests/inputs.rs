@@ -298,7 +298,10 @@ fn ipo_estimators_are_checked_and_give_finite_gaps() {
             "{e}"
         );
         let e = err(&with(name).replace("n = [10, 100", "rounds = 2\nn = [10, 100"));
-        assert!(e.contains("experiment.rounds = 2") && e.contains("IPO"), "{e}");
+        assert!(
+            e.contains("experiment.rounds = 2") && e.contains("IPO"),
+            "{e}"
+        );
     }
     let finite = with("ipo_linear").replace(
         "class = \"linear\"\ndim = 2\nbound = 1.0",
@@ -313,13 +316,18 @@ fn ipo_estimators_are_checked_and_give_finite_gaps() {
     let e = err(&with("ipo"));
     assert!(e.contains("ipo_tabular") && e.contains("ipo_linear"), "{e}");
     for name in ["ipo_tabular", "ipo_linear"] {
-        for (gamma, bound, zero_fraction) in
-            [("1e-6", "1.0", "0.3"), ("1e6", "50.0", "0.9"), ("1.0", "50.0", "0.0")]
-        {
+        for (gamma, bound, zero_fraction) in [
+            ("1e-6", "1.0", "0.3"),
+            ("1e6", "50.0", "0.9"),
+            ("1.0", "50.0", "0.0"),
+        ] {
             let text = with(name)
                 .replace("gamma = 1.0", &format!("gamma = {gamma}"))
                 .replace("bound = 1.0", &format!("bound = {bound}"))
-                .replace("zero_fraction = 0.3", &format!("zero_fraction = {zero_fraction}"));
+                .replace(
+                    "zero_fraction = 0.3",
+                    &format!("zero_fraction = {zero_fraction}"),
+                );
             finite_gaps(&text);
         }
     }
