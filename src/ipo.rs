@@ -1,7 +1,11 @@
 //! IPO against DPO on a fixed dataset of one context (Azar et al. 2023, arXiv 2310.12036,
 //! §4.2, §5.3-5.4; docs/theory.md §9.5-9.7): tabular IPO as closed-form least squares in the
 //! log-ratios, its generic counterpart (gradient descent), and the tabular DPO loss with no
-//! ridge, which may have no finite minimiser.
+//! ridge, which may have no finite minimiser; and IPO as an estimator of the engine
+//! (`experiment.estimator = "ipo_tabular"` / `"ipo_linear"`, docs/theory.md §9.8): the same
+//! least squares on win counts per context ([`tabular_implied_reward`]) or in theta
+//! ([`linear_implied_reward`]), over a dataset or its population limit
+//! ([`LeastSquaresSource`]), pi_ref = the escort g and tau = 1/gamma.
 //!
 //! A policy of the tabular class is written by its log-ratio s(y) = ln pi(y) - ln pi_ref(y)
 //! (up to a constant): pi = pi_ref e^s / Z. pi_ref is given (uniform, or the multi-reference
