@@ -60,7 +60,10 @@ fn series_results(
                 }),
                 SeriesKind::Objective
                 | SeriesKind::ExpectedReward
-                | SeriesKind::IdentityResidual => None,
+                | SeriesKind::IdentityResidual
+                | SeriesKind::DpoNotConverged
+                | SeriesKind::DpoVanishing
+                | SeriesKind::DpoPointMass => None,
             };
             let difference = def.paired_gap.then(|| {
                 spec.ns()
@@ -159,8 +162,24 @@ pub fn ours(spec: &Spec) -> Ours {
         ),
         estimator: c(
             spec.estimator(),
-            "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (docs/theory.md §6)",
+            if spec.estimator().is_ipo() {
+                "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (docs/theory.md §6); ipo_tabular / ipo_linear: IPO's closed-form least squares over the tabular / linear policy class, pi_ref = the escort g (docs/theory.md §9.8)"
+            } else {
+                "mle: plug-in policy of the reward MLE; dpo_tabular / dpo_linear: multi-reference DPO fit over the tabular / linear policy class (docs/theory.md §6)"
+            },
         ),
+        ipo_tau: spec.estimator().is_ipo().then(|| {
+            c(
+                "1/gamma".into(),
+                "IPO's tau = 1/gamma of the cell: the population IPO solution pi ∝ pi_ref e^{p(y > mu)/tau} is then the RKL solution of docs/theory.md §1 for the reward p(y > mu) at gamma (docs/theory.md §9.8)",
+            )
+        }),
+        ipo_gauge: spec.estimator().is_ipo().then(|| {
+            c(
+                "minimum_norm".into(),
+                "IPO's least squares fix the implied reward only up to a constant per connected component of the comparison graph: the minimum-norm solution (sum 0 on each component, 0 = the reference's logit on a response never compared)",
+            )
+        }),
         dpo_ridge: c(
             o.dpo_ridge,
             "tabular DPO: absolute ridge (lambda/2) sum s^2 on the implied reward (bias O(1/n)); the linear DPO class is fitted without ridge",
@@ -212,6 +231,23 @@ fn asymptotic(
     summaries: &[Summary],
 ) -> Asymptotic {
     let mut out = Asymptotic::none();
+    if fit.estimator.is_ipo() {
+        let linear = fit.estimator == Estimator::IpoLinear;
+        out.refused = match cell.gamma {
+            GammaRule::Schedule(_) => Some("IPO under a gamma(n) schedule: not derived".into()),
+            GammaRule::Fixed(gamma) => {
+                let q = spec.quantity();
+                match crate::asymptotics::predict_ipo(inst, q, &cell.weights, gamma, mu, linear) {
+                    Ok(p) => {
+                        leading(&mut out, p, summaries);
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+        };
+        return out;
+    }
     let tabular = fit.estimator == Estimator::DpoTabular;
     if let (crate::instance::RewardModel::Finite(f), false) = (&inst.reward, tabular) {
         match (crate::asymptotics::chernoff_rates(inst, mu), cell.gamma) {
@@ -298,20 +334,7 @@ fn asymptotic(
             };
             match prediction {
                 Ok(p) => {
-                    out.exponent = Some(p.exponent);
-                    out.constant = Some(p.constant);
-                    out.scaled_mean = summaries
-                        .iter()
-                        .map(|s| {
-                            let k = (s.n as f64).powf(-p.exponent);
-                            ScaledMean {
-                                n: s.n,
-                                value: k * s.mean,
-                                ci_low: k * s.ci_low,
-                                ci_high: k * s.ci_high,
-                            }
-                        })
-                        .collect();
+                    leading(&mut out, p, summaries);
                     None
                 }
                 Err(e) => Some(e.to_string()),
@@ -320,6 +343,24 @@ fn asymptotic(
     };
     out.refused = refusal;
     out
+}
+
+/// Records a predicted leading term C n^a and the measured n^-a x mean beside it.
+fn leading(out: &mut Asymptotic, p: crate::asymptotics::Prediction, summaries: &[Summary]) {
+    out.exponent = Some(p.exponent);
+    out.constant = Some(p.constant);
+    out.scaled_mean = summaries
+        .iter()
+        .map(|s| {
+            let k = (s.n as f64).powf(-p.exponent);
+            ScaledMean {
+                n: s.n,
+                value: k * s.mean,
+                ci_low: k * s.ci_low,
+                ci_high: k * s.ci_high,
+            }
+        })
+        .collect();
 }
 
 /// Assembles the result of a finished run.
@@ -422,6 +463,7 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     .iter()
                     .map(|v| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
                     .collect(),
+                no_minimiser: no_minimiser(spec, run),
                 series: series_results(spec, inst, c, &mu, run),
                 raw: run.values.clone(),
             }
@@ -444,6 +486,30 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
         instance,
         cells,
     }
+}
+
+/// Tabular DPO without ridge: per n, how many fits had no finite minimiser and where their
+/// policies go (from the series `dpo_not_converged`, `dpo_vanishing`,
+/// `dpo_point_mass_contexts` of [`Spec::series`]); `None` for every other spec.
+fn no_minimiser(spec: &Spec, run: &CellRun) -> Option<crate::result::NoMinimiser> {
+    use crate::spec::SeriesKind;
+    if !spec.reports_no_minimiser() {
+        return None;
+    }
+    let kinds: Vec<SeriesKind> = spec.series().into_iter().map(|d| d.kind).collect();
+    let raw = |kind: SeriesKind| {
+        let i = kinds.iter().position(|k| *k == kind).expect("recorded");
+        &run.extras[i]
+    };
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    Some(crate::result::NoMinimiser {
+        not_converged: raw(SeriesKind::DpoNotConverged)
+            .iter()
+            .map(|v| v.iter().filter(|&&b| b > 0.0).count())
+            .collect(),
+        vanishing_mean: raw(SeriesKind::DpoVanishing).iter().map(mean).collect(),
+        point_mass_contexts_mean: raw(SeriesKind::DpoPointMass).iter().map(mean).collect(),
+    })
 }
 
 /// The escort's support per context (`Instance::support_sizes`), where the cell uses the

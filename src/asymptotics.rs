@@ -78,6 +78,11 @@ pub enum Refusal {
         "tabular DPO: at context {context} the comparisons drawn within the policy class's support do not connect all its responses (their implied rewards are not identified)"
     )]
     TabularUnidentified { context: usize },
+    /// IPO whose limit policy is the cell's optimum: its gap vanishes, at a rate not derived.
+    #[error(
+        "IPO: the limit policy's gap is {limit:e} (it is the RKL optimum here), so the gap vanishes at a rate not derived"
+    )]
+    IpoConsistent { limit: f64 },
     /// Inputs that no cell of the testbed would have.
     #[error("invalid input: {0}")]
     Invalid(String),
@@ -781,6 +786,78 @@ pub fn predict_tabular_dpo(
     }
     Ok(leading_term(quantity, trace, variance))
 }
+
+/// The limit of IPO's implied reward (`estimator = "ipo_tabular"` or, with `linear`,
+/// `"ipo_linear"`; docs/theory.md §9.8) as n -> infinity, comparisons from `mu`: the same
+/// minimum-norm least squares as the fit, on the expected counts per comparison.
+///
+/// # Formula
+///
+/// [derived, docs/theory.md §9.8] Dividing the normal equations by n, the counts converge
+/// to their means (t_ab / n -> rho(x) 2 mu(a|x) mu(b|x), d_ab / t_ab -> 2 sigma(r*(a) - r*(b)) - 1)
+/// and the minimum-norm solution is continuous where the rank does not change (the pairs mu
+/// draws inside supp g are eventually all compared). Tabular class, per context: on
+/// S = supp g ∩ supp mu (a complete comparison graph) the solution is
+/// r(x, y) = P(y > mu_S) - mean_S P(. > mu_S), P(y > mu_S) = E_{y' ~ mu_S} sigma(r*(y) - r*(y'))
+/// (mu_S = mu restricted to S, renormalised; the y' = y term counts 1/2), and 0 elsewhere on
+/// supp g: IPO's limit is the RKL plug-in policy of the win rate against mu_S, not of r*.
+pub fn ipo_limit_reward(
+    inst: &Instance,
+    weights: &[f64],
+    mu: &[f64],
+    linear_class: bool,
+) -> Result<Vec<f64>, Refusal> {
+    check_mu(inst, mu)?;
+    let reg = cell_regularizer(inst, Divergence::Rkl, weights);
+    let r_star = inst.true_reward();
+    let source = crate::ipo::LeastSquaresSource::Population {
+        rho: &inst.rho,
+        mu,
+        r_star: &r_star,
+    };
+    Ok(if linear_class {
+        crate::ipo::linear_implied_reward(&reg, linear(inst)?, &source).0
+    } else {
+        crate::ipo::tabular_implied_reward(&reg, &source)
+    })
+}
+
+/// The predicted leading term of IPO's mean gap at a fixed gamma (tau = 1/gamma,
+/// docs/theory.md §9.8): exponent 0, C = the gap of the limit policy.
+///
+/// # Formula
+///
+/// [derived, docs/theory.md §9.8] The fitted implied reward r_hat -> r_IPO
+/// ([`ipo_limit_reward`]) with error O_p(n^-1/2) and bias O(1/n) (a smooth function of the
+/// averaged counts), and each gap is a bounded function of the implied reward, smooth at
+/// r_IPO (the reward gap where its expectation is not 0), so E[gap(r_hat)] = gap(r_IPO) +
+/// O(1/n): C = gap(r_IPO), a = 0, for all three quantities. Refused when gap(r_IPO) is 0
+/// (the limit is the optimum; [`Refusal::IpoConsistent`]).
+pub fn predict_ipo(
+    inst: &Instance,
+    quantity: Quantity,
+    weights: &[f64],
+    gamma: f64,
+    mu: &[f64],
+    linear_class: bool,
+) -> Result<Prediction, Refusal> {
+    check_cell(inst, Divergence::Rkl, weights, gamma)?;
+    let r_ipo = ipo_limit_reward(inst, weights, mu, linear_class)?;
+    let reg = cell_regularizer(inst, Divergence::Rkl, weights);
+    let mut ws = crate::gap::GapWorkspace::default();
+    let limit = crate::gap::gaps(&reg, &inst.rho, &inst.true_reward(), &r_ipo, gamma, &mut ws)
+        .get(quantity);
+    if !(limit > IPO_CONSISTENT_GAP) {
+        return Err(Refusal::IpoConsistent { limit });
+    }
+    Ok(Prediction {
+        exponent: 0.0,
+        constant: limit,
+    })
+}
+
+/// A limit gap of IPO at or below this counts as zero (round-off of the exact gaps) [ours].
+pub const IPO_CONSISTENT_GAP: f64 = 1e-12;
 
 /// The Chernoff information of one candidate against the truth.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -451,6 +451,84 @@ pub fn fit_tabular(
     }
 }
 
+/// Where the tabular DPO loss without ridge sends the policy when it has no finite
+/// minimiser: per cell (flat X x Y) whether the response keeps positive probability along
+/// some minimising sequence (`support`), the number of supported cells that every minimising
+/// sequence sends to probability 0 (`vanishing`), and the number of contexts whose limiting
+/// support is a single response (probability -> 1, `point_mass_contexts`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitingSupport {
+    pub support: Vec<bool>,
+    pub vanishing: usize,
+    pub point_mass_contexts: usize,
+}
+
+/// The limiting support of tabular DPO with ridge 0 on `counts` (docs/theory.md §6,
+/// "No finite minimiser").
+///
+/// # Formula
+///
+/// [derived, docs/theory.md §6] Per context, the win graph on the supported responses has
+/// an edge a -> b when a beat b at least once. The loss is the Bradley-Terry negative
+/// log-likelihood of s, and its infimum is the sum over the strongly connected components
+/// of their own (attained) minima: every comparison between two components is won one way
+/// only, and its term tends to 0 as the margin grows, which a shift by t x (the component's
+/// level in the condensation DAG) achieves as t -> infinity. So every minimising sequence
+/// keeps the differences inside a component bounded and sends every margin across
+/// components to +infinity: a response y of a component that some other component's
+/// response reaches (y is reachable from z but z not from y) has pi(y)/pi(z) -> 0, i.e.
+/// pi(y) -> 0. The responses of source components (reached from no other) keep positive
+/// mass along the minimising sequences that shift the sources equally; how the mass splits
+/// between several source components is not fixed by the loss. A finite minimiser exists
+/// iff no response vanishes (each weakly connected component strongly connected, Ford 1957),
+/// which is when the Newton fit converges (`DpoFit::converged`, tested).
+pub fn limiting_support(reg: &Regularizer, counts: &WinCounts) -> LimitingSupport {
+    let ny = reg.responses;
+    let np = counts.pairs_per_context();
+    let mut out = LimitingSupport {
+        support: vec![false; counts.contexts * ny],
+        vanishing: 0,
+        point_mass_contexts: 0,
+    };
+    for x in 0..counts.contexts {
+        let ok: Vec<bool> = (0..ny)
+            .map(|y| supported(reg.divergence, reg.base[x * ny + y]))
+            .collect();
+        // reach[a][b]: a path of wins from a to b (transitive closure, Floyd-Warshall).
+        let mut reach = vec![vec![false; ny]; ny];
+        for (p, (a, b)) in pairs(ny).into_iter().enumerate() {
+            let [wa, wb] = counts.wins[x * np + p];
+            if ok[a] && ok[b] {
+                reach[a][b] |= wa > 0;
+                reach[b][a] |= wb > 0;
+            }
+        }
+        for k in 0..ny {
+            for a in 0..ny {
+                if reach[a][k] {
+                    for b in 0..ny {
+                        if reach[k][b] {
+                            reach[a][b] = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut kept = 0;
+        for y in (0..ny).filter(|&y| ok[y]) {
+            let beaten = (0..ny).any(|z| z != y && reach[z][y] && !reach[y][z]);
+            out.support[x * ny + y] = !beaten;
+            if beaten {
+                out.vanishing += 1;
+            } else {
+                kept += 1;
+            }
+        }
+        out.point_mass_contexts += usize::from(kept == 1 && ok.iter().filter(|&&o| o).count() > 1);
+    }
+    out
+}
+
 /// Linear DPO: minimises DPO loss(pi_theta) + (ridge/2) ||theta||^2 over theta in R^d, where
 /// pi_theta is the plug-in policy of r_theta = <theta, phi> under `reg` (RKL: proportional to
 /// g e^{gamma r_theta}; FKL: m / (gamma (Z_theta - r_theta))). `ridge` is absolute and may be
@@ -893,5 +971,71 @@ mod tests {
             let tab_free = fit_tabular(&reg, &counts, 1.0, 0.0, TOL);
             assert!(!tab_free.converged);
         }
+    }
+
+    /// The limiting support on the paper's datasets as win counts (D1: {a}; D3 with c losing
+    /// once: {a, b}; D3 as printed: c never compared, kept), and on random sparse datasets
+    /// the Newton fit with ridge 0 converges exactly when no response vanishes (Ford's
+    /// condition), for RKL and FKL; both outcomes occur.
+    #[test]
+    fn limiting_support_matches_the_papers_datasets_and_the_convergence_flag() {
+        let uniform = vec![vec![1.0 / 3.0; 3]];
+        let reg = Regularizer::new(Divergence::Rkl, &uniform, &[1.0], 1, 3);
+        // pairs(3) = (0,1), (0,2), (1,2): [W(first won), W(second won)].
+        for (wins, want, point) in [
+            ([[1, 0], [1, 0], [1, 0]], [true, false, false], 1), // D1
+            ([[1, 1], [1, 0], [0, 0]], [true, true, false], 0),  // D3 with a > c
+            ([[1, 1], [0, 0], [0, 0]], [true, true, true], 0),   // D3 as printed
+        ] {
+            let mut counts = WinCounts::new(1, 3);
+            counts.wins.copy_from_slice(&wins);
+            counts.n = wins.iter().map(|w| w[0] + w[1]).sum();
+            let ls = limiting_support(&reg, &counts);
+            assert_eq!(ls.support, want, "{wins:?}");
+            assert_eq!(ls.vanishing, want.iter().filter(|k| !**k).count());
+            assert_eq!(ls.point_mass_contexts, point);
+            let fit = fit_tabular(&reg, &counts, 1.0, 0.0, TOL);
+            assert_eq!(fit.converged, ls.vanishing == 0, "{wins:?}");
+            if !fit.converged {
+                // The last Newton iterate is close to the limit: the vanishing responses
+                // have almost no mass.
+                for (p, kept) in fit.policy.iter().zip(want) {
+                    assert!(kept || *p < 1e-6, "{:?}", fit.policy);
+                }
+            }
+        }
+        let inst = instance(11, 0.2, FINITE);
+        let mut rng = stream(11, "dpo-support", 0);
+        let (mut both, mut fits) = ([0usize; 2], 0);
+        for divergence in [Divergence::Rkl, Divergence::Fkl] {
+            let reg = regularizer(&inst, divergence);
+            for _ in 0..100 {
+                let mut counts = WinCounts::new(inst.contexts, inst.responses);
+                for w in counts.wins.iter_mut() {
+                    if rng.random::<f64>() < 0.5 {
+                        // Each side wins 1..3 times, or (probability 0.05) never.
+                        let side = |rng: &mut rand_chacha::ChaCha8Rng| {
+                            if rng.random::<f64>() < 0.05 {
+                                0
+                            } else {
+                                1 + rng.random::<u64>() % 3
+                            }
+                        };
+                        *w = [side(&mut rng), side(&mut rng)];
+                        counts.n += w[0] + w[1];
+                    }
+                }
+                let ls = limiting_support(&reg, &counts);
+                let fit = fit_tabular(&reg, &counts, 1.0, 0.0, TOL);
+                assert_eq!(fit.converged, ls.vanishing == 0, "{counts:?}");
+                both[usize::from(fit.converged)] += 1;
+                fits += 1;
+            }
+        }
+        eprintln!(
+            "{fits} random datasets: {} without a finite minimiser, {} with",
+            both[0], both[1]
+        );
+        assert!(both[0] > 0 && both[1] > 0, "{both:?}");
     }
 }

@@ -302,7 +302,8 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// The DPO fit of the spec's class (THEORY §6) on the data of `st`, warm-started (linear
+    /// The DPO fit of the spec's class (THEORY §6), or the IPO fit (docs/theory.md §9.8,
+    /// a closed form), on the data of `st`, warm-started (linear
     /// class) at `dpo_theta`, and for the linear class the identity residual
     /// max |pi_dpo - pi_plugin| against the plug-in policy of `st.r_hat` (NaN where the MLE
     /// is on the norm ball or DPO did not converge: the identity does not apply there).
@@ -318,6 +319,9 @@ impl<'a> Prepared<'a> {
         let spec = self.spec;
         let tol = spec.options().mle_tolerance;
         match (spec.estimator(), &inst.reward) {
+            (Estimator::IpoLinear, RewardModel::Linear(l)) => {
+                (crate::ipo::fit(reg, &st.counts, Some(l), gamma), None)
+            }
             (Estimator::DpoLinear, RewardModel::Linear(l)) => {
                 let fit = dpo::fit_linear(reg, &st.counts, l, gamma, 0.0, dpo_theta, tol);
                 if fit.converged {
@@ -335,7 +339,10 @@ impl<'a> Prepared<'a> {
                 };
                 (fit, Some(residual))
             }
-            (Estimator::DpoLinear, _) => unreachable!("checked: dpo_linear needs the linear class"),
+            (Estimator::DpoLinear | Estimator::IpoLinear, _) => {
+                unreachable!("checked: dpo_linear and ipo_linear need the linear class")
+            }
+            (Estimator::IpoTabular, _) => (crate::ipo::fit(reg, &st.counts, None, gamma), None),
             _ => (
                 dpo::fit_tabular(reg, &st.counts, gamma, spec.options().dpo_ridge, tol),
                 None,
@@ -411,11 +418,21 @@ impl<'a> Prepared<'a> {
             }
             let plugin = gaps(reg, &inst.rho, r_star, &st.r_hat, gamma, &mut gap_ws);
             // The fitted policy's gaps, and for DPO the identity residual.
+            // Tabular DPO without ridge: whether this fit has a finite minimiser, and where
+            // the policy goes if not (`dpo::limiting_support`).
+            let mut no_minimiser = None;
             let (fitted, residual) = match spec.estimator() {
                 Estimator::Mle => (plugin, None),
-                Estimator::DpoTabular | Estimator::DpoLinear => {
+                Estimator::DpoTabular
+                | Estimator::DpoLinear
+                | Estimator::IpoTabular
+                | Estimator::IpoLinear => {
                     let (fit, residual) =
                         self.fit_dpo(inst, reg, &st, gamma, boundary, &mut dpo_theta);
+                    if spec.reports_no_minimiser() {
+                        no_minimiser =
+                            Some((fit.converged, dpo::limiting_support(reg, &st.counts)));
+                    }
                     let g = gaps(
                         reg,
                         &inst.rho,
@@ -447,6 +464,18 @@ impl<'a> Prepared<'a> {
                         residual.expect("the linear DPO class records its identity residual")
                     }
                     SeriesKind::Offline => fitted.get(spec.quantity()),
+                    SeriesKind::DpoNotConverged
+                    | SeriesKind::DpoVanishing
+                    | SeriesKind::DpoPointMass => {
+                        let (converged, ls) = no_minimiser
+                            .as_ref()
+                            .expect("tabular DPO without ridge reports its minimiser");
+                        match kind {
+                            SeriesKind::DpoNotConverged => f64::from(u8::from(!converged)),
+                            SeriesKind::DpoVanishing => ls.vanishing as f64,
+                            _ => ls.point_mass_contexts as f64,
+                        }
+                    }
                 });
             }
             if spec.rounds() == 1 {

@@ -205,6 +205,7 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
                 md_escape(&dropped.join(", "))
             ));
         }
+        s.push_str(&no_minimiser_lines(r));
         s.push_str(&weights_table(r, &judged.judgements));
         if r.cells.iter().any(|c| !c.series.is_empty()) {
             s.push_str("\nRecorded series (mean over replications; for a gap series, the paired difference series - quantity with its 95% interval: > 0 means the spec's fitted policy has the smaller gap):\n\n| cell | series | mean at n_min | mean at n_max | difference at n_min [95% CI] | difference at n_max [95% CI] |\n|---|---|---|---|---|---|\n");
@@ -250,6 +251,43 @@ pub fn markdown(results: &[ResultFile], plots: &[Vec<String>], judged: &Judged) 
                 .unwrap_or_else(|| "unknown".into()),
             r.provenance.spec_hash,
             r.instance.hash
+        ));
+    }
+    s
+}
+
+/// Tabular DPO without ridge (`options.dpo_ridge = 0`): per cell, at each n where some fit
+/// had no finite minimiser, how many, and where the policy goes (docs/theory.md §6).
+pub fn no_minimiser_lines(r: &ResultFile) -> String {
+    let mut s = String::new();
+    for c in &r.cells {
+        let Some(m) = &c.no_minimiser else { continue };
+        let reps = c.raw.first().map(Vec::len).unwrap_or(0);
+        let at: Vec<String> = c
+            .n
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| m.not_converged[j] > 0)
+            .map(|(j, n)| {
+                format!(
+                    "n = {n}: {} of {reps} (on average {:.2} responses -> probability 0, {:.2} contexts -> a single response)",
+                    m.not_converged[j], m.vanishing_mean[j], m.point_mass_contexts_mean[j]
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "
+**Tabular DPO without ridge** (`options.dpo_ridge = 0`), {}: {}.
+",
+            c.label,
+            if at.is_empty() {
+                "every fit has a finite minimiser".to_string()
+            } else {
+                format!(
+                    "fits with no finite minimiser (a response beaten and never beating back; the gap is that of the last Newton iterate): {}",
+                    at.join("; ")
+                )
+            }
         ));
     }
     s

@@ -98,6 +98,12 @@ pub struct Ours {
     pub gamma: Choice<Vec<GammaRule>>,
     pub gap_floor: Choice<f64>,
     pub instance_family: Choice<FamilyChoice>,
+    /// IPO's gauge of the least squares (IPO estimators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipo_gauge: Option<Choice<String>>,
+    /// IPO's tau as a function of the cell's gamma (IPO estimators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipo_tau: Option<Choice<String>>,
     pub linear_estimator: Choice<String>,
     pub log_class_size: Choice<LogClassSize>,
     pub mle_tolerance: Choice<f64>,
@@ -163,11 +169,29 @@ pub struct CellResult {
     /// The predicted leading term of the mean gap (THEORY §8), and the measured
     /// n^-exponent x mean at every n beside it.
     pub asymptotic: Asymptotic,
+    /// Tabular DPO with `options.dpo_ridge = 0` only: the fits without a finite minimiser
+    /// and their limiting support (docs/theory.md §6, "No finite minimiser").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_minimiser: Option<NoMinimiser>,
     /// The extra series the spec records (`Spec::series`), in that order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<SeriesResult>,
     /// raw[j][r]: the gap of replication r at n[j].
     pub raw: Vec<Vec<f64>>,
+}
+
+/// Tabular DPO without ridge, per n of the grid: the fits with no finite minimiser (the
+/// Newton fit did not converge; the gap is then that of its last iterate) and where the
+/// policy goes (`dpo::limiting_support`, averaged over all replications).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoMinimiser {
+    /// Replications whose fit did not converge.
+    pub not_converged: Vec<usize>,
+    /// Mean number of supported (x, y) that every minimising sequence sends to probability 0.
+    pub vanishing_mean: Vec<f64>,
+    /// Mean number of contexts whose limiting support is one response (probability -> 1).
+    pub point_mass_contexts_mean: Vec<f64>,
 }
 
 /// Sizes of the escort's support per context, out of `responses`.

@@ -146,11 +146,33 @@ pub enum Estimator {
     DpoTabular,
     /// Multi-reference DPO over the linear policy class (THEORY §6; linear reward class only).
     DpoLinear,
+    /// IPO (Azar et al. 2023) over the tabular policy class, pi_ref = the escort g, tau =
+    /// 1/gamma (docs/theory.md §9.8; RKL only).
+    IpoTabular,
+    /// IPO over the linear policy class (docs/theory.md §9.8; RKL and the linear reward class
+    /// only).
+    IpoLinear,
 }
 
 impl Estimator {
     fn is_mle(&self) -> bool {
         *self == Estimator::Mle
+    }
+
+    /// Whether this is one of the IPO estimators.
+    pub fn is_ipo(self) -> bool {
+        matches!(self, Estimator::IpoTabular | Estimator::IpoLinear)
+    }
+
+    /// The spelling used in specs and results.
+    pub fn label(self) -> &'static str {
+        match self {
+            Estimator::Mle => "mle",
+            Estimator::DpoTabular => "dpo_tabular",
+            Estimator::DpoLinear => "dpo_linear",
+            Estimator::IpoTabular => "ipo_tabular",
+            Estimator::IpoLinear => "ipo_linear",
+        }
     }
 }
 
@@ -193,6 +215,15 @@ pub enum SeriesKind {
     IdentityResidual,
     /// The offline gap beside an online run.
     Offline,
+    /// Tabular DPO with `dpo_ridge = 0`: 1 if the fit has no finite minimiser (did not
+    /// converge), else 0.
+    DpoNotConverged,
+    /// Tabular DPO with `dpo_ridge = 0`: the number of supported (x, y) that every minimising
+    /// sequence sends to probability 0 (`dpo::limiting_support`).
+    DpoVanishing,
+    /// Tabular DPO with `dpo_ridge = 0`: the number of contexts whose limiting support is a
+    /// single response (probability -> 1).
+    DpoPointMass,
 }
 
 fn default_sampling() -> String {
@@ -664,10 +695,19 @@ impl Spec {
         }
     }
 
+    /// Whether the runs report tabular DPO's missing minimisers: tabular DPO with
+    /// `options.dpo_ridge = 0`, where separable data (a response beaten by another's
+    /// component and never beating it back) have no finite minimiser (docs/theory.md §6).
+    pub fn reports_no_minimiser(&self) -> bool {
+        self.estimator == Estimator::DpoTabular && self.options.dpo_ridge == 0.0
+    }
+
     /// The extra series every unit records, in order: the `record` list, then the plug-in
-    /// MLE gap beside a DPO fit (`plugin`) and, for the linear DPO class, the identity
+    /// MLE gap beside a DPO or IPO fit (`plugin`) and, for the linear DPO class, the identity
     /// residual max |pi_dpo - pi_plugin| (NaN when the MLE sits on the norm ball or DPO did
-    /// not converge), then the offline gap beside an online run (`offline`).
+    /// not converge), for tabular DPO without ridge the missing minimisers
+    /// (`dpo_not_converged`, `dpo_vanishing`, `dpo_point_mass_contexts`), then the offline
+    /// gap beside an online run (`offline`).
     pub fn series(&self) -> Vec<SeriesDef> {
         let mut out = vec![];
         let def = |name: &str, paired_gap, kind| SeriesDef {
@@ -704,6 +744,15 @@ impl Spec {
                 "identity_residual",
                 false,
                 SeriesKind::IdentityResidual,
+            ));
+        }
+        if self.reports_no_minimiser() {
+            out.push(def("dpo_not_converged", false, SeriesKind::DpoNotConverged));
+            out.push(def("dpo_vanishing", false, SeriesKind::DpoVanishing));
+            out.push(def(
+                "dpo_point_mass_contexts",
+                false,
+                SeriesKind::DpoPointMass,
             ));
         }
         if self.rounds > 1 {
@@ -1403,11 +1452,25 @@ fn check_experiment(
         (Bound::Excluded(0.0), Bound::Excluded(1.0)),
         "a probability in (0, 1)",
     )?;
-    if e.estimator == Estimator::DpoLinear && !matches!(instance.reward, RewardModel::Linear(_)) {
+    let linear_class = matches!(e.estimator, Estimator::DpoLinear | Estimator::IpoLinear);
+    if linear_class && !matches!(instance.reward, RewardModel::Linear(_)) {
+        let name = e.estimator.label();
         return Err(Error::invalid(
             "experiment.estimator",
-            "\"dpo_linear\"",
-            "\"dpo_linear\" with the linear reward class only (its policy class is built on the features)",
+            format!("\"{name}\""),
+            format!(
+                "\"{name}\" with the linear reward class only (its policy class is built on the features)"
+            ),
+        ));
+    }
+    if e.estimator.is_ipo() && e.divergence != Divergence::Rkl {
+        let name = e.estimator.label();
+        return Err(Error::invalid(
+            "experiment.estimator",
+            format!("\"{name}\""),
+            format!(
+                "\"{name}\" with divergence = \"rkl\" only (IPO regularises toward pi_ref = the escort g, docs/theory.md §9.8)"
+            ),
         ));
     }
     in_range(
@@ -1423,7 +1486,7 @@ fn check_experiment(
         return Err(Error::invalid(
             "experiment.rounds",
             e.rounds,
-            "1 with a DPO estimator (online collection is implemented for the plug-in MLE)",
+            "1 with a DPO or IPO estimator (online collection is implemented for the plug-in MLE)",
         ));
     }
     let mut record = e.record.clone();

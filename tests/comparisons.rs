@@ -166,6 +166,75 @@ fn dpo_linear_gap_equals_the_plug_in_gap_where_the_mle_is_interior() {
     }
 }
 
+/// Tabular DPO with `dpo_ridge = 0` is not hidden: each replication's fit reports whether it
+/// has a finite minimiser, and its limiting support, checked against an independent
+/// recount from the data (`dpo::limiting_support` on the same nested counts, replayed);
+/// result.json counts the fits without one per n and REPORT.md says so. At n = 20 on 5
+/// responses every context misses comparisons and some response is beaten without beating
+/// back (all fits fail); at n = 32000 with uniform mu each pair is compared about 530 times
+/// with win probabilities in [0.12, 0.88], so both ways (all converge). With
+/// the default ridge the block is absent (existing results are unchanged).
+#[test]
+fn tabular_dpo_without_ridge_reports_its_missing_minimisers() {
+    let text = format!(
+        "{}estimator = \"dpo_tabular\"\n[options]\ndpo_ridge = 0.0\n",
+        SMALL
+            .replace("n = [500, 2000", "n = [20, 2000")
+            .replace("sampling = \"geometric\"", "sampling = \"uniform\"")
+    );
+    let s = spec(&text);
+    let names: Vec<String> = s.series().into_iter().map(|d| d.name).collect();
+    assert_eq!(
+        names,
+        [
+            "plugin",
+            "dpo_not_converged",
+            "dpo_vanishing",
+            "dpo_point_mass_contexts"
+        ]
+    );
+    let result = build(&s);
+    let cell = &result.cells[0];
+    let m = cell.no_minimiser.as_ref().expect("reported with ridge 0");
+    assert_eq!(m.not_converged.first(), Some(&s.replications()));
+    assert_eq!(m.not_converged.last(), Some(&0));
+    assert!(m.vanishing_mean[0] > 0.0 && *m.vanishing_mean.last().unwrap() == 0.0);
+    // Independent recount: replay replication 0's datasets and recompute the support.
+    let prepared = engine::Prepared::new(&s);
+    let mut recount = vec![];
+    prepared.run_unit_observed(
+        0,
+        0,
+        Some(&mut |v: engine::LevelView| {
+            let ls = mrkl::dpo::limiting_support(v.reg, v.counts);
+            let fit = mrkl::dpo::fit_tabular(v.reg, v.counts, v.gamma, 0.0, 1e-10);
+            assert_eq!(fit.converged, ls.vanishing == 0);
+            recount.push((ls.vanishing as f64, ls.point_mass_contexts as f64));
+        }),
+    );
+    for (j, (vanishing, point)) in recount.iter().enumerate() {
+        assert_eq!(cell.series[2].raw[j][0], *vanishing, "level {j}");
+        assert_eq!(cell.series[3].raw[j][0], *point, "level {j}");
+        assert_eq!(
+            cell.series[1].raw[j][0],
+            f64::from(u8::from(*vanishing > 0.0))
+        );
+    }
+    let report = mrkl::report::no_minimiser_lines(&result);
+    assert!(
+        report.contains("**Tabular DPO without ridge**")
+            && report.contains(&format!(
+                "n = 20: {} of {}",
+                s.replications(),
+                s.replications()
+            )),
+        "{report}"
+    );
+    let ridged = build(&spec(&text.replace("dpo_ridge = 0.0", "dpo_ridge = 1.0")));
+    assert!(ridged.cells[0].no_minimiser.is_none());
+    assert!(!mrkl::result::to_json(&ridged).contains("no_minimiser"));
+}
+
 #[test]
 fn simplex_sweep_and_coverage_family_are_built_as_specified() {
     let s = default_spec("mr_simplex_k3");

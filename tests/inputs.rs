@@ -272,3 +272,63 @@ fn the_quick_tier_quarters_replications_and_halves_geometric_grids() {
     );
     assert!(Tier::Full.overrides(&grid, o).unwrap().is_empty());
 }
+
+/// The IPO estimators: RKL only, `ipo_linear` with the linear class only, offline only, an
+/// unknown name lists the allowed ones; each refusal is one line naming field and value.
+/// Valid IPO specs give finite gaps at extreme gamma, bound and zero_fraction.
+#[test]
+fn ipo_estimators_are_checked_and_give_finite_gaps() {
+    let with = |estimator: &str| {
+        BASE.replace(
+            "gamma = 1.0",
+            &format!("gamma = 1.0\nestimator = \"{estimator}\""),
+        )
+    };
+    let err = |text: &str| {
+        let e = parse(text, Path::new("x.toml"), "x", None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        msg
+    };
+    for name in ["ipo_tabular", "ipo_linear"] {
+        let e = err(&with(name).replace("\"rkl\"", "\"fkl\""));
+        assert!(
+            e.contains(&format!("experiment.estimator = \"{name}\"")) && e.contains("rkl"),
+            "{e}"
+        );
+        let e = err(&with(name).replace("n = [10, 100", "rounds = 2\nn = [10, 100"));
+        assert!(
+            e.contains("experiment.rounds = 2") && e.contains("IPO"),
+            "{e}"
+        );
+    }
+    let finite = with("ipo_linear").replace(
+        "class = \"linear\"\ndim = 2\nbound = 1.0",
+        "class = \"finite\"\ncandidates = 4\nr_max = 1.0",
+    );
+    let e = err(&finite);
+    assert!(
+        e.contains("experiment.estimator = \"ipo_linear\"") && e.contains("linear reward class"),
+        "{e}"
+    );
+    finite_gaps(&finite.replace("ipo_linear", "ipo_tabular"));
+    let e = err(&with("ipo"));
+    assert!(e.contains("ipo_tabular") && e.contains("ipo_linear"), "{e}");
+    for name in ["ipo_tabular", "ipo_linear"] {
+        for (gamma, bound, zero_fraction) in [
+            ("1e-6", "1.0", "0.3"),
+            ("1e6", "50.0", "0.9"),
+            ("1.0", "50.0", "0.0"),
+        ] {
+            let text = with(name)
+                .replace("gamma = 1.0", &format!("gamma = {gamma}"))
+                .replace("bound = 1.0", &format!("bound = {bound}"))
+                .replace(
+                    "zero_fraction = 0.3",
+                    &format!("zero_fraction = {zero_fraction}"),
+                );
+            finite_gaps(&text);
+        }
+    }
+}

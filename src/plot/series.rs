@@ -35,6 +35,8 @@ fn fitted_name(result: &ResultFile) -> String {
     match result.spec.estimator {
         Estimator::DpoTabular => "DPO (tabular class)".to_string(),
         Estimator::DpoLinear => "DPO (linear class)".to_string(),
+        Estimator::IpoTabular => "IPO (tabular class)".to_string(),
+        Estimator::IpoLinear => "IPO (linear class)".to_string(),
         _ if result.spec.rounds > 1 => format!("online ({} rounds)", result.spec.rounds),
         _ => "exact plug-in".to_string(),
     }
