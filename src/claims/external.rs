@@ -541,11 +541,28 @@ const LCB_CHECKS: usize = 40;
 /// no `tolerance` [ours].
 const VANISHING_TOLERANCE: f64 = 1e-3;
 
+/// The exact curve of `opts`, computed once per process: the claims of one file share their
+/// options, and a curve to n = 1e6 takes seconds. The values depend on the options only.
+fn pessimism_curve(
+    opts: &crate::pessimism::PessimismOptions,
+) -> std::sync::Arc<Vec<crate::pessimism::GapPoint>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<Vec<(crate::pessimism::PessimismOptions, Arc<Vec<crate::pessimism::GapPoint>>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(vec![]));
+    if let Some((_, c)) = cache.lock().expect("the cache").iter().find(|(o, _)| o == opts) {
+        return c.clone();
+    }
+    let c = Arc::new(crate::pessimism::gap_curve(opts, LCB_CHECKS));
+    cache.lock().expect("the cache").push((opts.clone(), c.clone()));
+    c
+}
+
 fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
     use crate::numerics::compact;
     use crate::pessimism::{self as pess, PessimismOptions};
     let opts = claim.pessimism.clone().unwrap_or_default();
-    let curve = pess::gap_curve(&opts, LCB_CHECKS);
+    let curve = pessimism_curve(&opts);
     let last = curve.last().expect("a non-empty n grid");
     let tol = EXTERNAL_TOLERANCE;
     let vanish = claim.tolerance.unwrap_or(VANISHING_TOLERANCE);
