@@ -252,8 +252,10 @@ mod tests {
         let p = d.win_probabilities(&r)[0];
         let mut rng = crate::streams::stream(3, "test/fixed_design", 0);
         let draws = 2000;
-        let mean =
-            (0..draws).map(|_| sample(&d, &r, &mut rng)[0] as f64).sum::<f64>() / draws as f64;
+        let mean = (0..draws)
+            .map(|_| sample(&d, &r, &mut rng)[0] as f64)
+            .sum::<f64>()
+            / draws as f64;
         let se = (50.0 * p * (1.0 - p) / draws as f64).sqrt();
         assert!((mean - 50.0 * p).abs() < 4.5 * se, "{mean} vs {}", 50.0 * p);
     }

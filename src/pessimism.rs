@@ -62,7 +62,7 @@ impl Action {
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Radius {
     /// f(n) = C sqrt((d + ln(1/delta)) / (gamma^2 n)), gamma = 1/(2 + e^{-LB} + e^{LB}),
-    /// L = max_a ||phi(a)||_2 [paper, Lemma 3.1 / Theorem 3.2 with lambda = 0; C and delta ours].
+    /// L = max_a ||phi(a)||_2 [paper, the MLE confidence bound (Lemma 3.1) with lambda = 0; C and delta ours].
     Paper { constant: f64, delta: f64 },
     /// f(n) = c / sqrt(n) [ours].
     RootN { constant: f64 },
@@ -175,7 +175,11 @@ impl PessimismOptions {
         }
         if let Some(d) = delta {
             if !(d > 0.0 && d < 1.0) {
-                return Some(("pessimism.radius.delta", d.to_string(), "a number in (0, 1)".into()));
+                return Some((
+                    "pessimism.radius.delta",
+                    d.to_string(),
+                    "a number in (0, 1)".into(),
+                ));
             }
         }
         if self.n_grid.is_empty()
@@ -190,7 +194,11 @@ impl PessimismOptions {
             ));
         }
         if !(self.gap_floor.is_finite() && self.gap_floor >= 0.0) {
-            return Some(("pessimism.gap_floor", self.gap_floor.to_string(), "a number >= 0".into()));
+            return Some((
+                "pessimism.gap_floor",
+                self.gap_floor.to_string(),
+                "a number >= 0".into(),
+            ));
         }
         None
     }
@@ -199,7 +207,7 @@ impl PessimismOptions {
     ///
     /// # Formula
     ///
-    /// [paper, Lemma 3.1 / Theorem 3.2, lambda = 0; docs/theory.md §9.10]
+    /// [paper, the MLE confidence bound (Lemma 3.1), lambda = 0; docs/theory.md §9.10]
     /// f(n) = C sqrt((d + ln(1/delta)) / (gamma^2 n)), gamma = 1 / (2 + e^{-LB} + e^{LB}),
     /// d = 3, L = max_a ||phi(a)||_2 = sqrt 2; or [ours] c / sqrt(n).
     pub fn radius(&self, n: u64) -> f64 {
@@ -229,7 +237,11 @@ pub fn design(n: u64) -> FixedDesign {
                 b: 1,
                 count: n - 1,
             },
-            Comparison { a: 1, b: 2, count: 1 },
+            Comparison {
+                a: 1,
+                b: 2,
+                count: 1,
+            },
         ],
     }
 }
@@ -258,7 +270,9 @@ pub fn helmert_basis(d: usize) -> DMatrix<f64> {
 /// The features in plane coordinates, psi(a) = H^T phi(a) (rows).
 fn plane_features() -> DMatrix<f64> {
     let h = helmert_basis(3);
-    DMatrix::from_fn(4, 2, |a, j| (0..3).map(|i| h[(i, j)] * FEATURES[a][i]).sum())
+    DMatrix::from_fn(4, 2, |a, j| {
+        (0..3).map(|i| h[(i, j)] * FEATURES[a][i]).sum()
+    })
 }
 
 /// The MLE over Theta_B of one outcome: the fitter of [`crate::estimation`] (Newton inside
@@ -301,7 +315,7 @@ impl ConstrainedMle {
     ///
     /// # Formula
     ///
-    /// [paper §3.1, the MLE over Theta_B; docs/theory.md §9.9] maximise
+    /// [paper §3, the MLE over Theta_B; docs/theory.md §9.9] maximise
     /// sum_i [w_i ln sigma(theta^T x_i) + (count_i - w_i) ln sigma(-theta^T x_i)],
     /// x_i = phi(a_i) - phi(b_i), over 1^T theta = 0, ||theta||_2 <= B.
     pub fn fit(&mut self, design: &FixedDesign, wins: &[u64]) -> MleFit {
@@ -346,12 +360,22 @@ pub fn covariance(design: &FixedDesign) -> DMatrix<f64> {
 /// (Cauchy-Schwarz in the Sigma inner product), with equality at z - z_hat = -radius
 /// Sigma^+ u / ||u||_{Sigma^+}; ||w||_Sigma = ||u||_{Sigma^+} = sqrt(u^T Sigma^+ u). So
 /// LCB(a) = z_hat^T u - radius sqrt(u^T Sigma^+ u).
-pub fn lower_bound(z_hat: &[f64; 2], sigma_pinv: &DMatrix<f64>, sigma: &DMatrix<f64>, u: &[f64; 2], radius: f64) -> f64 {
+pub fn lower_bound(
+    z_hat: &[f64; 2],
+    sigma_pinv: &DMatrix<f64>,
+    sigma: &DMatrix<f64>,
+    u: &[f64; 2],
+    radius: f64,
+) -> f64 {
     let uv = DVector::from_column_slice(u);
     let w = sigma_pinv * &uv;
     let back = sigma * &w;
     if (back - &uv).norm() > 1e-9 * (1.0 + uv.norm()) {
-        return if radius > 0.0 { f64::NEG_INFINITY } else { f64::INFINITY };
+        return if radius > 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
     }
     let q = uv.dot(&w).max(0.0);
     z_hat[0] * u[0] + z_hat[1] * u[1] - radius * q.sqrt()
@@ -362,7 +386,12 @@ pub fn lower_bound(z_hat: &[f64; 2], sigma_pinv: &DMatrix<f64>, sigma: &DMatrix<
 /// parametrised as z_hat + radius Sigma^{-1/2} (cos t, sin t): a grid of 3600 angles, then
 /// golden-section search on the bracket around the best grid angle (z^T u is a sinusoid
 /// in t, unimodal on that bracket) to |dt| < 1e-12.
-pub fn lower_bound_brute_force(z_hat: &[f64; 2], sigma: &DMatrix<f64>, u: &[f64; 2], radius: f64) -> f64 {
+pub fn lower_bound_brute_force(
+    z_hat: &[f64; 2],
+    sigma: &DMatrix<f64>,
+    u: &[f64; 2],
+    radius: f64,
+) -> f64 {
     let eig = sigma.clone().symmetric_eigen();
     let m = &eig.eigenvectors
         * DMatrix::from_diagonal(&eig.eigenvalues.map(|l| 1.0 / l.sqrt()))
@@ -453,23 +482,30 @@ pub struct GapPoint {
 }
 
 /// The exact expected optimality gaps of the three rules at sample size n, by enumeration
-/// of the outcomes of [`design`]`(n)`; `lcb_checks` outcomes (the most probable ones, in
-/// enumeration order) also compare [`lower_bound`] with [`lower_bound_brute_force`].
+/// of the outcomes of [`design`]`(n)`; about `lcb_checks` outcomes, evenly spaced in the
+/// enumeration, also compare [`lower_bound`] with [`lower_bound_brute_force`].
 ///
 /// # Formula
 ///
 /// [derived, docs/theory.md §9.11] E[gap(rule)] = sum_w P[W = w] sum_a pi_rule(a | w)
 /// (r*(a4) - r*(a)), over the enumerated outcomes w (omitted mass reported). The bound: on
 /// the event theta* in C, gap <= 2 f ||u*||_{Sigma^+}, u* = psi(a4) - psi(reference) (the
-/// paper's argument for Theorem 3.10: pessimism, optimality of the LCB maximiser, and
-/// Cauchy-Schwarz); off it, gap <= max_a (r*(a4) - r*(a)).
-pub fn gap_point(opts: &PessimismOptions, mle: &mut ConstrainedMle, n: u64, lcb_checks: usize) -> GapPoint {
+/// argument of the paper's bound on the pessimistic MLE, Theorem 3.2: pessimism, optimality
+/// of the LCB maximiser, and Cauchy-Schwarz); off it, gap <= max_a (r*(a4) - r*(a)).
+pub fn gap_point(
+    opts: &PessimismOptions,
+    mle: &mut ConstrainedMle,
+    n: u64,
+    lcb_checks: usize,
+) -> GapPoint {
     let d = design(n);
     let r_star = rewards(&THETA_STAR);
     let best = r_star.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let gaps = r_star.map(|r| best - r);
     let max_gap = gaps.iter().copied().fold(0.0, f64::max);
-    let a_star = (0..4).find(|&a| r_star[a] == best).expect("an optimal action");
+    let a_star = (0..4)
+        .find(|&a| r_star[a] == best)
+        .expect("an optimal action");
     let sigma = covariance(&d);
     let sigma_pinv = sigma.clone().pseudo_inverse(1e-12).expect("an SVD");
     let radius = opts.radius(n);
@@ -504,6 +540,11 @@ pub fn gap_point(opts: &PessimismOptions, mle: &mut ConstrainedMle, n: u64, lcb_
         outcomes: e.outcomes.len(),
     };
     let mut cover = 0.0;
+    let stride = if lcb_checks == 0 {
+        usize::MAX
+    } else {
+        (e.outcomes.len() / lcb_checks).max(1)
+    };
     for (i, o) in e.outcomes.iter().enumerate() {
         let prob = o.ln_prob.exp();
         let fit = mle.fit(&d, &o.wins);
@@ -511,13 +552,19 @@ pub fn gap_point(opts: &PessimismOptions, mle: &mut ConstrainedMle, n: u64, lcb_
         let r_hat = rewards(&theta_of(&fit.z));
         let lcb = [0, 1, 2, 3].map(|a| lower_bound(&fit.z, &sigma_pinv, &sigma, &u_of(a), radius));
         let ucb = [0, 1, 2, 3].map(|a| lower_bound(&fit.z, &sigma_pinv, &sigma, &u_of(a), -radius));
-        if i < lcb_checks && radius > 0.0 {
+        if i % stride == 0 && radius > 0.0 {
             for a in 0..4 {
                 let bf = lower_bound_brute_force(&fit.z, &sigma, &u_of(a), radius);
-                p.lcb_residual = p.lcb_residual.max((bf - lcb[a]).abs() / (1.0 + lcb[a].abs()));
+                p.lcb_residual = p
+                    .lcb_residual
+                    .max((bf - lcb[a]).abs() / (1.0 + lcb[a].abs()));
             }
         }
-        for (rule, values) in [(Rule::Greedy, r_hat), (Rule::Pessimistic, lcb), (Rule::Optimistic, ucb)] {
+        for (rule, values) in [
+            (Rule::Greedy, r_hat),
+            (Rule::Pessimistic, lcb),
+            (Rule::Optimistic, ucb),
+        ] {
             let (pi, margin) = choose(&values);
             p.min_margin = p.min_margin.min(margin);
             let g: f64 = (0..4).map(|a| pi[a] * gaps[a]).sum();
@@ -599,8 +646,16 @@ mod tests {
                 assert!((norm - b).abs() < 1e-9 * b, "on the sphere: {norm}");
                 assert!(t.iter().sum::<f64>().abs() < 1e-12);
                 // grad of the log-likelihood in theta: x_i (w_i sigma(-t_i) - l_i sigma(t_i)).
-                let s1 = if wins[0] == 1 { crate::numerics::sigmoid(-t[1]) } else { -crate::numerics::sigmoid(t[1]) };
-                let s2 = if wins[1] == 1 { crate::numerics::sigmoid(-t[0]) } else { -crate::numerics::sigmoid(t[0]) };
+                let s1 = if wins[0] == 1 {
+                    crate::numerics::sigmoid(-t[1])
+                } else {
+                    -crate::numerics::sigmoid(t[1])
+                };
+                let s2 = if wins[1] == 1 {
+                    crate::numerics::sigmoid(-t[0])
+                } else {
+                    -crate::numerics::sigmoid(t[0])
+                };
                 let g = [s2, s1, 0.0];
                 // Projected onto the plane it must be a nonnegative multiple of theta.
                 let mean = g.iter().sum::<f64>() / 3.0;
@@ -608,7 +663,10 @@ mod tests {
                 let mu = pg.iter().zip(&t).map(|(a, b)| a * b).sum::<f64>() / (b * b);
                 assert!(mu > 0.0);
                 for i in 0..3 {
-                    assert!((pg[i] - mu * t[i]).abs() < 1e-8, "KKT at {wins:?}: {pg:?} vs {mu} {t:?}");
+                    assert!(
+                        (pg[i] - mu * t[i]).abs() < 1e-8,
+                        "KKT at {wins:?}: {pg:?} vs {mu} {t:?}"
+                    );
                 }
             }
         }
@@ -632,9 +690,13 @@ mod tests {
                     let m = (n - 1) as f64;
                     let sign = if s == 1 { 1.0 } else { -1.0 };
                     let ll = |t1: f64, t2: f64| {
-                        k as f64 * ln_sigmoid(t2) + (m - k as f64) * ln_sigmoid(-t2) + ln_sigmoid(sign * t1)
+                        k as f64 * ln_sigmoid(t2)
+                            + (m - k as f64) * ln_sigmoid(-t2)
+                            + ln_sigmoid(sign * t1)
                     };
-                    let t1_of = |t2: f64| (-t2 + sign * (2.0 * b * b - 3.0 * t2 * t2).max(0.0).sqrt()) / 2.0;
+                    let t1_of = |t2: f64| {
+                        (-t2 + sign * (2.0 * b * b - 3.0 * t2 * t2).max(0.0).sqrt()) / 2.0
+                    };
                     let edge = b * (2.0f64 / 3.0).sqrt();
                     let (mut lo, mut hi) = (-edge, edge);
                     let g = 0.5 * (5f64.sqrt() - 1.0);
@@ -647,8 +709,14 @@ mod tests {
                         }
                     }
                     let t2 = 0.5 * (lo + hi);
-                    assert!(ll(t[0], t[1]) >= ll(t1_of(t2), t2) - 1e-9, "n {n} k {k} s {s}");
-                    assert!((t[1] - t2).abs() < 1e-6 && (t[0] - t1_of(t2)).abs() < 1e-6, "n {n} k {k} s {s}: {t:?} vs {t2}");
+                    assert!(
+                        ll(t[0], t[1]) >= ll(t1_of(t2), t2) - 1e-9,
+                        "n {n} k {k} s {s}"
+                    );
+                    assert!(
+                        (t[1] - t2).abs() < 1e-6 && (t[0] - t1_of(t2)).abs() < 1e-6,
+                        "n {n} k {k} s {s}: {t:?} vs {t2}"
+                    );
                 }
             }
         }
@@ -665,20 +733,35 @@ mod tests {
             let a = DMatrix::from_fn(2, 2, |_, _| 2.0 * rng.random::<f64>() - 1.0);
             let sigma = &a * a.transpose() + DMatrix::identity(2, 2) * 1e-3;
             let pinv = sigma.clone().pseudo_inverse(1e-14).unwrap();
-            let z = [rng.random::<f64>() * 4.0 - 2.0, rng.random::<f64>() * 4.0 - 2.0];
-            let u = [rng.random::<f64>() * 4.0 - 2.0, rng.random::<f64>() * 4.0 - 2.0];
+            let z = [
+                rng.random::<f64>() * 4.0 - 2.0,
+                rng.random::<f64>() * 4.0 - 2.0,
+            ];
+            let u = [
+                rng.random::<f64>() * 4.0 - 2.0,
+                rng.random::<f64>() * 4.0 - 2.0,
+            ];
             let r = rng.random::<f64>() * 3.0;
             let closed = lower_bound(&z, &pinv, &sigma, &u, r);
             let bf = lower_bound_brute_force(&z, &sigma, &u, r);
-            assert!((closed - bf).abs() <= 1e-10 * (1.0 + closed.abs()), "{closed} vs {bf}");
+            assert!(
+                (closed - bf).abs() <= 1e-10 * (1.0 + closed.abs()),
+                "{closed} vs {bf}"
+            );
             // A planted wrong sign (z^T u + r ||u||) exceeds the brute-force minimum.
             let wrong = lower_bound(&z, &pinv, &sigma, &u, -r);
             assert!(r < 1e-6 || wrong > bf + 1e-9);
         }
         let singular = DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]);
         let pinv = singular.clone().pseudo_inverse(1e-14).unwrap();
-        assert_eq!(lower_bound(&[0.0, 0.0], &pinv, &singular, &[0.0, 1.0], 0.5), f64::NEG_INFINITY);
-        assert_eq!(lower_bound(&[0.3, 0.0], &pinv, &singular, &[2.0, 0.0], 0.5), 0.6 - 1.0);
+        assert_eq!(
+            lower_bound(&[0.0, 0.0], &pinv, &singular, &[0.0, 1.0], 0.5),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(
+            lower_bound(&[0.3, 0.0], &pinv, &singular, &[2.0, 0.0], 0.5),
+            0.6 - 1.0
+        );
     }
 
     /// The greedy rule is the limit of the RKL policy: at gamma = 1e6 the RKL policy of a
@@ -728,7 +811,8 @@ mod tests {
                 (0..4).map(|a| pi[a] * gaps[a]).sum::<f64>()
             };
             let pg = {
-                let lcb = [0, 1, 2, 3].map(|a| lower_bound(&fit.z, &pinv, &sigma, &u(a), opts.radius(n)));
+                let lcb =
+                    [0, 1, 2, 3].map(|a| lower_bound(&fit.z, &pinv, &sigma, &u(a), opts.radius(n)));
                 let (pi, _) = choose(&lcb);
                 (0..4).map(|a| pi[a] * gaps[a]).sum::<f64>()
             };
@@ -738,10 +822,16 @@ mod tests {
             sp2 += pg * pg;
         }
         let r = reps as f64;
-        for (s, s2, want, what) in [(sg, sg2, exact.greedy, "greedy"), (sp, sp2, exact.pessimistic, "pessimistic")] {
+        for (s, s2, want, what) in [
+            (sg, sg2, exact.greedy, "greedy"),
+            (sp, sp2, exact.pessimistic, "pessimistic"),
+        ] {
             let mean = s / r;
             let se = ((s2 / r - mean * mean).max(0.0) / r).sqrt();
-            assert!((mean - want).abs() <= 4.5 * se + 1e-12, "{what}: MC {mean} ± {se} vs exact {want}");
+            assert!(
+                (mean - want).abs() <= 4.5 * se + 1e-12,
+                "{what}: MC {mean} ± {se} vs exact {want}"
+            );
         }
     }
 }

@@ -144,14 +144,20 @@ fn pessimism_claims_are_judged_exactly() {
     }
     // The greedy floor: min E[gap] = sigma(-1) x 1 + o(1) = 0.2689 (a2 beats a3 once, then
     // the MLE's theta_1 sits on the boundary and a1 looks best).
-    assert!(row(&out, "PESS.greedy").contains("expected gap: 0.2689"), "{out}");
+    assert!(
+        row(&out, "PESS.greedy").contains("expected gap: 0.2689"),
+        "{out}"
+    );
     let report = std::fs::read_to_string(d.join("o/REPORT.md")).unwrap();
     assert!(
         report.contains("## PESS.greedy, PESS.pessimistic: exact values"),
         "{report}"
     );
     // n = 1e6: greedy 0.2689 (P[gap >= 0.1] the same), pessimistic 0, optimistic 1.
-    assert!(report.contains("| 1e6 | 0.0437 | 0.2689 | 0.2689 | 0 |"), "{report}");
+    assert!(
+        report.contains("| 1e6 | 0.0437 | 0.2689 | 0.2689 | 0 |"),
+        "{report}"
+    );
     for set in [
         "PESS.pessimistic.formula=pessimism_greedy_vanishes",
         "PESS.pessimistic.formula=pessimism_ucb_vanishes",
@@ -174,7 +180,10 @@ fn pessimism_claims_are_judged_exactly() {
         );
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
         assert_eq!(o.status.code(), Some(1), "{set}: {out}");
-        assert!(row(&out, "PESS.pessimistic").contains(" violated "), "{set}: {out}");
+        assert!(
+            row(&out, "PESS.pessimistic").contains(" violated "),
+            "{set}: {out}"
+        );
     }
 }
 
@@ -188,12 +197,18 @@ fn bad_pessimism_options_are_refused() {
         .set("PESS.greedy.pessimism.bound", "1.0")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("PESS.greedy.pessimism.bound") && e.contains("1.349"), "{e}");
+    assert!(
+        e.contains("PESS.greedy.pessimism.bound") && e.contains("1.349"),
+        "{e}"
+    );
     let e = r
         .set("PESS.greedy.pessimism.radius.delta", "1.5")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("pessimism.radius.delta") && e.contains("(0, 1)"), "{e}");
+    assert!(
+        e.contains("pessimism.radius.delta") && e.contains("(0, 1)"),
+        "{e}"
+    );
     let e = r
         .set("PESS.greedy.pessimism.reference", "a5")
         .unwrap_err()

@@ -28,7 +28,9 @@ pub fn judge(claim: &Claim, seed: u64) -> Option<Judgement> {
         | BestOfNRklReward) => Some(judge_best_of_n(claim, f, seed)),
         f @ (IpoClosedForm | IpoIgnoringReference | IpoTwoActions | IpoD1 | DpoD1NoMinimiser
         | IpoDpoD3) => Some(judge_ipo_dpo(claim, f, seed)),
-        f @ (PessimismGreedyFloor | PessimismLcbVanishes | PessimismGreedyVanishes
+        f @ (PessimismGreedyFloor
+        | PessimismLcbVanishes
+        | PessimismGreedyVanishes
         | PessimismUcbVanishes) => Some(judge_pessimism(claim, f)),
         _ => None,
     }
@@ -534,8 +536,8 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
     j
 }
 
-/// Outcomes per n whose closed-form lower confidence bounds are compared with the brute-force
-/// minimisation (the most probable ones come first in the enumeration's order around the mode).
+/// About this many outcomes per n, evenly spaced in the enumeration, have their closed-form
+/// lower confidence bounds compared with the brute-force minimisation.
 const LCB_CHECKS: usize = 40;
 /// What "tends to 0" is checked against at the largest n of the grid when the claim states
 /// no `tolerance` [ours].
@@ -547,14 +549,27 @@ fn pessimism_curve(
     opts: &crate::pessimism::PessimismOptions,
 ) -> std::sync::Arc<Vec<crate::pessimism::GapPoint>> {
     use std::sync::{Arc, Mutex, OnceLock};
-    type Cache = Mutex<Vec<(crate::pessimism::PessimismOptions, Arc<Vec<crate::pessimism::GapPoint>>)>>;
+    type Cache = Mutex<
+        Vec<(
+            crate::pessimism::PessimismOptions,
+            Arc<Vec<crate::pessimism::GapPoint>>,
+        )>,
+    >;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(vec![]));
-    if let Some((_, c)) = cache.lock().expect("the cache").iter().find(|(o, _)| o == opts) {
+    if let Some((_, c)) = cache
+        .lock()
+        .expect("the cache")
+        .iter()
+        .find(|(o, _)| o == opts)
+    {
         return c.clone();
     }
     let c = Arc::new(crate::pessimism::gap_curve(opts, LCB_CHECKS));
-    cache.lock().expect("the cache").push((opts.clone(), c.clone()));
+    cache
+        .lock()
+        .expect("the cache")
+        .push((opts.clone(), c.clone()));
     c
 }
 
@@ -567,7 +582,8 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
     let tol = EXTERNAL_TOLERANCE;
     let vanish = claim.tolerance.unwrap_or(VANISHING_TOLERANCE);
     let max_gap = 1.1; // r*(a4) - r*(a2), the largest gap of the instance
-    let fold = |f: fn(&pess::GapPoint) -> f64| curve.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+    let fold =
+        |f: fn(&pess::GapPoint) -> f64| curve.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
     let mut findings = vec![];
     let min_greedy = curve
         .iter()
@@ -576,7 +592,10 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
     let (main_value, what) = match formula {
         Formula::PessimismGreedyFloor => {
             findings.push(Finding::check(
-                format!("floor {} - min over n of E[greedy gap]", compact(opts.gap_floor)),
+                format!(
+                    "floor {} - min over n of E[greedy gap]",
+                    compact(opts.gap_floor)
+                ),
                 opts.gap_floor - min_greedy.greedy,
                 0.0,
             ));
@@ -625,7 +644,10 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
         fold(|p| p.max_kkt),
         tol,
     ));
-    let min_margin = curve.iter().map(|p| p.min_margin).fold(f64::INFINITY, f64::min);
+    let min_margin = curve
+        .iter()
+        .map(|p| p.min_margin)
+        .fold(f64::INFINITY, f64::min);
     findings.push(Finding::check(
         "1e-8 / smallest decision margin that is not a tie (< 1: no choice is within reach of the fits' error)",
         1e-8 / min_margin,
@@ -638,8 +660,13 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
     ));
     // The first n of the grid from which a curve stays at or below `level`.
     let first_below = |level: f64, f: fn(&pess::GapPoint) -> f64| {
-        let i = curve.iter().rposition(|p| f(p) > level).map_or(0, |i| i + 1);
-        curve.get(i).map_or("never".to_string(), |p| format!("n = {}", p.n))
+        let i = curve
+            .iter()
+            .rposition(|p| f(p) > level)
+            .map_or(0, |i| i + 1);
+        curve
+            .get(i)
+            .map_or("never".to_string(), |p| format!("n = {}", p.n))
     };
     let first = &curve[0];
     let context = format!(
@@ -651,7 +678,12 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
         compact(min_greedy.greedy),
         min_greedy.n,
         compact(opts.gap_floor),
-        compact(curve.iter().map(|p| p.greedy_floor_probability).fold(f64::INFINITY, f64::min)),
+        compact(
+            curve
+                .iter()
+                .map(|p| p.greedy_floor_probability)
+                .fold(f64::INFINITY, f64::min)
+        ),
         compact(first.pessimistic),
         compact(last.pessimistic),
         first_below(0.01, |p| p.pessimistic),
@@ -664,7 +696,10 @@ fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
     );
     let mut j = Judgement::from_findings(
         claim,
-        Some(format!("exact enumeration on the paper's instance ({})", formula.name())),
+        Some(format!(
+            "exact enumeration on the paper's instance ({})",
+            formula.name()
+        )),
         super::judgement::Measure::ExpectedGap,
         findings,
         &context,

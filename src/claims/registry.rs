@@ -567,7 +567,11 @@ fn check_claim(c: &Claim) -> Result<()> {
     if pessimism_formula != c.pessimism.is_some() {
         return Err(Error::invalid(
             f("pessimism"),
-            if c.pessimism.is_some() { "a table" } else { "missing" },
+            if c.pessimism.is_some() {
+                "a table"
+            } else {
+                "missing"
+            },
             "a `pessimism` table exactly on the claims whose formula is pessimism_*",
         ));
     }
