@@ -251,6 +251,13 @@ pub fn rewards(theta: &[f64]) -> [f64; 4] {
     FEATURES.map(|f| f.iter().zip(theta).map(|(a, b)| a * b).sum())
 }
 
+/// The largest optimality gap of the instance, max_a (r*(a*) - r*(a)) = 1.1 (a2).
+pub fn max_gap() -> f64 {
+    let r = rewards(&THETA_STAR);
+    let best = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    r.iter().map(|v| best - v).fold(0.0, f64::max)
+}
+
 /// An orthonormal basis of the plane 1^T theta = 0 in R^d, as the d x (d-1) matrix H whose
 /// column j is (1, ..., 1, -j, 0, ..., 0) / sqrt(j (j+1)) with j ones (Helmert).
 pub fn helmert_basis(d: usize) -> DMatrix<f64> {
@@ -502,7 +509,7 @@ pub fn gap_point(
     let r_star = rewards(&THETA_STAR);
     let best = r_star.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let gaps = r_star.map(|r| best - r);
-    let max_gap = gaps.iter().copied().fold(0.0, f64::max);
+    let max_gap = max_gap();
     let a_star = (0..4)
         .find(|&a| r_star[a] == best)
         .expect("an optimal action");
