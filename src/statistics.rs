@@ -618,7 +618,7 @@ fn deviance(x: f64, mu: f64) -> f64 {
 /// `ln P = delta(n) - delta(x) - delta(n-x) - D(x, np) - D(n-x, nq) - ln(2 pi x (n-x)/n)/2`
 /// (absolute error ~1e-16 times the size of its terms even for `n ~ 1e6`, where differences
 /// of `ln_gamma` values near 1.3e7 would lose ~1e-9).
-fn ln_binomial_pmf(x: u64, n: u64, p: f64) -> f64 {
+pub fn ln_binomial_pmf(x: u64, n: u64, p: f64) -> f64 {
     let q = 1.0 - p;
     if x == 0 {
         return n as f64 * (-p).ln_1p();

@@ -113,6 +113,113 @@ fn ipo_dpo_claims_are_judged_exactly() {
     assert!(row(&out, "IPO.closed_form").contains(" violated "), "{out}");
 }
 
+/// Pessimism (Zhu, Jordan, Jiao 2023, Theorem 3.9): the greedy MLE policy keeps an expected
+/// gap >= 0.1 at every n and the pessimistic MLE's vanishes (exit 0); REPORT.md shows both
+/// curves. Planted false versions are caught (exit 1, violated): the greedy gap tending to 0,
+/// the optimistic rule (radius sign flipped) as a formula and as a negative radius constant,
+/// and pessimism with the reference vector v = phi(a2), under which phi(a*) - v is not
+/// covered by the design.
+#[test]
+fn pessimism_claims_are_judged_exactly() {
+    let d = scratch("external", "pessimism");
+    let file = external("pessimism.toml");
+    let o = mrkl(
+        &[
+            "check",
+            "--claims",
+            &file,
+            "--claim",
+            "PESS.greedy",
+            "--claim",
+            "PESS.pessimistic",
+            "--out",
+            "o",
+        ],
+        &d,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for id in ["PESS.greedy", "PESS.pessimistic"] {
+        assert!(row(&out, id).contains(" holds "), "{}", row(&out, id));
+    }
+    // The greedy floor: min E[gap] = sigma(-1) x 1 + o(1) = 0.2689 (a2 beats a3 once, then
+    // the MLE's theta_1 sits on the boundary and a1 looks best).
+    assert!(
+        row(&out, "PESS.greedy").contains("expected gap: 0.2689"),
+        "{out}"
+    );
+    let report = std::fs::read_to_string(d.join("o/REPORT.md")).unwrap();
+    assert!(
+        report.contains("## PESS.greedy, PESS.pessimistic: exact values"),
+        "{report}"
+    );
+    // n = 1e6: greedy 0.2689 (P[gap >= 0.1] the same), pessimistic 0, optimistic 1.
+    assert!(
+        report.contains("| 1e6 | 0.0437 | 0.2689 | 0.2689 | 0 |"),
+        "{report}"
+    );
+    for set in [
+        "PESS.pessimistic.formula=pessimism_greedy_vanishes",
+        "PESS.pessimistic.formula=pessimism_ucb_vanishes",
+        "PESS.pessimistic.pessimism.radius.constant=-1",
+        "PESS.pessimistic.pessimism.reference=a2",
+    ] {
+        let o = mrkl(
+            &[
+                "check",
+                "--claims",
+                &file,
+                "--claim",
+                "PESS.pessimistic",
+                "--set",
+                set,
+                "--out",
+                "planted",
+            ],
+            &d,
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{set}: {out}");
+        assert!(
+            row(&out, "PESS.pessimistic").contains(" violated "),
+            "{set}: {out}"
+        );
+    }
+}
+
+/// Bad pessimism options are refused with the field, the value and what is allowed.
+#[test]
+fn bad_pessimism_options_are_refused() {
+    let file = external("pessimism.toml");
+    let files = [external("best_of_n.toml"), file];
+    let mut r = mrkl::claims::Registry::with_files(&files).unwrap();
+    for (key, value, expect) in [
+        (
+            "PESS.greedy.pessimism.bound",
+            "1.0",
+            ["pessimism.bound", "1.349"],
+        ),
+        (
+            "PESS.greedy.pessimism.radius.delta",
+            "1.5",
+            ["pessimism.radius.delta", "(0, 1)"],
+        ),
+        (
+            "PESS.greedy.pessimism.reference",
+            "a5",
+            ["pessimism.reference", "a5"],
+        ),
+        (
+            "BON.kl_bound.formula",
+            "pessimism_greedy_floor",
+            ["BON.kl_bound.pessimism", "missing"],
+        ),
+    ] {
+        let e = r.set(key, value).unwrap_err().to_string();
+        assert!(expect.iter().all(|x| e.contains(x)), "{key}: {e}");
+    }
+}
+
 /// The neighbouring papers' formulas belong to exact claims without a divergence: T5.1 (an
 /// RKL claim) cannot be switched to one, and the claims files parse with the registry's schema.
 #[test]
@@ -126,11 +233,15 @@ fn external_formulas_are_refused_on_the_papers_own_claims() {
         e.ends_with("is not allowed: one of geometric, arithmetic"),
         "{e}"
     );
-    let files = [external("best_of_n.toml"), external("ipo_dpo.toml")];
+    let files = [
+        external("best_of_n.toml"),
+        external("ipo_dpo.toml"),
+        external("pessimism.toml"),
+    ];
     let r = mrkl::claims::Registry::with_files(&files).unwrap();
     assert_eq!(
         r.claim.len(),
-        mrkl::claims::Registry::builtin().claim.len() + 11
+        mrkl::claims::Registry::builtin().claim.len() + 13
     );
 }
 

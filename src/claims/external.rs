@@ -4,7 +4,9 @@
 //! table of the paper's examples (`Details::Table`), which REPORT.md prints.
 //!
 //! - best-of-n (Beirami et al. 2024, [`crate::best_of_n`], docs/theory.md §9.1-9.4);
-//! - IPO against DPO (Azar et al. 2023, [`crate::ipo`], docs/theory.md §9.5-9.7).
+//! - IPO against DPO (Azar et al. 2023, [`crate::ipo`], docs/theory.md §9.5-9.7);
+//! - pessimism against the greedy MLE policy (Zhu, Jordan, Jiao 2023, [`crate::pessimism`],
+//!   docs/theory.md §9.9-9.12): exact expected gaps along an n grid, no random instances.
 
 use super::judgement::{Details, Finding, Judgement, Measure};
 use super::registry::{Claim, Formula};
@@ -26,6 +28,10 @@ pub fn judge(claim: &Claim, seed: u64) -> Option<Judgement> {
         | BestOfNRklReward) => Some(judge_best_of_n(claim, f, seed)),
         f @ (IpoClosedForm | IpoIgnoringReference | IpoTwoActions | IpoD1 | DpoD1NoMinimiser
         | IpoDpoD3) => Some(judge_ipo_dpo(claim, f, seed)),
+        f @ (PessimismGreedyFloor
+        | PessimismLcbVanishes
+        | PessimismGreedyVanishes
+        | PessimismUcbVanishes) => Some(judge_pessimism(claim, f)),
         _ => None,
     }
 }
@@ -526,6 +532,209 @@ fn judge_ipo_dpo(claim: &Claim, formula: Formula, seed: u64) -> Judgement {
         .map(String::from)
         .to_vec(),
         rows,
+    };
+    j
+}
+
+/// About this many outcomes per n, evenly spaced in the enumeration, have their closed-form
+/// lower confidence bounds compared with the brute-force minimisation.
+const LCB_CHECKS: usize = 40;
+/// What "tends to 0" is checked against at the largest n of the grid when the claim states
+/// no `tolerance` [ours].
+const VANISHING_TOLERANCE: f64 = 1e-3;
+
+/// The exact curve of `opts`, computed once per process: the claims of one file share their
+/// options, and a curve to n = 1e6 takes seconds. The values depend on the options only.
+fn pessimism_curve(
+    opts: &crate::pessimism::PessimismOptions,
+) -> std::sync::Arc<Vec<crate::pessimism::GapPoint>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Cache = Mutex<
+        Vec<(
+            crate::pessimism::PessimismOptions,
+            Arc<Vec<crate::pessimism::GapPoint>>,
+        )>,
+    >;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(vec![]));
+    if let Some((_, c)) = cache
+        .lock()
+        .expect("the cache")
+        .iter()
+        .find(|(o, _)| o == opts)
+    {
+        return c.clone();
+    }
+    let c = Arc::new(crate::pessimism::gap_curve(opts, LCB_CHECKS));
+    cache
+        .lock()
+        .expect("the cache")
+        .push((opts.clone(), c.clone()));
+    c
+}
+
+fn judge_pessimism(claim: &Claim, formula: Formula) -> Judgement {
+    use crate::numerics::compact;
+    use crate::pessimism::{self as pess, PessimismOptions};
+    let opts = claim.pessimism.clone().unwrap_or_default();
+    let curve = pessimism_curve(&opts);
+    let last = curve.last().expect("a non-empty n grid");
+    let tol = EXTERNAL_TOLERANCE;
+    let vanish = claim.tolerance.unwrap_or(VANISHING_TOLERANCE);
+    let max_gap = pess::max_gap();
+    let fold =
+        |f: fn(&pess::GapPoint) -> f64| curve.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+    let mut findings = vec![];
+    let min_greedy = curve
+        .iter()
+        .min_by(|a, b| a.greedy.total_cmp(&b.greedy))
+        .expect("a point");
+    let vanishing = match formula {
+        Formula::PessimismLcbVanishes => Some(("pessimistic", last.pessimistic)),
+        Formula::PessimismGreedyVanishes => Some(("greedy", last.greedy)),
+        Formula::PessimismUcbVanishes => Some(("optimistic", last.optimistic)),
+        _ => None,
+    };
+    let (main_value, what) = match vanishing {
+        Some((rule, value)) => {
+            findings.push(Finding::check(
+                format!("E[{rule} gap] at n = {}", last.n),
+                value,
+                vanish,
+            ));
+            (value, rule)
+        }
+        None => {
+            findings.push(Finding::check(
+                format!(
+                    "floor {} - min over n of E[greedy gap]",
+                    compact(opts.gap_floor)
+                ),
+                opts.gap_floor - min_greedy.greedy,
+                0.0,
+            ));
+            (min_greedy.greedy, "greedy")
+        }
+    };
+    if formula == Formula::PessimismLcbVanishes {
+        findings.push(Finding::check(
+            "max over n of E[pessimistic gap] - bound 2 f ||u*||_{Sigma^+} P[cover] + max gap P[miss]",
+            fold(|p| p.pessimistic - p.bound),
+            tol,
+        ));
+    }
+    // Exactness of the enumeration: omitted mass, MLE accuracy against the decisions'
+    // margins, the closed-form LCB against brute force.
+    findings.push(Finding::check(
+        "max over n of omitted probability x largest gap",
+        fold(|p| p.omitted) * max_gap,
+        tol,
+    ));
+    findings.push(Finding::check(
+        "max KKT residual of the constrained MLE fits",
+        fold(|p| p.max_kkt),
+        tol,
+    ));
+    let min_margin = curve
+        .iter()
+        .map(|p| p.min_margin)
+        .fold(f64::INFINITY, f64::min);
+    findings.push(Finding::check(
+        "1e-8 / smallest decision margin that is not a tie (< 1: no choice is within reach of the fits' error)",
+        1e-8 / min_margin,
+        1.0,
+    ));
+    findings.push(Finding::check(
+        "max relative |closed-form LCB - brute-force minimum over the ellipse|",
+        fold(|p| p.lcb_residual),
+        tol,
+    ));
+    // The first n of the grid from which a curve stays at or below `level`.
+    let first_below = |level: f64, f: fn(&pess::GapPoint) -> f64| {
+        let i = curve
+            .iter()
+            .rposition(|p| f(p) > level)
+            .map_or(0, |i| i + 1);
+        curve
+            .get(i)
+            .map_or("never".to_string(), |p| format!("n = {}", p.n))
+    };
+    let first = &curve[0];
+    let context = format!(
+        "{what} rule; E[greedy gap] {} at n = {} .. {} at n = {} (min {} at n = {}), P[greedy gap >= {}] >= {}; E[pessimistic gap] {} .. {}, below 0.01 from {} on; E[optimistic gap] {} at n = {}; reference v = phi({}), B = {}, radius f({}) = {}",
+        compact(first.greedy),
+        first.n,
+        compact(last.greedy),
+        last.n,
+        compact(min_greedy.greedy),
+        min_greedy.n,
+        compact(opts.gap_floor),
+        compact(
+            curve
+                .iter()
+                .map(|p| p.greedy_floor_probability)
+                .fold(f64::INFINITY, f64::min)
+        ),
+        compact(first.pessimistic),
+        compact(last.pessimistic),
+        first_below(0.01, |p| p.pessimistic),
+        compact(last.optimistic),
+        last.n,
+        opts.reference.name(),
+        compact(opts.bound),
+        last.n,
+        compact(last.radius),
+    );
+    let mut j = Judgement::from_findings(
+        claim,
+        Some(format!(
+            "exact enumeration on the paper's instance ({})",
+            formula.name()
+        )),
+        super::judgement::Measure::ExpectedGap,
+        findings,
+        &context,
+    );
+    j.measured = Some(main_value);
+    let default = opts == PessimismOptions::default();
+    j.details = Details::Table {
+        instances: curve.iter().map(|p| p.outcomes).sum(),
+        tolerance: tol,
+        worst_instance: context.clone(),
+        caption: format!(
+            "Zhu, Jordan, Jiao 2023, Theorem 3.9's instance (phi(a1..a4) = (1,1,0), (1,0,0), 0, (0,1,0), theta* = (-1, 0.1, 0.9); n - 1 comparisons of (a1, a2), one of (a2, a3)), exact expected optimality gaps per n: the greedy policy of the MLE over Theta_B, the pessimistic MLE (LCB over the confidence set of radius f(n)) with the derived bound, and the planted optimistic rule; {}B = {}, reference v = phi({}), radius {}",
+            if default { "" } else { "non-default options: " },
+            compact(opts.bound),
+            opts.reference.name(),
+            opts.radius.describe()
+        ),
+        columns: [
+            "n",
+            "radius f(n)",
+            "E greedy gap",
+            "P[greedy gap >= floor]",
+            "E pessimistic gap",
+            "bound",
+            "P[theta* not in C]",
+            "E optimistic gap",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: curve
+            .iter()
+            .map(|p| {
+                vec![
+                    p.n as f64,
+                    p.radius,
+                    p.greedy,
+                    p.greedy_floor_probability,
+                    p.pessimistic,
+                    p.bound,
+                    p.miss_probability,
+                    p.optimistic,
+                ]
+            })
+            .collect(),
     };
     j
 }

@@ -436,6 +436,8 @@ pub enum Measure {
     Residual,
     /// The largest relative improvement of a competitor over the claimed formula.
     Improvement,
+    /// An expected optimality gap (computed exactly; `claims::external` pessimism checks).
+    ExpectedGap,
     /// Nothing was measured.
     Nothing,
 }
@@ -449,6 +451,7 @@ impl Measure {
             Measure::Correlation => "Spearman rho",
             Measure::Residual => "max residual",
             Measure::Improvement => "max relative improvement",
+            Measure::ExpectedGap => "expected gap",
             Measure::Nothing => "-",
         }
     }

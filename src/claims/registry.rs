@@ -94,6 +94,14 @@ pub enum Formula {
     IpoD1,
     DpoD1NoMinimiser,
     IpoDpoD3,
+    /// Pessimism (Zhu, Jordan, Jiao 2023, docs/theory.md §9.9-9.12): the greedy MLE
+    /// policy's expected gap stays >= the floor at every n; the pessimistic MLE's vanishes
+    /// (and stays below the derived bound); planted: the greedy gap vanishes, the optimistic
+    /// (radius sign flipped) gap vanishes.
+    PessimismGreedyFloor,
+    PessimismLcbVanishes,
+    PessimismGreedyVanishes,
+    PessimismUcbVanishes,
 }
 
 impl Formula {
@@ -120,6 +128,10 @@ impl Formula {
             Formula::IpoD1 => "ipo_d1",
             Formula::DpoD1NoMinimiser => "dpo_d1_no_minimiser",
             Formula::IpoDpoD3 => "ipo_dpo_d3",
+            Formula::PessimismGreedyFloor => "pessimism_greedy_floor",
+            Formula::PessimismLcbVanishes => "pessimism_lcb_vanishes",
+            Formula::PessimismGreedyVanishes => "pessimism_greedy_vanishes",
+            Formula::PessimismUcbVanishes => "pessimism_ucb_vanishes",
         }
     }
 
@@ -151,6 +163,10 @@ impl Formula {
                 Formula::IpoD1,
                 Formula::DpoD1NoMinimiser,
                 Formula::IpoDpoD3,
+                Formula::PessimismGreedyFloor,
+                Formula::PessimismLcbVanishes,
+                Formula::PessimismGreedyVanishes,
+                Formula::PessimismUcbVanishes,
             ],
             _ => &[],
         }
@@ -249,6 +265,10 @@ pub struct Claim {
     /// instances (the results use their spec's `options.mrpo_clip_eps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mrpo_clip_eps: Option<f64>,
+    /// Pessimism claims (`claims::external`, docs/theory.md §9.9-9.12): B, the confidence
+    /// radius, the reference action, the n grid and the gap floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pessimism: Option<crate::pessimism::PessimismOptions>,
     /// Which pieces of the claim are the paper's and which are ours.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub provenance: BTreeMap<String, String>,
@@ -529,6 +549,31 @@ fn check_claim(c: &Claim) -> Result<()> {
         if !(e.is_finite() && (0.0..1.0).contains(&e)) {
             return Err(Error::invalid(f("mrpo_clip_eps"), e, "a number in [0, 1)"));
         }
+    }
+    if let Some(p) = &c.pessimism {
+        if let Some((field, value, allowed)) = p.problem() {
+            return Err(Error::invalid(f(field), value, allowed));
+        }
+    }
+    let pessimism_formula = matches!(
+        c.formula,
+        Some(
+            Formula::PessimismGreedyFloor
+                | Formula::PessimismLcbVanishes
+                | Formula::PessimismGreedyVanishes
+                | Formula::PessimismUcbVanishes
+        )
+    );
+    if pessimism_formula != c.pessimism.is_some() {
+        return Err(Error::invalid(
+            f("pessimism"),
+            if c.pessimism.is_some() {
+                "a table"
+            } else {
+                "missing"
+            },
+            "a `pessimism` table exactly on the claims whose formula is pessimism_*",
+        ));
     }
     if let Some(n) = c.instances {
         if !(1..=1_000_000).contains(&n) {
