@@ -663,34 +663,51 @@ mod tests {
         max_abs(a.iter().zip(b).map(|(u, v)| u - v))
     }
 
+    /// Random counts on every pair of `inst`, each side uniform on min..min + 20.
+    fn random_counts(inst: &Instance, min: u64, rng: &mut impl rand::Rng) -> WinCounts {
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        for w in counts.wins.iter_mut() {
+            *w = [min + rng.random::<u64>() % 20, min + rng.random::<u64>() % 20];
+        }
+        counts
+    }
+
+    /// `counts` without the comparisons that touch a response outside supp base (the support
+    /// convention, docs/theory.md §6), and the pair cells dropped that had comparisons.
+    fn on_support(reg: &Regularizer, counts: &WinCounts) -> (WinCounts, Vec<usize>) {
+        let ny = counts.responses;
+        let pr = pairs(ny);
+        let ok = |x: usize, y: usize| supported(reg.divergence, reg.base[x * ny + y]);
+        let (mut kept, mut dropped) = (counts.clone(), vec![]);
+        for x in 0..counts.contexts {
+            for (p, &(a, b)) in pr.iter().enumerate() {
+                let c = x * pr.len() + p;
+                if !(ok(x, a) && ok(x, b)) {
+                    if kept.wins[c] != [0, 0] {
+                        dropped.push(c);
+                    }
+                    kept.wins[c] = [0, 0];
+                }
+            }
+        }
+        (kept, dropped)
+    }
+
     #[test]
     fn dpo_loss_is_the_bradley_terry_loss_of_the_implied_reward() {
         // Instance with holes in the supports, random counts on every pair (also the
         // unsupported ones) and a random policy supported on supp base.
         let inst = instance(1, 0.3, FINITE);
         let (nx, ny) = (inst.contexts, inst.responses);
-        let pr = pairs(ny);
         let mut rng = stream(1, "dpo-loss", 0);
-        let mut counts = WinCounts::new(nx, ny);
-        for w in counts.wins.iter_mut() {
-            *w = [rng.random::<u64>() % 20, rng.random::<u64>() % 20];
-        }
+        let counts = random_counts(&inst, 0, &mut rng);
         for divergence in [Divergence::Rkl, Divergence::Fkl] {
             let reg = regularizer(&inst, divergence);
             let ok = |x: usize, y: usize| supported(divergence, reg.base[x * ny + y]);
             // The same data without the comparisons the convention drops.
-            let mut kept = counts.clone();
-            let mut dropped = 0;
-            for x in 0..nx {
-                for (p, &(a, b)) in pr.iter().enumerate() {
-                    if !(ok(x, a) && ok(x, b)) {
-                        dropped += (kept.wins[x * pr.len() + p] != [0, 0]) as usize;
-                        kept.wins[x * pr.len() + p] = [0, 0];
-                    }
-                }
-            }
+            let (kept, dropped) = on_support(&reg, &counts);
             assert!(
-                dropped > 0,
+                !dropped.is_empty(),
                 "the instance must exercise the support convention"
             );
             let mut pi = vec![0.0; nx * ny];
@@ -780,26 +797,10 @@ mod tests {
         // differs from a fit that keeps a dropped comparison in.
         let inst = instance(3, 0.3, LINEAR);
         let lin = linear_reward(&inst);
-        let (nx, ny) = (inst.contexts, inst.responses);
-        let pr = pairs(ny);
-        let mut rng = stream(3, "dpo-support", 0);
-        let mut counts = WinCounts::new(nx, ny);
-        for w in counts.wins.iter_mut() {
-            *w = [1 + rng.random::<u64>() % 20, 1 + rng.random::<u64>() % 20];
-        }
+        let counts = random_counts(&inst, 1, &mut stream(3, "dpo-support", 0));
         for divergence in [Divergence::Rkl, Divergence::Fkl] {
             let reg = regularizer(&inst, divergence);
-            let ok = |x: usize, y: usize| supported(divergence, reg.base[x * ny + y]);
-            let mut kept = counts.clone();
-            let mut dropped = vec![];
-            for x in 0..nx {
-                for (p, &(a, b)) in pr.iter().enumerate() {
-                    if !(ok(x, a) && ok(x, b)) {
-                        kept.wins[x * pr.len() + p] = [0, 0];
-                        dropped.push(x * pr.len() + p);
-                    }
-                }
-            }
+            let (kept, dropped) = on_support(&reg, &counts);
             assert!(!dropped.is_empty(), "the instance must have holes");
             let fit = |c: &WinCounts| fit_linear(&reg, c, &lin, 1.0, 0.0, &[0.0; 3], TOL);
             let (all, only) = (fit(&counts), fit(&kept));
