@@ -667,7 +667,10 @@ mod tests {
     fn random_counts(inst: &Instance, min: u64, rng: &mut impl rand::Rng) -> WinCounts {
         let mut counts = WinCounts::new(inst.contexts, inst.responses);
         for w in counts.wins.iter_mut() {
-            *w = [min + rng.random::<u64>() % 20, min + rng.random::<u64>() % 20];
+            *w = [
+                min + rng.random::<u64>() % 20,
+                min + rng.random::<u64>() % 20,
+            ];
         }
         counts
     }
@@ -805,7 +808,10 @@ mod tests {
             let fit = |c: &WinCounts| fit_linear(&reg, c, &lin, 1.0, 0.0, &[0.0; 3], TOL);
             let (all, only) = (fit(&counts), fit(&kept));
             assert!(all.converged && only.converged, "{all:?} {only:?}");
-            assert!(max_abs_diff(&all.theta, &only.theta) < 1e-9, "{all:?} vs {only:?}");
+            assert!(
+                max_abs_diff(&all.theta, &only.theta) < 1e-9,
+                "{all:?} vs {only:?}"
+            );
             // Not vacuous: the kept comparisons do move the fit.
             let mut fewer = kept.clone();
             let first_kept = (0..kept.wins.len()).find(|c| !dropped.contains(c)).unwrap();

@@ -681,8 +681,7 @@ pub(super) fn render(fig: &Figure) -> String {
     }
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
         let _ = draw(&root, &fig, &p);
         let _ = root.present();
     }
@@ -721,9 +720,9 @@ fn band_columns(fig: &Figure, room: f64) -> usize {
 fn with_legend_band(panels: &mut [&mut Placed], (lw, lh): (f64, f64)) -> u32 {
     let top = HEIGHT as f64 - (MARGIN - 6) as f64 + 4.0;
     let band = (4.0 + lh + MARGIN as f64).ceil() as u32;
-    let (l, r) = panels
-        .last()
-        .map_or((0.0, WIDTH as f64), |p| (p.mapping.rect.l, p.mapping.rect.r));
+    let (l, r) = panels.last().map_or((0.0, WIDTH as f64), |p| {
+        (p.mapping.rect.l, p.mapping.rect.r)
+    });
     let x = ((l + r - lw) / 2.0).max(MARGIN as f64);
     for p in panels.iter_mut() {
         p.layout.bottom += band;
@@ -831,7 +830,10 @@ pub(super) fn render_stacked(upper: &Figure, lower: &Figure) -> String {
     let [mut top, mut bottom] = [place(&upper, boxes(0)[0]), place(lower, boxes(0)[1])];
     let y_area = top.layout.y_area.max(bottom.layout.y_area);
     if top.layout.y_area != y_area || bottom.layout.y_area != y_area {
-        [top, bottom] = [place(&upper, boxes(y_area)[0]), place(lower, boxes(y_area)[1])];
+        [top, bottom] = [
+            place(&upper, boxes(y_area)[0]),
+            place(lower, boxes(y_area)[1]),
+        ];
     }
     let band = match below {
         true => with_legend_band(&mut [&mut top, &mut bottom], legend_size(&upper)),
@@ -840,8 +842,7 @@ pub(super) fn render_stacked(upper: &Figure, lower: &Figure) -> String {
     let placed = [top, bottom];
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + band)).into_drawing_area();
         let _ = draw(&root, &upper, &placed[0]);
         let _ = draw_panel(&root, lower, &placed[1]);
         let _ = root.present();
@@ -936,8 +937,7 @@ fn place(fig: &Figure, b: PanelBox) -> Placed {
             .any(|&(px, py, r)| px + r >= x && px - r <= x + lw && py + r >= y && py - r <= y + lh)
     };
     let too_wide = lw + 2.0 * gap > rect.r - rect.l || lh + 2.0 * gap > rect.b - rect.t;
-    let mut corner = if fig.legend.is_empty() || fig.empty.is_some() || too_wide || b.legend_below
-    {
+    let mut corner = if fig.legend.is_empty() || fig.empty.is_some() || too_wide || b.legend_below {
         Some(0)
     } else {
         (0..4).find(|&k| fits(&rect, &y_axis, k))

@@ -558,7 +558,12 @@ fn long_y_descriptions_wrap_to_fit_their_panel() {
 /// The height the SVG declares.
 fn svg_height(svg: &str) -> u32 {
     let at = svg.find("height=\"").expect("a height") + 8;
-    svg[at..].split('"').next().unwrap().parse().expect("a number")
+    svg[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a number")
 }
 
 #[test]
@@ -576,11 +581,20 @@ fn a_legend_that_would_squeeze_the_data_goes_below_the_figure() {
             AxisSpec::log("y".into()),
         );
         // x from 1 to 10^0.6, y at 10^2 and 10^-2: the y ticks run from 10⁻² to 10².
-        let line = |y: f64| (0..=20).map(|i| Pt { x: i as f64 * 0.03, y, bar: None }).collect();
+        let line = |y: f64| {
+            (0..=20)
+                .map(|i| Pt {
+                    x: i as f64 * 0.03,
+                    y,
+                    bar: None,
+                })
+                .collect()
+        };
         fig.push_curve(line(2.0), Marker::Circle, C_MEAN, "top".into());
         fig.push_curve(line(-2.0), Marker::Circle, C_MEAN, "bottom".into());
         for k in 0..entries {
-            fig.legend.push(super::model::Entry::note(format!("note {k}")));
+            fig.legend
+                .push(super::model::Entry::note(format!("note {k}")));
         }
         fig
     };
@@ -589,7 +603,10 @@ fn a_legend_that_would_squeeze_the_data_goes_below_the_figure() {
     assert!(h > HEIGHT, "the canvas grows for the band: {h}");
     // The y range is not grown to clear the legend: its top tick stays at 10².
     assert!(crowded.contains("10²"));
-    assert!(!crowded.contains("10³"), "y range grown although the legend is below");
+    assert!(
+        !crowded.contains("10³"),
+        "y range grown although the legend is below"
+    );
     // The legend box (the paper-filled rectangle drawn after the frame) starts in the band,
     // below the figure's original height.
     let boxes: Vec<f64> = crowded
