@@ -214,6 +214,31 @@ pub fn ours(spec: &Spec) -> Ours {
 /// §8.11), and for tabular DPO of any reward class (THEORY §8.10): the leading power; under a
 /// gamma(n) schedule the whole curve (plug-in MLE offline); the finite class gets its
 /// Chernoff rate and large-deviation curve; other cells say why not.
+/// The large-gamma limit of an FKL sub-optimality cell under gamma(n) = c n^p, p > 0:
+/// E[gap] ~ (K/c) n^-(1+p) (docs/theory.md §9.13); `None` for other cells or where K is not
+/// defined (a tie for the best response).
+fn large_gamma_limit(
+    spec: &Spec,
+    inst: &crate::instance::Instance,
+    cell: &crate::spec::Cell,
+    mu: &[f64],
+) -> Option<crate::result::PowerLaw> {
+    let GammaRule::Schedule(s) = cell.gamma else {
+        return None;
+    };
+    if spec.divergence() != Divergence::Fkl
+        || spec.quantity() != crate::gap::Quantity::Suboptimality
+        || s.p <= 0.0
+    {
+        return None;
+    }
+    let k = crate::asymptotics::fkl_large_gamma_constant(inst, &cell.weights, mu).ok()?;
+    Some(crate::result::PowerLaw {
+        exponent: -(1.0 + s.p),
+        constant: k / s.c,
+    })
+}
+
 /// Which fit produced a gap: the estimator and the online rounds. The spec's quantity is
 /// the spec's own; a recorded series can be another (`plugin`, `offline`).
 #[derive(Clone, Copy)]
@@ -311,6 +336,7 @@ fn asymptotic(
                 seed,
             ) {
                 Ok(points) => {
+                    out.large_gamma = large_gamma_limit(spec, inst, cell, mu);
                     out.predicted = points
                         .iter()
                         .map(|p| PredictedValue {

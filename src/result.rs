@@ -251,6 +251,19 @@ pub struct Asymptotic {
     /// schedules: the bias of gamma(n) plus the estimation term, `asymptotics::schedule_curve`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub predicted: Vec<PredictedValue>,
+    /// gamma(n) = c n^p schedules (p > 0) of the FKL sub-optimality (plug-in MLE offline,
+    /// linear class): the limit E[gap] ~ constant x n^exponent as gamma(n) grows, exponent
+    /// -(1+p), constant K/c (`asymptotics::fkl_large_gamma_constant`, docs/theory.md §9.13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_gamma: Option<PowerLaw>,
+}
+
+/// A power law constant x n^exponent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerLaw {
+    pub exponent: f64,
+    pub constant: f64,
 }
 
 impl Asymptotic {
@@ -263,6 +276,7 @@ impl Asymptotic {
             refused: None,
             scaled_mean: vec![],
             predicted: vec![],
+            large_gamma: None,
         }
     }
 }

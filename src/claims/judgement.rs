@@ -149,6 +149,9 @@ pub enum Finding {
         /// Under a gamma(n) schedule: the curve is judged from this n on (None: a power law).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         curve_from: Option<u64>,
+        /// The power law is the large-gamma limit (K/c) n^-(1+p) of a gamma(n) schedule.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        large_gamma: bool,
     },
     /// The exponential rate of the finite class (THEORY §8): `measured` = -slope of
     /// ln(mean gap) against n over the measurable levels `from_n..=to_n`, with its bootstrap
@@ -330,10 +333,12 @@ impl Finding {
                 factor,
                 predicted,
                 curve_from,
+                large_gamma,
             } => {
-                let what = match curve_from {
-                    Some(n) => format!("curve (n >= {n}; {} at n_max)", sci(*predicted)),
-                    None => sci(*predicted),
+                let what = match (curve_from, large_gamma) {
+                    (Some(n), _) => format!("curve (n >= {n}; {} at n_max)", sci(*predicted)),
+                    (None, true) => format!("large-gamma limit K/c = {}", sci(*predicted)),
+                    (None, false) => sci(*predicted),
                 };
                 let claimed = if *factor == 1.0 {
                     format!("the predicted {what}")

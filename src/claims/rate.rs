@@ -123,6 +123,10 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// (`asymptotic.predicted`, THEORY §8.8) instead of f C n_j^a, over the tail levels where the
 /// curve is sharp ([`SHARP_CURVE_TOLERANCE`]); the curve's Monte Carlo error (the tail average
 /// of rho_j x its relative SE, the same draws at every level) is added to se in quadrature.
+/// Where fewer than two tail levels are sharp and the cell has a large-gamma limit
+/// (`asymptotic.large_gamma`, FKL sub-optimality, docs/theory.md §9.13), that power law
+/// (K/c) n^-(1+p) is the claimed value, exact (no Monte Carlo error), with the same
+/// allowance for the drift across the tail.
 pub(crate) fn constant_finding(
     claim: &Claim,
     r: &ResultFile,
@@ -136,28 +140,37 @@ pub(crate) fn constant_finding(
     let f = claim.constant_factor;
     let asy = &cell.asymptotic;
     // (level, claimed mean there, relative Monte Carlo error of the prediction)
-    let (levels, predicted, curve_from): (Vec<(usize, f64, f64)>, f64, Option<u64>) =
-        match (asy.exponent, asy.constant) {
-            (Some(a), Some(c)) => (
-                (first..cell.n.len())
-                    .map(|j| (j, f * c * (cell.n[j] as f64).powf(a), 0.0))
-                    .collect(),
-                c,
-                None,
-            ),
-            _ if asy.exponential_rate.is_none() && asy.predicted.len() == cell.n.len() => {
-                let levels: Vec<(usize, f64, f64)> = (first..cell.n.len())
-                    .filter_map(|j| {
-                        let p = &asy.predicted[j];
-                        let rel = p.se.unwrap_or(0.0) / p.value;
-                        (rel <= SHARP_CURVE_TOLERANCE).then_some((j, f * p.value, rel))
-                    })
-                    .collect();
-                let from = cell.n[levels.first()?.0];
-                (levels, asy.predicted.last()?.value, Some(from))
-            }
-            _ => return None,
+    let power_law = |a: f64, c: f64| -> Vec<(usize, f64, f64)> {
+        (first..cell.n.len())
+            .map(|j| (j, f * c * (cell.n[j] as f64).powf(a), 0.0))
+            .collect()
+    };
+    let sharp_curve: Vec<(usize, f64, f64)> =
+        if asy.exponential_rate.is_none() && asy.predicted.len() == cell.n.len() {
+            (first..cell.n.len())
+                .filter_map(|j| {
+                    let p = &asy.predicted[j];
+                    let rel = p.se.unwrap_or(0.0) / p.value;
+                    (rel <= SHARP_CURVE_TOLERANCE).then_some((j, f * p.value, rel))
+                })
+                .collect()
+        } else {
+            vec![]
         };
+    let (levels, predicted, curve_from, large_gamma): (
+        Vec<(usize, f64, f64)>,
+        f64,
+        Option<u64>,
+        bool,
+    ) = match (asy.exponent, asy.constant, asy.large_gamma) {
+        (Some(a), Some(c), _) => (power_law(a, c), c, None, false),
+        _ if sharp_curve.len() >= 2 => {
+            let from = cell.n[sharp_curve[0].0];
+            (sharp_curve, asy.predicted.last()?.value, Some(from), false)
+        }
+        (_, _, Some(l)) => (power_law(l.exponent, l.constant), l.constant, None, true),
+        _ => return None,
+    };
     if levels.len() < 2 || levels.iter().any(|l| !(l.1 > 0.0)) {
         return None;
     }
@@ -208,6 +221,7 @@ pub(crate) fn constant_finding(
         factor: claim.constant_factor,
         predicted,
         curve_from,
+        large_gamma,
     })
 }
 
