@@ -266,7 +266,7 @@ impl Sampler {
 }
 
 /// One Binomial(n, p) draw (BTPE for large n: O(1) expected), with the trivial cases short-cut.
-fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
+pub(crate) fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
     if n == 0 || p <= 0.0 {
         0
     } else if p >= 1.0 {
