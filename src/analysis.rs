@@ -115,11 +115,19 @@ pub fn ours(spec: &Spec) -> Ours {
     Ours {
         sampling: c(
             spec.sampling_label(),
-            "the policy mu that draws both responses of a comparison (docs/theory.md §2); none: a fixed design gives the comparisons",
+            if spec.design().is_some() {
+                "the policy mu that draws both responses of a comparison (docs/theory.md §2); none: the fixed design spec.design gives the comparisons"
+            } else {
+                "the policy mu that draws both responses of a comparison (docs/theory.md §2)"
+            },
         ),
         sampler: c(
             spec.sampler(),
-            "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison; fixed_design: the comparisons of spec.design, only their Bradley-Terry outcomes drawn",
+            if spec.design().is_some() {
+                "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison; fixed_design: the comparisons of spec.design, only their Bradley-Terry outcomes drawn (docs/theory.md §2)"
+            } else {
+                "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison"
+            },
         ),
         design_rounding: spec.design().map(|_| {
             c(

@@ -277,12 +277,12 @@ mod tests {
                 family: Default::default(),
             };
             let inst = generate(&p, &mut stream(4, "cov-design", 0));
-            let (nu, mu) = (&inst.references[0], &inst.references[1]);
+            let (nu, mu, rho) = (&inst.references[0], &inst.references[1], &inst.rho);
             let pairs: Vec<(usize, usize, usize, f64)> = (0..3)
                 .flat_map(|x| {
-                    crate::preference::pairs(4).into_iter().map(move |(a, b)| {
-                        (x, a, b, 2.0 * inst.rho[x] * mu[x * 4 + a] * mu[x * 4 + b])
-                    })
+                    crate::preference::pairs(4)
+                        .into_iter()
+                        .map(move |(a, b)| (x, a, b, 2.0 * rho[x] * mu[x * 4 + a] * mu[x * 4 + b]))
                 })
                 .collect();
             let (c, d) = (
