@@ -197,23 +197,32 @@ mod tests {
     use crate::instance::{GeneratorParams, GeneratorReward, generate};
     use crate::streams::stream;
 
-    #[test]
-    fn coverage_of_mu_against_itself_is_one_and_the_eigenvalue_is_a_true_maximum() {
-        for reward in [
+    /// A linear-class (d = 3) and a finite-class instance with two references, drawn from
+    /// the stream (seed, label, 0).
+    fn both_classes(
+        contexts: usize,
+        responses: usize,
+        candidates: usize,
+        seed: u64,
+        label: &str,
+    ) -> Vec<Instance> {
+        [
             GeneratorReward::Linear {
                 dim: 3,
                 bound: 1.0,
                 theta_norm: 0.8,
             },
             GeneratorReward::Finite {
-                candidates: 6,
+                candidates,
                 r_max: 1.0,
                 spread: 0.5,
             },
-        ] {
+        ]
+        .into_iter()
+        .map(|reward| {
             let p = GeneratorParams {
-                contexts: 4,
-                responses: 5,
+                contexts,
+                responses,
                 references: 2,
                 concentration: 1.0,
                 zero_fraction: 0.0,
@@ -221,7 +230,14 @@ mod tests {
                 reward,
                 family: Default::default(),
             };
-            let inst = generate(&p, &mut stream(9, "cov", 0));
+            generate(&p, &mut stream(seed, label, 0))
+        })
+        .collect()
+    }
+
+    #[test]
+    fn coverage_of_mu_against_itself_is_one_and_the_eigenvalue_is_a_true_maximum() {
+        for inst in both_classes(4, 5, 6, 9, "cov") {
             let (a, b) = (&inst.references[0], &inst.references[1]);
             let c = coverage(&inst, a, a).unwrap();
             assert!((c - 1.0).abs() < 1e-10, "{c}");
@@ -254,29 +270,7 @@ mod tests {
     /// infinite.
     #[test]
     fn a_design_with_mus_pair_law_has_mus_coverage() {
-        for reward in [
-            GeneratorReward::Linear {
-                dim: 3,
-                bound: 1.0,
-                theta_norm: 0.8,
-            },
-            GeneratorReward::Finite {
-                candidates: 5,
-                r_max: 1.0,
-                spread: 0.5,
-            },
-        ] {
-            let p = GeneratorParams {
-                contexts: 3,
-                responses: 4,
-                references: 2,
-                concentration: 1.0,
-                zero_fraction: 0.0,
-                context_concentration: None,
-                reward,
-                family: Default::default(),
-            };
-            let inst = generate(&p, &mut stream(4, "cov-design", 0));
+        for inst in both_classes(3, 4, 5, 4, "cov-design") {
             let (nu, mu, rho) = (&inst.references[0], &inst.references[1], &inst.rho);
             let pairs: Vec<(usize, usize, usize, f64)> = (0..3)
                 .flat_map(|x| {

@@ -525,6 +525,27 @@ mod tests {
         assert!((mean - 50.0 * p).abs() < 4.5 * se, "{mean} vs {}", 50.0 * p);
     }
 
+    /// A schedule over `contexts` x `responses` with rows (context, a, b, size).
+    fn schedule(
+        contexts: usize,
+        responses: usize,
+        rows: &[(usize, usize, usize, Size)],
+    ) -> Schedule {
+        Schedule {
+            contexts,
+            responses,
+            rows: rows
+                .iter()
+                .map(|&(context, a, b, size)| Row {
+                    context,
+                    a,
+                    b,
+                    size,
+                })
+                .collect(),
+        }
+    }
+
     /// Webster's counts are the m largest seats s_i / (j + 1/2) (ties to the lower row),
     /// by brute force: every seat j < m of every row sorted, the first m counted. Shares with
     /// exact ties (1/4, 1/4) and irregular ones; m from 0 to 300.
@@ -620,24 +641,11 @@ mod tests {
     /// The pessimism design as a schedule: a share-1 row (a1, a2) and a count-1 row (a2, a3)
     /// give n - 1 and 1 comparisons at every n, as `pessimism::design`.
     fn pessimism_schedule() -> Schedule {
-        Schedule {
-            contexts: 1,
-            responses: 4,
-            rows: vec![
-                Row {
-                    context: 0,
-                    a: 0,
-                    b: 1,
-                    size: Size::Share(1.0),
-                },
-                Row {
-                    context: 0,
-                    a: 1,
-                    b: 2,
-                    size: Size::Count(1),
-                },
-            ],
-        }
+        schedule(
+            1,
+            4,
+            &[(0, 0, 1, Size::Share(1.0)), (0, 1, 2, Size::Count(1))],
+        )
     }
 
     #[test]
@@ -649,30 +657,15 @@ mod tests {
         assert!(s.at(0).comparisons.iter().all(|c| c.count == 0));
         assert_eq!(s.limit_frequencies(), vec![(0, 0, 1, 1.0)]);
         // Two contexts, shares 1/4 and 3/4 of n - 2.
-        let t = Schedule {
-            contexts: 2,
-            responses: 3,
-            rows: vec![
-                Row {
-                    context: 1,
-                    a: 2,
-                    b: 0,
-                    size: Size::Share(0.25),
-                },
-                Row {
-                    context: 0,
-                    a: 0,
-                    b: 1,
-                    size: Size::Count(2),
-                },
-                Row {
-                    context: 0,
-                    a: 1,
-                    b: 2,
-                    size: Size::Share(0.75),
-                },
+        let t = schedule(
+            2,
+            3,
+            &[
+                (1, 2, 0, Size::Share(0.25)),
+                (0, 0, 1, Size::Count(2)),
+                (0, 1, 2, Size::Share(0.75)),
             ],
-        };
+        );
         let counts = |n| {
             t.at(n)
                 .comparisons
@@ -693,30 +686,15 @@ mod tests {
     /// win counts only grow (nested datasets), and the same stream gives the same data.
     #[test]
     fn growth_is_nested_and_matches_the_design() {
-        let t = Schedule {
-            contexts: 2,
-            responses: 3,
-            rows: vec![
-                Row {
-                    context: 1,
-                    a: 2,
-                    b: 0,
-                    size: Size::Share(0.4),
-                },
-                Row {
-                    context: 0,
-                    a: 0,
-                    b: 1,
-                    size: Size::Count(3),
-                },
-                Row {
-                    context: 0,
-                    a: 1,
-                    b: 0,
-                    size: Size::Share(0.6),
-                },
+        let t = schedule(
+            2,
+            3,
+            &[
+                (1, 2, 0, Size::Share(0.4)),
+                (0, 0, 1, Size::Count(3)),
+                (0, 1, 0, Size::Share(0.6)),
             ],
-        };
+        );
         let reward = [0.2, -0.4, 0.0, 1.0, 0.5, -1.0];
         let walk = |seed| {
             let mut rng = crate::streams::stream(seed, "test/grow", 0);
@@ -769,24 +747,11 @@ mod tests {
     /// a planted sampler with the wrong sign (outcomes drawn under -r) fails the same test.
     #[test]
     fn sampled_wins_have_binomial_moments_and_a_wrong_sign_is_caught() {
-        let t = Schedule {
-            contexts: 1,
-            responses: 3,
-            rows: vec![
-                Row {
-                    context: 0,
-                    a: 0,
-                    b: 1,
-                    size: Size::Share(1.0),
-                },
-                Row {
-                    context: 0,
-                    a: 2,
-                    b: 1,
-                    size: Size::Count(7),
-                },
-            ],
-        };
+        let t = schedule(
+            1,
+            3,
+            &[(0, 0, 1, Size::Share(1.0)), (0, 2, 1, Size::Count(7))],
+        );
         let reward = [0.4, -0.3, 1.2];
         let flipped: Vec<f64> = reward.iter().map(|v| -v).collect();
         let n = 57; // 50 comparisons of (0, 1), 7 of (2, 1)

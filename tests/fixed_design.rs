@@ -306,3 +306,54 @@ fn runs_record_the_design_and_do_not_depend_on_threads() {
     };
     assert_ne!(hash(SPEC), hash(&other));
 }
+
+/// The pessimism instance through the engine (`sims/external/pessimism_engine.toml`): its
+/// instance file is the paper's in plane coordinates (features H^T phi to 1e-15), its design at
+/// each n is `pessimism::design(n)`, and the engine's mean optimality gap of the RKL plug-in
+/// policy at gamma = 1e6 (the greedy policy) agrees with the exact greedy gap of the
+/// enumeration (`pessimism::gap_point`) within 4.5 standard errors of the 400-replication
+/// mean (se from the replications' spread) at every n of the spec.
+#[test]
+fn the_engine_reproduces_the_exact_greedy_gap_of_the_pessimism_instance() {
+    use mrkl::pessimism::{self, ConstrainedMle, PessimismOptions};
+    let spec = mrkl::spec::load(Path::new("sims/external/pessimism_engine.toml")).unwrap();
+    let h = pessimism::helmert_basis(3);
+    let mrkl::instance::RewardModel::Linear(l) = &spec.instance().reward else {
+        panic!("a linear instance")
+    };
+    for a in 0..4 {
+        for j in 0..2 {
+            let psi: f64 = (0..3).map(|i| h[(i, j)] * pessimism::FEATURES[a][i]).sum();
+            assert!(
+                (l.features[a * 2 + j] - psi).abs() < 1e-15,
+                "a{} {j}",
+                a + 1
+            );
+        }
+    }
+    let r = spec.instance().true_reward();
+    let want = pessimism::rewards(&pessimism::THETA_STAR);
+    assert!(
+        r.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-15),
+        "{r:?}"
+    );
+    let design = spec.design().unwrap();
+    for &n in spec.ns() {
+        assert_eq!(design.at(n), pessimism::design(n), "n = {n}");
+    }
+    let runs = mrkl::engine::run(&spec, &|| {});
+    let opts = PessimismOptions::default();
+    let mut mle = ConstrainedMle::new(opts.bound);
+    for (j, &n) in spec.ns().iter().enumerate() {
+        let v = &runs[0].values[j];
+        let k = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / k;
+        let sd = (v.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+        let exact = pessimism::gap_point(&opts, &mut mle, n, 0).greedy;
+        assert!(
+            (mean - exact).abs() <= 4.5 * sd / k.sqrt(),
+            "n = {n}: engine {mean} vs exact {exact} (se {})",
+            sd / k.sqrt()
+        );
+    }
+}
