@@ -379,7 +379,8 @@ impl<'a> Prepared<'a> {
     }
 
     /// Runs replication `rep` of cell `cell` along the whole n grid: the offline walk with
-    /// nested datasets drawn from mu (stream `(seed, label, rep)`), then for an online spec
+    /// nested datasets drawn from mu or from the fixed design's outcomes (stream `(seed,
+    /// label, rep)`), then for an online spec
     /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
     pub fn run_unit(&self, cell: usize, rep: usize) -> UnitResult {
         self.run_unit_observed(cell, rep, None)
