@@ -114,13 +114,27 @@ pub fn ours(spec: &Spec) -> Ours {
     }
     Ours {
         sampling: c(
-            spec.sampling().label(),
-            "the policy mu that draws both responses of a comparison (docs/theory.md §2)",
+            spec.sampling_label(),
+            if spec.design().is_some() {
+                "the policy mu that draws both responses of a comparison (docs/theory.md §2); none: the fixed design spec.design gives the comparisons"
+            } else {
+                "the policy mu that draws both responses of a comparison (docs/theory.md §2)"
+            },
         ),
         sampler: c(
             spec.sampler(),
-            "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison",
+            if spec.design().is_some() {
+                "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison; fixed_design: the comparisons of spec.design, only their Bradley-Terry outcomes drawn (docs/theory.md §2)"
+            } else {
+                "counts: exact multinomial win counts (cost independent of n); per_sample: one draw per comparison"
+            },
         ),
+        design_rounding: spec.design().map(|_| {
+            c(
+                "webster".into(),
+                "fixed design: the share rows get n - C comparisons (C = the fixed counts) by Webster's divisor method, the n - C largest s_i / (j + 1/2), ties to the earlier row; house-monotone, so the datasets of the n grid nest (docs/theory.md §2)",
+            )
+        }),
         reward_range: c(o.reward_range, "R_max convention: |r| <= R_max"),
         linear_estimator: c(
             "constrained_mle".into(),
@@ -256,6 +270,13 @@ fn asymptotic(
     summaries: &[Summary],
 ) -> Asymptotic {
     let mut out = Asymptotic::none();
+    if spec.design().is_some() {
+        out.refused = Some(
+            "fixed design: not derived (the Fisher information of §8.1 is that of pairs drawn from mu)"
+                .into(),
+        );
+        return out;
+    }
     if fit.estimator.is_ipo() {
         let linear = fit.estimator == Estimator::IpoLinear;
         out.refused = match cell.gamma {
@@ -468,7 +489,10 @@ pub fn build(spec: &Spec, runs: &[CellRun], git_commit: Option<String>) -> Resul
                     c.gamma.at(*spec.ns().last().expect("non-empty grid")),
                     o.mrpo_clip_eps,
                 ),
-                coverage: crate::coverage::coverage(inst, &nu, &mu),
+                coverage: match spec.design() {
+                    Some(d) => crate::coverage::design_coverage(inst, &nu, &d.limit_frequencies()),
+                    None => crate::coverage::coverage(inst, &nu, &mu),
+                },
                 support: support(spec, inst, &c.weights),
                 instance: c.instance,
                 label: c.label.clone(),

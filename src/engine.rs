@@ -72,11 +72,36 @@ struct InstancePrep<'a> {
     fitter: Option<LinearFitter>,
 }
 
+/// Where a cell's data come from: comparisons drawn from mu by the spec's sampler, or the
+/// spec's fixed design with Bradley-Terry outcomes under r* (docs/theory.md §2).
+enum Data {
+    Drawn(Sampler, crate::preference::SamplerKind),
+    Fixed(crate::fixed_design::Schedule, Vec<f64>),
+}
+
+impl Data {
+    /// Grows the nested dataset `counts` to n comparisons (n >= counts.n).
+    fn grow<R: rand::Rng + ?Sized>(&self, counts: &mut WinCounts, n: u64, rng: &mut R) {
+        match self {
+            Data::Drawn(sampler, kind) => sampler.extend(*kind, counts, n - counts.n, rng),
+            Data::Fixed(design, r_star) => design.grow(r_star, counts, n, rng),
+        }
+    }
+
+    /// The sampler from mu (online rounds: checked specs with a fixed design have one round).
+    fn drawn(&self) -> &Sampler {
+        match self {
+            Data::Drawn(sampler, _) => sampler,
+            Data::Fixed(..) => unreachable!("checked: a fixed design has rounds = 1"),
+        }
+    }
+}
+
 /// What a cell needs that does not depend on the replication.
 struct CellPrep {
     /// Index of the cell's instance in [`Prepared::instances`].
     instance: usize,
-    sampler: Sampler,
+    data: Data,
     reg: Regularizer,
     /// The RKL comparators of THEORY §6 (recorded with `record = ["comparators"]`).
     comparators: Vec<Regularizer>,
@@ -183,7 +208,13 @@ impl<'a> Prepared<'a> {
             .zip(cell_instance)
             .map(|((c, mu), &instance)| {
                 let InstancePrep { inst, r_star, .. } = &instances[instance];
-                let sampler = Sampler::new(&inst.rho, &mu, r_star, inst.responses);
+                let data = match spec.design() {
+                    Some(d) => Data::Fixed(d.clone(), r_star.clone()),
+                    None => Data::Drawn(
+                        Sampler::new(&inst.rho, &mu, r_star, inst.responses),
+                        spec.sampler(),
+                    ),
+                };
                 let reg = Regularizer::new(
                     spec.divergence(),
                     &inst.references,
@@ -219,7 +250,7 @@ impl<'a> Prepared<'a> {
                 };
                 CellPrep {
                     instance,
-                    sampler,
+                    data,
                     reg,
                     comparators,
                     optimum,
@@ -263,10 +294,7 @@ impl<'a> Prepared<'a> {
             .ns()
             .iter()
             .map(|&n| {
-                let extra = n - st.counts.n;
-                self.cells[0]
-                    .sampler
-                    .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
+                self.cells[0].data.grow(&mut st.counts, n, &mut rng);
                 let (iterations, on_boundary) = self.fit_reward(instance, &mut st);
                 LevelFit {
                     r_hat: st.r_hat.clone(),
@@ -351,7 +379,8 @@ impl<'a> Prepared<'a> {
     }
 
     /// Runs replication `rep` of cell `cell` along the whole n grid: the offline walk with
-    /// nested datasets drawn from mu (stream `(seed, label, rep)`), then for an online spec
+    /// nested datasets drawn from mu or from the fixed design's outcomes (stream `(seed,
+    /// label, rep)`), then for an online spec
     /// the online runs (stream `(seed, label + "/online", rep)`, one fresh run per n).
     pub fn run_unit(&self, cell: usize, rep: usize) -> UnitResult {
         self.run_unit_observed(cell, rep, None)
@@ -397,9 +426,7 @@ impl<'a> Prepared<'a> {
                     (walk[j].iterations, walk[j].on_boundary)
                 }
                 None => {
-                    let extra = n - st.counts.n;
-                    prep.sampler
-                        .extend(spec.sampler(), &mut st.counts, extra, &mut rng);
+                    prep.data.grow(&mut st.counts, n, &mut rng);
                     self.fit_reward(prep.instance, &mut st)
                 }
             };
@@ -522,7 +549,7 @@ impl<'a> Prepared<'a> {
                 };
                 let current;
                 let sampler = if t == 0 {
-                    &prep.sampler
+                    prep.data.drawn()
                 } else {
                     prep.reg.policy(&st.r_hat, gamma, &mut pi);
                     current = Sampler::new(&inst.rho, &pi, r_star, inst.responses);

@@ -230,14 +230,17 @@ impl PessimismOptions {
 pub fn design(n: u64) -> FixedDesign {
     assert!(n >= 2, "at least one comparison of (a1, a2)");
     FixedDesign {
+        contexts: 1,
         responses: 4,
         comparisons: vec![
             Comparison {
+                context: 0,
                 a: 0,
                 b: 1,
                 count: n - 1,
             },
             Comparison {
+                context: 0,
                 a: 1,
                 b: 2,
                 count: 1,

@@ -89,6 +89,20 @@ pub enum SamplerKind {
     Counts,
     /// One draw per triple: cost O(n); the reference the count sampler is tested against.
     PerSample,
+    /// The comparisons given in the spec (`experiment.design`), only their outcomes drawn
+    /// (`fixed_design::Schedule::grow`): no mu.
+    FixedDesign,
+}
+
+impl SamplerKind {
+    /// The spelling used in specs and results.
+    pub fn label(self) -> &'static str {
+        match self {
+            SamplerKind::Counts => "counts",
+            SamplerKind::PerSample => "per_sample",
+            SamplerKind::FixedDesign => "fixed_design",
+        }
+    }
 }
 
 /// Sampling distributions and Bradley-Terry probabilities precomputed for one instance and
@@ -198,6 +212,9 @@ impl Sampler {
         match kind {
             SamplerKind::Counts => self.extend_counts(counts, extra, rng),
             SamplerKind::PerSample => self.extend_per_sample(counts, extra, rng),
+            SamplerKind::FixedDesign => {
+                unreachable!("a fixed design grows through fixed_design::Schedule::grow")
+            }
         }
     }
 
@@ -266,7 +283,7 @@ impl Sampler {
 }
 
 /// One Binomial(n, p) draw (BTPE for large n: O(1) expected), with the trivial cases short-cut.
-fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
+pub(crate) fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
     if n == 0 || p <= 0.0 {
         0
     } else if p >= 1.0 {

@@ -92,6 +92,9 @@ pub struct Ours {
     pub bootstrap_resamples: Choice<usize>,
     pub ci_level: Choice<f64>,
     pub coverage: Choice<String>,
+    /// How a fixed design's shares become counts (fixed designs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design_rounding: Option<Choice<String>>,
     pub dpo_dropped_pairs: Choice<String>,
     pub dpo_ridge: Choice<f64>,
     pub estimator: Choice<Estimator>,

@@ -5,6 +5,7 @@
 //! (sampling policy, sampler, gamma schedule) and is written into every result.
 
 use crate::error::{Error, Result};
+use crate::fixed_design::{Row, Schedule, Size};
 use crate::gap::Quantity;
 use crate::instance::{
     Family, GeneratorParams, GeneratorReward, Instance, InstanceParam, RawInstance, RewardModel,
@@ -112,10 +113,12 @@ pub struct RawExperiment {
     pub gamma_schedule: Option<GammaSchedule>,
     pub n: Option<Vec<u64>>,
     pub n_grid: Option<NGrid>,
-    #[serde(default = "default_sampling")]
-    pub sampling: String,
+    /// The sampling policy mu (default `geometric`); not with a fixed design.
+    pub sampling: Option<String>,
     #[serde(default = "default_sampler")]
     pub sampler: SamplerKind,
+    /// The comparisons of `sampler = "fixed_design"` (docs/theory.md §2, "The fixed design").
+    pub design: Option<RawDesign>,
     #[serde(default = "default_delta")]
     pub delta: f64,
     /// How the policy is fitted from the data: the plug-in policy of the reward MLE, or a
@@ -133,6 +136,26 @@ pub struct RawExperiment {
 
 fn default_rounds() -> u32 {
     1
+}
+
+/// `[experiment.design]`: the comparisons of a fixed design.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDesign {
+    pub comparisons: Vec<RawDesignRow>,
+}
+
+/// One row of `experiment.design.comparisons`: `{ context, a, b, count }` or
+/// `{ context, a, b, share }` (0-based indices; `context` defaults to 0).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDesignRow {
+    #[serde(default)]
+    pub context: usize,
+    pub a: usize,
+    pub b: usize,
+    pub count: Option<u64>,
+    pub share: Option<f64>,
 }
 
 /// How a policy is fitted from the preference data.
@@ -226,9 +249,6 @@ pub enum SeriesKind {
     DpoPointMass,
 }
 
-fn default_sampling() -> String {
-    "geometric".into()
-}
 fn default_sampler() -> SamplerKind {
     SamplerKind::Counts
 }
@@ -512,6 +532,8 @@ pub struct Spec {
     ns: Vec<u64>,
     sampling: Sampling,
     sampler: SamplerKind,
+    /// The fixed design (`sampler = "fixed_design"` only).
+    design: Option<Schedule>,
     delta: f64,
     estimator: Estimator,
     rounds: u32,
@@ -546,9 +568,13 @@ pub struct SpecRecord {
     pub divergence: Divergence,
     pub quantity: Quantity,
     pub ns: Vec<u64>,
-    /// The sampling policy, as spelled in specs (`geometric`, `ref:1`, ...).
+    /// The sampling policy, as spelled in specs (`geometric`, `ref:1`, ...; `none` with a
+    /// fixed design).
     pub sampling: String,
     pub sampler: SamplerKind,
+    /// The fixed design's rows (`sampler = "fixed_design"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<Schedule>,
     pub delta: f64,
     #[serde(default, skip_serializing_if = "Estimator::is_mle")]
     pub estimator: Estimator,
@@ -603,12 +629,24 @@ impl Spec {
     pub fn ns(&self) -> &Vec<u64> {
         &self.ns
     }
-    /// The sampling policy mu [ours].
+    /// The sampling policy mu [ours]. With a fixed design no policy draws the comparisons
+    /// and this is `Uniform`, unused: see [`Spec::sampling_label`], [`Spec::design`].
     pub fn sampling(&self) -> Sampling {
         self.sampling
     }
+    /// The sampling policy as recorded: its label, or `none` with a fixed design.
+    pub fn sampling_label(&self) -> String {
+        match self.design {
+            Some(_) => "none".into(),
+            None => self.sampling.label(),
+        }
+    }
     pub fn sampler(&self) -> SamplerKind {
         self.sampler
+    }
+    /// The fixed design of `sampler = "fixed_design"` (docs/theory.md §2).
+    pub fn design(&self) -> Option<&Schedule> {
+        self.design.as_ref()
     }
     /// The bounds hold with probability 1 - delta.
     pub fn delta(&self) -> f64 {
@@ -665,8 +703,9 @@ impl Spec {
             divergence: self.divergence,
             quantity: self.quantity,
             ns: self.ns.clone(),
-            sampling: self.sampling.label(),
+            sampling: self.sampling_label(),
             sampler: self.sampler,
+            design: self.design.clone(),
             delta: self.delta,
             estimator: self.estimator,
             rounds: self.rounds,
@@ -1003,6 +1042,7 @@ impl RawSpec {
             v.iter().map(|(_, i)| i.k()).min().unwrap_or(0)
         });
         let experiment = check_experiment(e, sweeps_gamma, sweeps_references, &instance, k_min)?;
+        let design = check_design(e, &experiment.ns, &instance, swept.is_some())?;
         // Checked after the experiment, where it has always been, so that a spec with
         // several problems still reports the same one first.
         in_range(
@@ -1039,10 +1079,12 @@ impl RawSpec {
         let claims = check_claims(self.claim, self.claims)?;
         let shared_data = self.options.streams == Streams::Shared
             && instances.len() == 1
-            && (matches!(
-                experiment.sampling,
-                Sampling::Uniform | Sampling::Reference(_)
-            ) || cells.iter().all(|c| c.weights == cells[0].weights));
+            && (design.is_some()
+                || matches!(
+                    experiment.sampling,
+                    Sampling::Uniform | Sampling::Reference(_)
+                )
+                || cells.iter().all(|c| c.weights == cells[0].weights));
         Ok(Spec {
             name,
             claims,
@@ -1055,6 +1097,7 @@ impl RawSpec {
             ns: experiment.ns,
             sampling: experiment.sampling,
             sampler: e.sampler,
+            design,
             delta: e.delta,
             estimator: e.estimator,
             rounds: e.rounds,
@@ -1445,7 +1488,18 @@ fn check_experiment(
     };
     let gamma = check_gamma(e.gamma, e.gamma_schedule, sweeps_gamma)?;
     let ns = check_ns(e.n.as_deref(), e.n_grid, e.sampler)?;
-    let sampling = Sampling::parse(&e.sampling, k_min)?;
+    let sampling = match (&e.sampling, e.sampler) {
+        (Some(s), SamplerKind::FixedDesign) => {
+            return Err(Error::invalid(
+                "experiment.sampling",
+                format!("\"{s}\""),
+                "no sampling policy with sampler = \"fixed_design\" (the design gives the comparisons)",
+            ));
+        }
+        // Unused: no policy draws a fixed design's comparisons (`Spec::sampling`).
+        (None, SamplerKind::FixedDesign) => Sampling::Uniform,
+        (s, _) => Sampling::parse(s.as_deref().unwrap_or("geometric"), k_min)?,
+    };
     in_range(
         "experiment.delta",
         e.delta,
@@ -1482,6 +1536,13 @@ fn check_experiment(
             ns[0]
         ),
     )?;
+    if e.rounds > 1 && e.sampler == SamplerKind::FixedDesign {
+        return Err(Error::invalid(
+            "experiment.rounds",
+            e.rounds,
+            "1 with sampler = \"fixed_design\" (online rounds draw from the fitted policy)",
+        ));
+    }
     if e.rounds > 1 && e.estimator != Estimator::Mle {
         return Err(Error::invalid(
             "experiment.rounds",
@@ -1628,6 +1689,169 @@ fn check_ns(n: Option<&[u64]>, n_grid: Option<NGrid>, sampler: SamplerKind) -> R
         format!("sample sizes up to {max_n} with sampler = {sampler:?} (per_sample costs O(n))"),
     )?;
     Ok(ns)
+}
+
+/// Smallest share of a design row (the apportionment compares shares exactly in 128-bit
+/// integers, `fixed_design::apportion`).
+pub const MIN_SHARE: f64 = 1e-6;
+
+/// `experiment.design` against `sampler`, the n grid and the instance: given exactly with
+/// `sampler = "fixed_design"`, not in an instance sweep (`swept`), at least one row, each
+/// with context and responses in range, a != b, and exactly one of `count` (1 to 1e12) or
+/// `share` (in [1e-6, 1]); shares summing to 1 (within 1e-9); the fixed counts' total C at
+/// most the smallest n, and n = [C] when no row has a share.
+fn check_design(
+    e: &RawExperiment,
+    ns: &[u64],
+    instance: &Instance,
+    swept: bool,
+) -> Result<Option<Schedule>> {
+    let raw = match (&e.design, e.sampler) {
+        (None, SamplerKind::FixedDesign) => {
+            return Err(Error::invalid(
+                "experiment.design",
+                "missing",
+                "[experiment.design] with comparisons = [{ context, a, b, count or share }, ...] for sampler = \"fixed_design\"",
+            ));
+        }
+        (None, _) => return Ok(None),
+        (Some(_), SamplerKind::FixedDesign) if swept => {
+            return Err(Error::invalid(
+                "experiment.design",
+                "given with an instance sweep",
+                "a fixed design without an instance sweep (its indices refer to one instance)",
+            ));
+        }
+        (Some(d), SamplerKind::FixedDesign) => d,
+        (Some(_), other) => {
+            return Err(Error::invalid(
+                "experiment.design",
+                format!("given with sampler = \"{}\"", other.label()),
+                "a design only with sampler = \"fixed_design\"",
+            ));
+        }
+    };
+    non_empty(
+        "experiment.design.comparisons",
+        &raw.comparisons,
+        "at least one comparison { context, a, b, count or share }",
+    )?;
+    let (nx, ny) = (instance.contexts, instance.responses);
+    let mut rows = Vec::with_capacity(raw.comparisons.len());
+    for (i, r) in raw.comparisons.iter().enumerate() {
+        let field = |name: &str| format!("experiment.design.comparisons[{i}].{name}");
+        in_range(
+            &field("context"),
+            r.context,
+            ..nx,
+            format!("a context index from 0 to {}", nx - 1),
+        )?;
+        in_range(
+            &field("a"),
+            r.a,
+            ..ny,
+            format!("a response index from 0 to {}", ny - 1),
+        )?;
+        in_range(
+            &field("b"),
+            r.b,
+            ..ny,
+            format!("a response index from 0 to {}", ny - 1),
+        )?;
+        if r.a == r.b {
+            return Err(Error::invalid(
+                field("b"),
+                r.b,
+                format!(
+                    "a response other than a = {} (a comparison of two responses)",
+                    r.a
+                ),
+            ));
+        }
+        let size = match (r.count, r.share) {
+            (Some(c), None) => {
+                in_range(
+                    &field("count"),
+                    c,
+                    1..=MAX_N,
+                    format!("an integer from 1 to {MAX_N}"),
+                )?;
+                Size::Count(c)
+            }
+            (None, Some(sh)) => {
+                in_range(
+                    &field("share"),
+                    sh,
+                    MIN_SHARE..=1.0,
+                    "a number in [1e-6, 1]",
+                )?;
+                Size::Share(sh)
+            }
+            (c, _) => {
+                return Err(Error::invalid(
+                    format!("experiment.design.comparisons[{i}]"),
+                    if c.is_some() {
+                        "both count and share"
+                    } else {
+                        "neither count nor share"
+                    },
+                    "exactly one of count (an integer >= 1) or share (in [1e-6, 1])",
+                ));
+            }
+        };
+        rows.push(Row {
+            context: r.context,
+            a: r.a,
+            b: r.b,
+            size,
+        });
+    }
+    let schedule = Schedule {
+        contexts: nx,
+        responses: ny,
+        rows,
+    };
+    let shares: Vec<f64> = schedule
+        .rows
+        .iter()
+        .filter_map(|r| match r.size {
+            Size::Share(s) => Some(s),
+            Size::Count(_) => None,
+        })
+        .collect();
+    let total: f64 = shares.iter().sum();
+    if !shares.is_empty() && (total - 1.0).abs() > SIMPLEX_TOLERANCE {
+        return Err(Error::invalid(
+            "experiment.design.comparisons (sum of shares)",
+            fmt_num((total * 1e12).round() / 1e12),
+            "shares summing to 1 (within 1e-9)",
+        ));
+    }
+    let fixed = schedule.fixed_total();
+    if fixed > MAX_N {
+        return Err(Error::invalid(
+            "experiment.design.comparisons (sum of counts)",
+            fixed,
+            format!("at most {MAX_N}"),
+        ));
+    }
+    if shares.is_empty() && ns != [fixed] {
+        return Err(Error::invalid(
+            "experiment.n",
+            format!("{ns:?}"),
+            format!(
+                "n = [{fixed}], the design's total, with a design of counts only (give a row a share to run an n grid)"
+            ),
+        ));
+    }
+    if ns[0] < fixed {
+        return Err(Error::invalid(
+            "experiment.n",
+            format!("{ns:?}"),
+            format!("sample sizes >= {fixed}, the sum of the design's counts"),
+        ));
+    }
+    Ok(Some(schedule))
 }
 
 /// `[sweep]` -> the cells: one `main` cell without a sweep, else one per gamma, weight
