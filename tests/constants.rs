@@ -11,10 +11,12 @@
 //! 5.2e-5 (about 85% of the rate): the planted factor 2 (off by 6.8e-5) exceeds it.
 //!
 //! Resolution at the suite's 200 replications, measured on `t5_2_rkl_suboptimality`: the
-//! ratio measured / predicted is 0.967 with bootstrap SE 0.020 and allowance 0.037 (drift of
+//! ratio measured / predicted is 0.967 with SE 0.020 and allowance 0.037 (drift of
 //! the ratio across the tail), so the judgement flags a relative change of the constant
-//! above about 0.037 + 3.29 x 0.020 = 0.10 (10%) beyond the measured 3% offset; the planted
+//! above about 0.037 + 3.34 x 0.020 = 0.10 (10%; t_199 at 1 - 5e-4 = 3.34) beyond the measured 3% offset; the planted
 //! 20% and the mutant's 100% exceed it by far.
+
+mod common;
 
 use mrkl::claims::judgement::{ConstantOutcome, RateOutcome};
 use mrkl::claims::{Finding, Registry, Verdict, rate};
@@ -167,29 +169,6 @@ fn the_schedule_curve_holds_and_a_planted_one_20_percent_too_large_is_violated()
     assert_eq!(constant(&j), Some(ConstantOutcome::Differs), "{}", j.reason);
     assert_eq!(j.verdict, Verdict::Violated);
 }
-
-/// A small linear RKL spec whose cell has a predicted exponent and constant; its gaps are
-/// replaced by synthetic draws below.
-const SMALL_RKL: &str = r#"
-claim = "T5.2"
-seed = 3
-replications = 4
-[instance]
-source = "random"
-contexts = 4
-responses = 3
-references = 2
-[instance.reward]
-class = "linear"
-dim = 2
-bound = 1.0
-[experiment]
-divergence = "rkl"
-quantity = "suboptimality"
-weights = [0.5, 0.5]
-gamma = 1.0
-n_grid = { from = 1000, to = 64000, levels = 7 }
-"#;
 
 /// The constant's interval (`ConstantEstimate::interval`, the rule of both the judgement and
 /// `mrkl calibrate`'s coverage) covers the true ratio at its level, with the known answer of
