@@ -1089,7 +1089,7 @@ pub fn markdown(c: &Calibration, command: &str) -> String {
     let _ = writeln!(s, "\n## Interval coverage\n");
     let _ = writeln!(
         s,
-        "Fraction of seeds whose exponent interval contains the predicted asymptotic exponent, and whose constant interval (ratio ± t SE at the same level, Student's t with R - 1 degrees of freedom, SE of the mean of R whole replications) contains 1, with exact 95% intervals; \"accepted\" is the constant judgement itself (allowance for higher-order terms, two-sided level 1 - 1e-3: t = 3.50 at R = 50, 3.31 at R = 400).\n"
+        "Fraction of seeds whose exponent interval contains the predicted asymptotic exponent, and whose constant interval (ratio ± t SE at the same level, Student's t with R - 1 degrees of freedom, SE of the mean of R whole replications) contains 1, with exact 95% intervals; \"accepted\" is the constant judgement itself (allowance for higher-order terms, two-sided level 1 - 1e-3: t = 3.50 at R = 50, 3.32 at R = 400).\n"
     );
     let _ = writeln!(
         s,
