@@ -185,8 +185,15 @@ fn the_schedule_curve_holds_and_a_planted_one_20_percent_too_large_is_violated()
 #[test]
 fn the_constant_interval_covers_at_its_level_for_normal_replications() {
     use rand_distr::{Distribution, Normal};
-    let spec =
-        mrkl::spec::parse(SMALL_RKL, std::path::Path::new("small.toml"), "small", None).unwrap();
+    // A small linear RKL spec (its first cell has a predicted exponent and constant); its
+    // gaps are replaced by the synthetic draws.
+    let spec = mrkl::spec::parse(
+        common::SWEEP_SPEC,
+        std::path::Path::new("replay.toml"),
+        "replay",
+        None,
+    )
+    .unwrap();
     let runs = engine::run(&spec, &|| {});
     let mut r = analysis::build(&spec, &runs, None);
     let registry = Registry::builtin();
