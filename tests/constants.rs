@@ -181,7 +181,7 @@ fn the_schedule_curve_holds_and_a_planted_one_20_percent_too_large_is_violated()
 /// Tolerance from sampling error over M = 4000 synthetic datasets (fixed seed): at 90% the
 /// binomial SE is sqrt(0.9 x 0.1 / 4000) = 0.0047; 4 SE = 0.019 (the old 0.86 is 8.5 SE
 /// below). At 99.9% the expected misses are 4 (Poisson), P[misses > 12] < 1e-3; the old rule
-/// expects 84.
+/// expects 85.
 #[test]
 fn the_constant_interval_covers_at_its_level_for_normal_replications() {
     use rand_distr::{Distribution, Normal};
