@@ -6,8 +6,8 @@
 //! - **false alarms**: `violated` verdicts on the registry's claims, which are true;
 //! - **coverage**: how often the exponent's bootstrap interval contains the predicted
 //!   asymptotic exponent (`asymptotic.exponent` of the cell), and how often the constant's
-//!   interval `ratio ± z se` contains 1 (the constant judgement's ratio and bootstrap SE, z
-//!   the normal quantile of the same level as the exponent's interval);
+//!   interval contains 1 (`claims::rate::ConstantEstimate::interval`, the judgement's rule
+//!   without the allowance, at the same level as the exponent's interval);
 //! - **power**: on a few representative rate specs, claims made false by a known amount are
 //!   judged on the same simulated data: the claimed exponent shifted to `a - d` (a claimed
 //!   decay faster than the predicted `a` by `d`), or the claimed constant scaled by `1 ± e`.
@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 /// Format of `calibration.json`.
 pub const FORMAT: &str = "mrkl-calibration/1";
 /// Format of the per-seed outcome files.
-pub const SEED_FORMAT: &str = "mrkl-calibration-seed/1";
+pub const SEED_FORMAT: &str = "mrkl-calibration-seed/2";
 /// The level of every binomial bound: one-sided 95% for false alarms, two-sided 95% for
 /// coverage and power [ours].
 pub const ALPHA: f64 = 0.05;
@@ -153,10 +153,15 @@ pub struct SeedInterval {
     pub predicted_exponent: f64,
     /// The exponent's bootstrap interval (`None`: gaps at the floor, no interval).
     pub exponent_interval: Option<(f64, f64)>,
-    /// The constant's ratio measured / predicted and its bootstrap SE (`None`: no constant
-    /// prediction or judgement).
+    /// The constant's ratio measured / predicted and its SE (`None`: no constant prediction
+    /// or judgement).
     pub constant_ratio: Option<(f64, f64)>,
-    /// Whether the constant judgement (with its allowance, z = CONSTANT_Z) accepts.
+    /// The constant's interval at the spec's `ci_level` (`claims::rate::ConstantEstimate::interval`,
+    /// no allowance).
+    pub constant_interval: Option<(f64, f64)>,
+    /// The ratio at the first and the last judged tail level (rho_1, rho_L).
+    pub constant_tail: Option<(f64, f64)>,
+    /// Whether the constant judgement (with its allowance, at `CONSTANT_LEVEL`) accepts.
     pub constant_matches: Option<bool>,
 }
 
@@ -374,6 +379,7 @@ fn intervals_of(registry: &Registry, r: &ResultFile) -> Vec<SeedInterval> {
     let Some(claim) = rate_claims(registry, r).first().copied() else {
         return vec![];
     };
+    let level = r.spec.options.ci_level;
     let mut out = vec![];
     for cell in &r.cells {
         let Some(a) = cell.asymptotic.exponent else {
@@ -381,21 +387,26 @@ fn intervals_of(registry: &Registry, r: &ResultFile) -> Vec<SeedInterval> {
         };
         let mut c = claim.clone();
         c.constant_factor = 1.0;
+        // The constant is judged where the rate is measured (no gaps at the floor in the tail).
         let j = claims::rate::judge_rate_in_n(&c, r, cell);
-        let constant = j.findings.iter().find_map(|f| match f {
-            Finding::Constant {
-                ratio, se, outcome, ..
-            } => Some(((*ratio, *se), *outcome == ConstantOutcome::Matches)),
-            _ => None,
-        });
+        let constant = j
+            .findings
+            .iter()
+            .any(|f| matches!(f, Finding::Constant { .. }))
+            .then(|| claims::rate::constant_estimate(&c, cell))
+            .flatten();
         out.push(SeedInterval {
             evidence: r.evidence(cell),
             replications: r.replications(),
             n_max: *cell.n.last().expect("non-empty grid"),
             predicted_exponent: a,
             exponent_interval: cell.exponent_mean.ci_low.zip(cell.exponent_mean.ci_high),
-            constant_ratio: constant.map(|c| c.0),
-            constant_matches: constant.map(|c| c.1),
+            constant_ratio: constant.as_ref().map(|e| (e.ratio, e.se)),
+            constant_interval: constant.as_ref().map(|e| e.interval(level, false)),
+            constant_tail: constant
+                .as_ref()
+                .map(|e| (e.per_level[0], *e.per_level.last().expect("two levels"))),
+            constant_matches: constant.as_ref().map(|e| !e.differs()),
         });
     }
     out
@@ -662,10 +673,89 @@ pub struct Coverage {
     pub nominal: f64,
     /// Seeds whose exponent interval contains the predicted exponent.
     pub exponent: Proportion,
-    /// Seeds whose constant interval ratio ± z se contains 1 (z at `nominal`).
+    /// Seeds whose constant interval ratio ± t se contains 1 (t at `nominal`).
     pub constant: Option<Proportion>,
-    /// Seeds whose constant judgement (allowance, z = CONSTANT_Z) accepts the prediction.
+    /// Seeds whose constant judgement (allowance, at `CONSTANT_LEVEL`) accepts the prediction.
     pub constant_accepted: Option<Proportion>,
+    /// Why the constant's interval misses where it does.
+    pub constant_diagnostic: Option<ConstantDiagnostic>,
+}
+
+/// A mean over seeds with its standard error sd / sqrt(k).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MeanSe {
+    pub mean: f64,
+    pub se: f64,
+}
+
+impl MeanSe {
+    fn of(v: &[f64]) -> Self {
+        let k = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / k;
+        MeanSe {
+            mean,
+            se: sample_sd(v, mean) / k.sqrt(),
+        }
+    }
+}
+
+fn sample_sd(v: &[f64], mean: f64) -> f64 {
+    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)).sqrt()
+}
+
+/// What separates the causes of a constant interval's misses, over the seeds of one
+/// configuration (each seed: a new instance, so the ratio's truth is 1 at every seed):
+/// a bias of the ratio (`bias`, and `first_bias` / `last_bias` at the first and the last
+/// tail level: higher-order terms shrink in n), an SE too small (`sd` of the ratio over seeds
+/// against `rms_se`, the root mean square of the seeds' SEs; `z_sd`, the sd of
+/// (rho - 1) / se, is 1 for a correct SE) and a skewed law (the misses on one side only:
+/// `misses_below`, intervals below 1, against `misses_above`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConstantDiagnostic {
+    pub seeds: u64,
+    /// mean over seeds of rho - 1.
+    pub bias: MeanSe,
+    /// mean over seeds of rho_1 - 1 and rho_L - 1.
+    pub first_bias: MeanSe,
+    pub last_bias: MeanSe,
+    pub sd: f64,
+    pub rms_se: f64,
+    /// mean and sd over seeds of (rho - 1) / se.
+    pub z_mean: f64,
+    pub z_sd: f64,
+    pub misses_below: u64,
+    pub misses_above: u64,
+}
+
+impl ConstantDiagnostic {
+    fn of(seeds: &[&SeedInterval]) -> Option<Self> {
+        let rows: Vec<((f64, f64), (f64, f64), (f64, f64))> = seeds
+            .iter()
+            .filter_map(|i| Some((i.constant_ratio?, i.constant_interval?, i.constant_tail?)))
+            .collect();
+        if rows.len() < 2 {
+            return None;
+        }
+        let col = |f: &dyn Fn(&((f64, f64), (f64, f64), (f64, f64))) -> f64| -> Vec<f64> {
+            rows.iter().map(f).collect()
+        };
+        let ratio = col(&|r| r.0.0 - 1.0);
+        let bias = MeanSe::of(&ratio);
+        let z = col(&|r| (r.0.0 - 1.0) / r.0.1);
+        let z_mean = z.iter().sum::<f64>() / z.len() as f64;
+        Some(ConstantDiagnostic {
+            seeds: rows.len() as u64,
+            bias,
+            first_bias: MeanSe::of(&col(&|r| r.2.0 - 1.0)),
+            last_bias: MeanSe::of(&col(&|r| r.2.1 - 1.0)),
+            sd: sample_sd(&ratio, bias.mean),
+            rms_se: (col(&|r| r.0.1 * r.0.1).iter().sum::<f64>() / rows.len() as f64).sqrt(),
+            z_mean,
+            z_sd: sample_sd(&z, z_mean),
+            misses_below: rows.iter().filter(|r| r.1.1 < 1.0).count() as u64,
+            misses_above: rows.iter().filter(|r| r.1.0 > 1.0).count() as u64,
+        })
+    }
 }
 
 /// Detection rate of one planted deviation at one configuration.
@@ -759,11 +849,7 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
         fa.upper_bound = clopper_pearson(fa.violated, fa.judgements, ALPHA, true);
     }
 
-    let z = statrs::distribution::ContinuousCDF::inverse_cdf(
-        &statrs::distribution::Normal::standard(),
-        (1.0 + nominal) / 2.0,
-    );
-    let mut cov: BTreeMap<(String, usize, u64), [u64; 6]> = BTreeMap::new();
+    let mut cov: BTreeMap<(String, usize, u64), ([u64; 6], Vec<&SeedInterval>)> = BTreeMap::new();
     let mut order = vec![];
     for o in outcomes {
         // The spec's own configuration is also one of the power study's: count it once.
@@ -773,28 +859,29 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
             if !seen.insert(key.clone()) {
                 continue;
             }
-            let e = cov.entry(key.clone()).or_insert_with(|| {
+            let (e, kept) = cov.entry(key.clone()).or_insert_with(|| {
                 order.push(key);
-                [0; 6]
+                ([0; 6], vec![])
             });
             if let Some((lo, hi)) = i.exponent_interval {
                 e[0] += 1;
                 e[1] += (lo <= i.predicted_exponent && i.predicted_exponent <= hi) as u64;
             }
-            if let Some((ratio, se)) = i.constant_ratio {
+            if let Some((lo, hi)) = i.constant_interval {
                 e[2] += 1;
-                e[3] += ((ratio - 1.0).abs() <= z * se) as u64;
+                e[3] += (lo <= 1.0 && 1.0 <= hi) as u64;
             }
             if let Some(m) = i.constant_matches {
                 e[4] += 1;
                 e[5] += m as u64;
             }
+            kept.push(i);
         }
     }
     let coverage = order
         .into_iter()
         .map(|key| {
-            let e = cov[&key];
+            let (e, kept) = &cov[&key];
             Coverage {
                 evidence: key.0,
                 replications: key.1,
@@ -803,6 +890,7 @@ pub fn aggregate(plan: &Plan, outcomes: &[SeedOutcome], nominal: f64) -> Calibra
                 exponent: Proportion::of(e[1], e[0]),
                 constant: (e[2] > 0).then(|| Proportion::of(e[3], e[2])),
                 constant_accepted: (e[4] > 0).then(|| Proportion::of(e[5], e[4])),
+                constant_diagnostic: ConstantDiagnostic::of(kept),
             }
         })
         .collect();
@@ -1001,7 +1089,7 @@ pub fn markdown(c: &Calibration, command: &str) -> String {
     let _ = writeln!(s, "\n## Interval coverage\n");
     let _ = writeln!(
         s,
-        "Fraction of seeds whose exponent interval contains the predicted asymptotic exponent, and whose constant interval (ratio ± z SE at the same level) contains 1, with exact 95% intervals; \"accepted\" is the constant judgement itself (allowance for higher-order terms, z = 3.29).\n"
+        "Fraction of seeds whose exponent interval contains the predicted asymptotic exponent, and whose constant interval (ratio ± t SE at the same level, Student's t with R - 1 degrees of freedom, SE of the mean of R whole replications) contains 1, with exact 95% intervals; \"accepted\" is the constant judgement itself (allowance for higher-order terms, two-sided level 1 - 1e-3: t = 3.50 at R = 50, 3.32 at R = 400).\n"
     );
     let _ = writeln!(
         s,
@@ -1020,6 +1108,36 @@ pub fn markdown(c: &Calibration, command: &str) -> String {
             cv.constant.as_ref().map(pct).unwrap_or("-".into()),
             cv.constant_accepted.as_ref().map(pct).unwrap_or("-".into())
         );
+    }
+    let _ = writeln!(
+        s,
+        "\nWhy the constant's interval misses (each seed is a new instance, so the true ratio is 1): bias = mean over seeds of rho - 1 ± its SE (also at the first and the last tail level, rho_1 and rho_L); sd of rho over seeds against the root mean square of the seeds' SEs, and the sd of z = (rho - 1) / se (1 if the SE is right); misses with the interval below 1 and above 1.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| evidence | R | n_max | bias rho | bias rho_1 | bias rho_L | sd rho | rms se | mean z | sd z | misses below / above |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let ms = |m: &MeanSe| format!("{:+.4} ± {:.4}", m.mean, m.se);
+    for cv in &c.coverage {
+        if let Some(d) = &cv.constant_diagnostic {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {:+.3} | {:.3} | {} / {} |",
+                cv.evidence,
+                cv.replications,
+                crate::numerics::compact(cv.n_max as f64),
+                ms(&d.bias),
+                ms(&d.first_bias),
+                ms(&d.last_bias),
+                d.sd,
+                d.rms_se,
+                d.z_mean,
+                d.z_sd,
+                d.misses_below,
+                d.misses_above
+            );
+        }
     }
     let _ = writeln!(s, "\n## Power\n");
     let _ = writeln!(

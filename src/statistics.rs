@@ -103,7 +103,7 @@ pub fn summarize(n: u64, values: &[f64], delta: f64) -> Summary {
 }
 
 /// `p`-quantile of Student's t distribution with `dof` degrees of freedom (statrs).
-fn t_quantile(p: f64, dof: f64) -> f64 {
+pub fn t_quantile(p: f64, dof: f64) -> f64 {
     StudentsT::new(0.0, 1.0, dof)
         .expect("Student t with positive degrees of freedom")
         .inverse_cdf(p)

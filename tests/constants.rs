@@ -11,10 +11,12 @@
 //! 5.2e-5 (about 85% of the rate): the planted factor 2 (off by 6.8e-5) exceeds it.
 //!
 //! Resolution at the suite's 200 replications, measured on `t5_2_rkl_suboptimality`: the
-//! ratio measured / predicted is 0.967 with bootstrap SE 0.020 and allowance 0.037 (drift of
+//! ratio measured / predicted is 0.967 with SE 0.020 and allowance 0.037 (drift of
 //! the ratio across the tail), so the judgement flags a relative change of the constant
-//! above about 0.037 + 3.29 x 0.020 = 0.10 (10%) beyond the measured 3% offset; the planted
+//! above about 0.037 + 3.34 x 0.020 = 0.10 (10%; t_199 at 1 - 5e-4 = 3.34) beyond the measured 3% offset; the planted
 //! 20% and the mutant's 100% exceed it by far.
+
+mod common;
 
 use mrkl::claims::judgement::{ConstantOutcome, RateOutcome};
 use mrkl::claims::{Finding, Registry, Verdict, rate};
@@ -166,4 +168,60 @@ fn the_schedule_curve_holds_and_a_planted_one_20_percent_too_large_is_violated()
     let j = rate::judge_rate_in_n(registry.get("T5.3").unwrap(), &r, c);
     assert_eq!(constant(&j), Some(ConstantOutcome::Differs), "{}", j.reason);
     assert_eq!(j.verdict, Verdict::Violated);
+}
+
+/// The constant's interval (`ConstantEstimate::interval`, the rule of both the judgement and
+/// `mrkl calibrate`'s coverage) covers the true ratio at its level, with the known answer of
+/// normal replications: each replication's gaps are u_i x C n^a at every tail level, u_i
+/// ~ N(1, 0.3^2) independent, R = 5, so (rho - 1) / se is exactly Student's t with 4 degrees
+/// of freedom and the interval rho ± t_{4} se covers 1 with probability exactly `level`.
+/// The old rule (normal quantile, bootstrap SE ~ sd sqrt((R - 1) / R)) covers 86% at the
+/// nominal 90% (P[|t_4| <= 1.645 sqrt(5/4)]) and 97.9% at the judgement's 99.9%.
+///
+/// Tolerance from sampling error over M = 4000 synthetic datasets (fixed seed): at 90% the
+/// binomial SE is sqrt(0.9 x 0.1 / 4000) = 0.0047; 4 SE = 0.019 (the old 0.86 is 8.5 SE
+/// below). At 99.9% the expected misses are 4 (Poisson), P[misses > 12] < 1e-3; the old rule
+/// expects 85.
+#[test]
+fn the_constant_interval_covers_at_its_level_for_normal_replications() {
+    use rand_distr::{Distribution, Normal};
+    // A small linear RKL spec (its first cell has a predicted exponent and constant); its
+    // gaps are replaced by the synthetic draws.
+    let spec = mrkl::spec::parse(
+        common::SWEEP_SPEC,
+        std::path::Path::new("replay.toml"),
+        "replay",
+        None,
+    )
+    .unwrap();
+    let runs = engine::run(&spec, &|| {});
+    let mut r = analysis::build(&spec, &runs, None);
+    let registry = Registry::builtin();
+    let claim = registry.get("T5.2").unwrap();
+    let cell = &mut r.cells[0];
+    let (a, c) = (
+        cell.asymptotic.exponent.unwrap(),
+        cell.asymptotic.constant.unwrap(),
+    );
+    let reps = 5;
+    let law = Normal::new(1.0, 0.3).unwrap();
+    let mut rng = mrkl::streams::stream(20261202, "constant-interval-test", 0);
+    let (m, mut covered, mut missed_at_judgement) = (4000, 0, 0);
+    for _ in 0..m {
+        let u: Vec<f64> = (0..reps).map(|_| law.sample(&mut rng)).collect();
+        cell.raw = cell
+            .n
+            .iter()
+            .map(|&n| u.iter().map(|ui| ui * c * (n as f64).powf(a)).collect())
+            .collect();
+        let e = rate::constant_estimate(claim, cell).unwrap();
+        assert_eq!(e.replications, reps);
+        let (lo, hi) = e.interval(0.9, false);
+        covered += (lo <= 1.0 && 1.0 <= hi) as u32;
+        let (lo, hi) = e.interval(rate::CONSTANT_LEVEL, false);
+        missed_at_judgement += !(lo <= 1.0 && 1.0 <= hi) as u32;
+    }
+    let coverage = covered as f64 / m as f64;
+    assert!((coverage - 0.9).abs() <= 0.019, "coverage {coverage}");
+    assert!(missed_at_judgement <= 12, "{missed_at_judgement} misses");
 }

@@ -133,10 +133,10 @@ pub enum Finding {
         at: String,
     },
     /// The leading constant: `ratio` = the tail average of n^-a x mean gap over the claimed
-    /// constant (`factor` x the predicted C), with its bootstrap standard error `se`
-    /// (whole replications resampled across the levels) and the allowance for higher-order
-    /// terms (the drift of the ratio across the tail); differs when
-    /// |ratio - 1| - allowance > z se.
+    /// constant (`factor` x the predicted C), with its standard error `se` (the mean of
+    /// R whole replications' tail ratios) and the allowance for higher-order terms (the
+    /// drift of the ratio across the tail); differs when |ratio - 1| - allowance > z se,
+    /// z = Student's t quantile with R - 1 degrees of freedom at two-sided level 1 - 1e-3.
     Constant {
         outcome: ConstantOutcome,
         ratio: f64,
@@ -352,7 +352,7 @@ impl Finding {
                     (ConstantOutcome::Differs, Some(_)) => "gap differs from",
                 };
                 format!(
-                    "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, z = {z})"
+                    "{verb} {claimed}: measured / claimed = {ratio:.3} ± {se:.3} (allowance {allowance:.3}, t = {z:.2})"
                 )
             }
             Finding::ExponentialRate {

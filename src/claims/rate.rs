@@ -99,16 +99,27 @@ pub(crate) fn bound_finding(
 /// sharp) [ours].
 pub const SHARP_CURVE_TOLERANCE: f64 = 0.01;
 
-/// z of the constant judgement: the two-sided normal quantile at BOUND_TEST_LEVEL (1e-3),
-/// the same false-alarm level as the bound test [ours].
+/// z of the exponential-rate judgement: the two-sided normal quantile at BOUND_TEST_LEVEL
+/// (1e-3), the same false-alarm level as the bound test [ours].
 pub const CONSTANT_Z: f64 = 3.29;
+
+/// Two-sided level of the constant judgement's interval, 1 - BOUND_TEST_LEVEL: the same
+/// false-alarm level as the bound test [ours]; its quantile is Student's t with R - 1 degrees
+/// of freedom (3.50 at R = 50, 3.34 at R = 200, 3.29 as R grows).
+pub const CONSTANT_LEVEL: f64 = 1.0 - BOUND_TEST_LEVEL;
 
 /// The constant judgement of one cell (THEORY §8): with a the predicted exponent, C the
 /// predicted constant and f the claim's `constant_factor`, the ratio at tail level j is
 /// rho_j = n_j^-a mean_j / (f C), and the measured ratio is their average over the tail of
-/// the grid (the levels the exponent is fitted on). Its standard error comes from
-/// `bootstrap_resamples` resamples of whole replications (the same indices at every level,
-/// since a replication's datasets are nested), so the dependence across levels is kept.
+/// the grid (the levels the exponent is fitted on). That average is the mean over the R
+/// replications of u_i = (1/L) sum_j g_ij / (f C n_j^a), one number per whole replication (a
+/// replication's datasets are nested, so its levels are dependent and stay together): its
+/// standard error is se = sd(u) / sqrt(R) with the unbiased sample sd, and its interval uses
+/// Student's t with R - 1 degrees of freedom ([`ConstantEstimate::interval`]).
+///
+/// # Formula
+/// rho = (1/L) sum_j rho_j, se^2 = (1/(R (R - 1))) sum_i (u_i - rho)^2; differs when 1 is
+/// outside rho ± (t_{R-1, 1 - 5e-4} se + A) (docs/theory.md §8.13).
 ///
 /// Allowance for higher-order terms: the next term of the expansion is smaller than the
 /// leading one by a factor O(n^-1/2) (first-order gaps) or O(n^-1) (second-order gaps),
@@ -117,7 +128,7 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// n_L, as soon as n_L / n_1 >= 4 (every rate spec's tail spans at least that). So the
 /// observed drift |rho_L - rho_1| bounds what the higher-order terms add at the largest n,
 /// and the judgement uses it as allowance: the constant differs when
-/// |rho - 1| - allowance > z se, z = CONSTANT_Z.
+/// |rho - 1| - allowance > t se, t the quantile at [`CONSTANT_LEVEL`].
 ///
 /// Under a gamma(n) schedule the claimed value at level j is f x the predicted curve
 /// (`asymptotic.predicted`, THEORY §8.8) instead of f C n_j^a, over the tail levels where the
@@ -127,11 +138,80 @@ pub const CONSTANT_Z: f64 = 3.29;
 /// (`asymptotic.large_gamma`, FKL sub-optimality, docs/theory.md §9.13), that power law
 /// (K/c) n^-(1+p) is the claimed value, exact (no Monte Carlo error), with the same
 /// allowance for the drift across the tail.
-pub(crate) fn constant_finding(
-    claim: &Claim,
-    r: &ResultFile,
-    cell: &CellResult,
-) -> Option<Finding> {
+pub(crate) fn constant_finding(claim: &Claim, cell: &CellResult) -> Option<Finding> {
+    let e = constant_estimate(claim, cell)?;
+    Some(Finding::Constant {
+        outcome: if e.differs() {
+            super::judgement::ConstantOutcome::Differs
+        } else {
+            super::judgement::ConstantOutcome::Matches
+        },
+        ratio: e.ratio,
+        se: e.se,
+        allowance: e.allowance,
+        z: e.quantile(CONSTANT_LEVEL),
+        factor: claim.constant_factor,
+        predicted: e.predicted,
+        curve_from: e.curve_from,
+        large_gamma: e.large_gamma,
+    })
+}
+
+/// What the constant judgement measures on one cell ([`constant_finding`]): the ratio
+/// measured / claimed per tail level and averaged, its SE, the allowance; and the one
+/// interval rule that both the judgement and the calibration's coverage use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstantEstimate {
+    /// rho_j at the judged tail levels, in order of n.
+    pub per_level: Vec<f64>,
+    /// rho, the average of `per_level`.
+    pub ratio: f64,
+    pub se: f64,
+    /// R, the replications behind `se` (R - 1 degrees of freedom).
+    pub replications: usize,
+    /// |rho_L - rho_1|.
+    pub allowance: f64,
+    /// C, or under a gamma(n) schedule the predicted mean at the largest n.
+    pub predicted: f64,
+    pub curve_from: Option<u64>,
+    /// The claimed power law is the large-gamma limit (K/c) n^-(1+p) of a gamma(n) schedule.
+    pub large_gamma: bool,
+}
+
+impl ConstantEstimate {
+    /// The quantile of the interval at two-sided `level`: Student's t with R - 1 degrees of
+    /// freedom at (1 + level) / 2 (docs/theory.md §8.13).
+    pub fn quantile(&self, level: f64) -> f64 {
+        crate::statistics::t_quantile(
+            (1.0 + level) / 2.0,
+            (self.replications as f64 - 1.0).max(1.0),
+        )
+    }
+
+    /// The interval for the true ratio at two-sided `level`, widened by the allowance when
+    /// `with_allowance`.
+    ///
+    /// # Formula
+    /// rho ± (t_{R-1, (1 + level)/2} se [+ A]), se = sd(u) / sqrt(R) with u_i the replication's
+    /// tail-average ratio and sd its unbiased (R - 1) sample standard deviation
+    /// (docs/theory.md §8.13).
+    pub fn interval(&self, level: f64, with_allowance: bool) -> (f64, f64) {
+        let half =
+            self.quantile(level) * self.se + if with_allowance { self.allowance } else { 0.0 };
+        (self.ratio - half, self.ratio + half)
+    }
+
+    /// The judgement: the claim's constant differs when 1 is outside the interval at
+    /// [`CONSTANT_LEVEL`] widened by the allowance.
+    pub fn differs(&self) -> bool {
+        let (lo, hi) = self.interval(CONSTANT_LEVEL, true);
+        !(lo <= 1.0 && 1.0 <= hi)
+    }
+}
+
+/// The measurements of [`constant_finding`] (see there), `None` where there is no constant to
+/// judge.
+pub fn constant_estimate(claim: &Claim, cell: &CellResult) -> Option<ConstantEstimate> {
     let first = cell
         .n
         .iter()
@@ -175,30 +255,26 @@ pub(crate) fn constant_finding(
         return None;
     }
     let reps = cell.raw[first].len();
-    let ratio_of = |idx: &mut dyn Iterator<Item = usize>, &(j, claimed, _): &(usize, f64, f64)| {
-        let (mut sum, mut k) = (0.0, 0usize);
-        for i in idx {
-            sum += cell.raw[j][i];
-            k += 1;
-        }
-        sum / k as f64 / claimed
-    };
-    let mean_ratio = |idx: &[usize]| {
-        levels
-            .iter()
-            .map(|l| ratio_of(&mut idx.iter().copied(), l))
-            .sum::<f64>()
-            / levels.len() as f64
-    };
-    let per_level: Vec<f64> = levels.iter().map(|l| ratio_of(&mut (0..reps), l)).collect();
+    let per_level: Vec<f64> = levels
+        .iter()
+        .map(|&(j, claimed, _)| cell.raw[j].iter().sum::<f64>() / reps as f64 / claimed)
+        .collect();
     let ratio = per_level.iter().sum::<f64>() / per_level.len() as f64;
     let allowance = (per_level[per_level.len() - 1] - per_level[0]).abs();
-    let boot = replication_bootstrap_se(
-        r,
-        &format!("constant/{}/{}", claim.id, cell.label),
-        reps,
-        |idx| Some(mean_ratio(idx)),
-    );
+    // rho is the mean over replications of u_i = (1/L) sum_j g_ij / claimed_j: the SE of a
+    // mean of R independent whole replications.
+    let u: Vec<f64> = (0..reps)
+        .map(|i| {
+            levels
+                .iter()
+                .map(|&(j, claimed, _)| cell.raw[j][i] / claimed)
+                .sum::<f64>()
+                / levels.len() as f64
+        })
+        .collect();
+    let u_mean = u.iter().sum::<f64>() / reps as f64;
+    let u_var = u.iter().map(|v| (v - u_mean).powi(2)).sum::<f64>() / (reps as f64 - 1.0);
+    let sampling = (u_var / reps as f64).sqrt();
     // The curve's Monte Carlo error, the same draws at every level: its errors add up.
     let mc: f64 = per_level
         .iter()
@@ -206,19 +282,13 @@ pub(crate) fn constant_finding(
         .map(|(rho, l)| rho * l.2)
         .sum::<f64>()
         / levels.len() as f64;
-    let se = boot.hypot(mc);
-    let differs = (ratio - 1.0).abs() - allowance > CONSTANT_Z * se;
-    Some(Finding::Constant {
-        outcome: if differs {
-            super::judgement::ConstantOutcome::Differs
-        } else {
-            super::judgement::ConstantOutcome::Matches
-        },
+    let se = sampling.hypot(mc);
+    Some(ConstantEstimate {
+        per_level,
         ratio,
         se,
+        replications: reps,
         allowance,
-        z: CONSTANT_Z,
-        factor: claim.constant_factor,
         predicted,
         curve_from,
         large_gamma,
@@ -405,7 +475,7 @@ pub fn judge_rate_in_n(claim: &Claim, r: &ResultFile, cell: &CellResult) -> Judg
     findings.insert(0, rate);
     findings.extend(exponential);
     if floor_from.is_none() {
-        findings.extend(constant_finding(claim, r, cell));
+        findings.extend(constant_finding(claim, cell));
     }
     let mut j = Judgement::from_findings(
         claim,
