@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::result::{self, ResultFile};
 use crate::spec::{self, Spec};
 use crate::{analysis, budget, engine, fsio, journal, report, tidy};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -212,6 +212,7 @@ fn execute_one(
     pool: &rayon::ThreadPool,
     commit: &Option<String>,
     mode: Mode,
+    bars: &MultiProgress,
 ) -> Result<(Option<ResultFile>, usize, f64)> {
     let dir = fsio::spec_dir(out, spec.name())?;
     let _lock = take_lock(&dir, mode.shard)?;
@@ -269,14 +270,7 @@ fn execute_one(
         .filter(|&i| journal::in_shard(&ids[i], mode.shard) && !known.contains_key(&i))
         .collect();
     let attended = std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(
-        Some(todo.len() as u64),
-        if attended {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
+    let bar = bars.add(ProgressBar::new(todo.len() as u64));
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix:>28} [{bar:30}] {pos}/{len} replications  {elapsed_precise} eta {eta}",
@@ -302,6 +296,7 @@ fn execute_one(
     });
     let secs = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    bars.remove(&bar);
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -347,6 +342,24 @@ fn take_lock(dir: &Path, shard: Option<(u64, u64)>) -> Result<journal::Lock> {
     Ok(lock)
 }
 
+/// How many specs run at once: 2 when the two largest memory estimates ([`budget`]) fit
+/// under the memory limit together and there is more than one thread, else 1. With 2, the
+/// next spec's replications use the cores that the previous spec leaves idle while its last
+/// units, its analysis and its files finish.
+fn overlap(specs: &[(String, Spec)], threads: usize, reads_journals: bool) -> usize {
+    let mut peaks: Vec<f64> = specs
+        .iter()
+        .map(|(_, s)| budget::estimate(s, threads, reads_journals).memory)
+        .collect();
+    peaks.sort_by(|a, b| b.total_cmp(a));
+    let together: f64 = peaks.iter().take(2).sum();
+    if threads > 1 && specs.len() > 1 && together <= budget::Limits::current().memory as f64 {
+        2
+    } else {
+        1
+    }
+}
+
 /// Refuses, before anything runs, a spec whose estimated peak memory or disk space is over
 /// the installed limits ([`budget`]).
 pub fn check_budget<'a>(
@@ -365,8 +378,11 @@ pub fn check_budget<'a>(
     Ok(())
 }
 
-/// Runs checked specs one after another, writes their results, prints a line per spec and
-/// returns the results (none for shards). Every spec's budget is checked first.
+/// Runs checked specs, writes their results, prints a line per spec in spec order and
+/// returns the results in that order (none for shards). Every spec's budget is checked
+/// first. Two specs run at once when their memory fits ([`overlap`]); a spec's results do
+/// not depend on what runs beside it (each unit owns its stream). After a failure no further
+/// spec starts, the ones running finish, and the first failure in spec order is returned.
 pub fn execute(
     specs: &[(String, Spec)],
     out: &Path,
@@ -380,56 +396,71 @@ pub fn execute(
     )?;
     fsio::output_root(out)?;
     let commit = git_commit();
+    let window = overlap(specs, pool.current_num_threads(), mode.resume);
+    let attended = std::io::stderr().is_terminal();
+    let bars = MultiProgress::with_draw_target(if attended {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
     let mut results = vec![];
     let started = Instant::now();
     let mut total_units = 0usize;
-    for (origin, spec) in specs {
-        let (result, units, secs) = execute_one(origin, spec, out, pool, &commit, mode)?;
-        total_units += units;
-        let rate = units as f64 / secs.max(1e-9);
-        match result {
-            Some(result) => {
-                let dir = out.join(spec.name());
-                for c in &result.cells {
-                    if let Some(p) = c.support.as_ref().filter(|p| p.mostly_dropped()) {
-                        eprintln!(
-                            "warning: {} {}: the references with positive weight share {:.2} of {} responses per context on average (min {}); the escort drops the rest",
-                            spec.name(),
-                            c.label,
-                            p.mean,
-                            p.responses,
-                            p.min
-                        );
-                    }
-                }
-                if let [only] = result.cells.as_slice() {
-                    say!(
-                        "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
-                        dir.display(),
-                        fmt_exponent(&only.exponent_mean)
-                    );
-                } else {
-                    // A sweep: one line per cell, not one line of thousands of characters.
-                    say!(
-                        "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n per cell:",
-                        dir.display()
-                    );
-                    for c in &result.cells {
-                        say!("  {:<28} {}", c.label, fmt_exponent(&c.exponent_mean));
-                    }
-                }
-                results.push(result);
+    let mut outcomes: Vec<Option<Result<(Option<ResultFile>, usize, f64)>>> =
+        specs.iter().map(|_| None).collect();
+    let mut failure = None;
+    let (sent, received) = std::sync::mpsc::channel();
+    // The calling thread only starts specs and prints, in spec order; the specs run in the
+    // pool, at most `window` at once, so the next one's replications fill the cores while
+    // the previous one finishes (its last units, its analysis, its files).
+    pool.in_place_scope(|scope| {
+        let (mut started_specs, mut running, mut shown, mut halted) = (0, 0, 0, false);
+        loop {
+            while running < window && started_specs < specs.len() && !halted {
+                let (k, sent) = (started_specs, sent.clone());
+                let (origin, spec) = &specs[k];
+                let (commit, bars) = (&commit, &bars);
+                scope.spawn(move |_| {
+                    // A panic is reported too (and raised again below), so the wait for
+                    // this spec ends.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        execute_one(origin, spec, out, pool, commit, mode, bars)
+                    }));
+                    // The receiver lives until every spawned spec has reported.
+                    let _ = sent.send((k, outcome));
+                });
+                started_specs += 1;
+                running += 1;
             }
-            None => say!(
-                "{origin}: shard {}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}",
-                mode.shard
-                    .map(|(k, n)| format!("{k}/{n}"))
-                    .unwrap_or_default(),
-                out.join(&spec.name())
-                    .join(journal::file_name(mode.shard))
-                    .display()
-            ),
+            if running == 0 {
+                break;
+            }
+            let (k, outcome) = received.recv().expect("every started spec reports");
+            let outcome = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            running -= 1;
+            halted |= outcome.is_err();
+            outcomes[k] = Some(outcome);
+            while shown < started_specs && failure.is_none() {
+                let Some(outcome) = outcomes[shown].take() else {
+                    break;
+                };
+                let (origin, spec) = &specs[shown];
+                shown += 1;
+                let (result, units, secs) = match outcome {
+                    Ok(o) => o,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                total_units += units;
+                announce(origin, spec, out, mode, result.as_ref(), units, secs);
+                results.extend(result);
+            }
         }
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
     let secs = started.elapsed().as_secs_f64();
     say!(
@@ -439,6 +470,61 @@ pub fn execute(
         pool.current_num_threads()
     );
     Ok(results)
+}
+
+/// The line of a finished spec on stdout (and warnings about its cells on stderr).
+fn announce(
+    origin: &str,
+    spec: &Spec,
+    out: &Path,
+    mode: Mode,
+    result: Option<&ResultFile>,
+    units: usize,
+    secs: f64,
+) {
+    let rate = units as f64 / secs.max(1e-9);
+    match result {
+        Some(result) => {
+            let dir = out.join(spec.name());
+            for c in &result.cells {
+                if let Some(p) = c.support.as_ref().filter(|p| p.mostly_dropped()) {
+                    eprintln!(
+                        "warning: {} {}: the references with positive weight share {:.2} of {} responses per context on average (min {}); the escort drops the rest",
+                        spec.name(),
+                        c.label,
+                        p.mean,
+                        p.responses,
+                        p.min
+                    );
+                }
+            }
+            if let [only] = result.cells.as_slice() {
+                say!(
+                    "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n: {}",
+                    dir.display(),
+                    fmt_exponent(&only.exponent_mean)
+                );
+            } else {
+                // A sweep: one line per cell, not one line of thousands of characters.
+                say!(
+                    "{origin}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}; exponent of the mean gap in n per cell:",
+                    dir.display()
+                );
+                for c in &result.cells {
+                    say!("  {:<28} {}", c.label, fmt_exponent(&c.exponent_mean));
+                }
+            }
+        }
+        None => say!(
+            "{origin}: shard {}: {units} replications in {secs:.2}s ({rate:.0}/s) -> {}",
+            mode.shard
+                .map(|(k, n)| format!("{k}/{n}"))
+                .unwrap_or_default(),
+            out.join(&spec.name())
+                .join(journal::file_name(mode.shard))
+                .display()
+        ),
+    }
 }
 
 fn find_journals(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {

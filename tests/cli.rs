@@ -59,6 +59,63 @@ fn results_are_byte_identical_for_one_and_two_threads() {
     assert!(r["provenance"]["spec_hash"].as_str().unwrap().len() == 16);
 }
 
+/// Two specs run at once on two threads (`suite::execute`): the long spec `a` starts beside
+/// the short `b`, which finishes first, yet the lines come in spec order and every file is
+/// the one a single thread writes. A spec that fails (a lock of another host on `b`) stops
+/// the suite: the spec beside it finishes, no later spec starts, the exit code is 2.
+#[test]
+fn overlapping_specs_report_in_spec_order_and_a_failure_starts_no_later_spec() {
+    let d = scratch("cli", "overlap");
+    let long = SMALL
+        .replace("replications = 24", "replications = 400")
+        .replace("name = \"small\"", "name = \"a\"");
+    std::fs::write(d.join("a.toml"), long).unwrap();
+    for name in ["b", "c"] {
+        let short = SMALL
+            .replace("replications = 24", "replications = 4")
+            .replace("name = \"small\"", &format!("name = \"{name}\""));
+        std::fs::write(d.join(format!("{name}.toml")), short).unwrap();
+    }
+    let specs = ["a.toml", "b.toml", "c.toml"];
+    let mut written = vec![];
+    for t in ["1", "2"] {
+        let out = format!("out{t}");
+        let o = mrkl(
+            &[&["run"][..], &specs, &["--out", &out, "--threads", t]].concat(),
+            &d,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let order: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.split(".toml: ").next().filter(|_| l.contains(".toml: ")))
+            .collect();
+        assert_eq!(order, ["a", "b", "c"], "{stdout}");
+        for s in ["a", "b", "c"] {
+            for f in ["result.json", "summary.csv", "raw.csv"] {
+                written.push(std::fs::read(d.join(&out).join(s).join(f)).unwrap());
+            }
+        }
+    }
+    let (one, two) = written.split_at(written.len() / 2);
+    assert!(one == two, "files differ between 1 and 2 threads");
+
+    std::fs::create_dir_all(d.join("fail/b")).unwrap();
+    std::fs::write(d.join("fail/b/.lock"), "1 node-17\n").unwrap();
+    let o = mrkl(
+        &[&["run"][..], &specs, &["--out", "fail", "--threads", "2"]].concat(),
+        &d,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("locked by pid 1 on host node-17"),
+        "{stderr}"
+    );
+    assert!(d.join("fail/a/result.json").exists(), "{stderr}");
+    assert!(!d.join("fail/c").exists(), "c started after b failed");
+}
+
 /// Each case: a replacement in the small spec, and the text the one-line message must hold.
 #[test]
 fn bad_specs_exit_2_with_one_line_naming_the_field_and_write_nothing() {
