@@ -132,7 +132,8 @@ fn unit<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 /// where `Uniform::new(0.0, high).unwrap()` does (high not positive or not finite).
 #[inline(always)]
 fn uniform_scale(high: f64) -> f64 {
-    assert!(0.0 < high && high.is_finite(), "binomial: BTPE area {high} not in (0, inf)");
+    // For high > 0, finite is high < inf (`is_finite` compiles to a longer test here).
+    assert!(0.0 < high && high < f64::INFINITY, "binomial: BTPE area {high} not in (0, inf)");
     let max_rand = 1.0 - f64::EPSILON;
     let mut scale = high - 0.0;
     while !(scale * max_rand + 0.0 <= high) {
@@ -184,6 +185,32 @@ fn binv<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64, q: f64) -> u64 {
 fn stirling(a: f64) -> f64 {
     let a2 = a * a;
     (13860. - (462. - (132. - (99. - 140. / a2) / a2) / a2) / a2) / a / 166320.
+}
+
+/// Step 5.3 of BTPE: does alpha = ln v exceed ln f(y) / f(m), evaluated with Stirling's
+/// corrections (rand_distr 0.6's expression, with its GSL signs)? Kept out of line and cold:
+/// inlined, the compiler hoists the loop-invariant Stirling terms of m and n out of the
+/// rejection loop, so that every draw pays their ten divisions although few reach this step.
+#[cold]
+#[inline(never)]
+fn final_test_rejects(alpha: f64, y: u64, m: u64, n: u64, x_m: f64, p: f64, q: f64) -> bool {
+    let x1 = (y + 1) as f64;
+    let f1 = (m + 1) as f64;
+    let z = ((n - m) + 1) as f64;
+    let w = ((n - y) + 1) as f64;
+    let y_sub_m = if y > m {
+        (y - m) as f64
+    } else {
+        -((m - y) as f64)
+    };
+    alpha
+        > x_m * (f1 / x1).ln()
+            + (((n - m) as f64) + 0.5) * (z / w).ln()
+            + y_sub_m * (w * p / (x1 * q)).ln()
+            + stirling(f1)
+            + stirling(z)
+            - stirling(x1)
+            - stirling(w)
 }
 
 /// lambda(a) = a (1 + a / 2), the tail rate of BTPE.
@@ -329,24 +356,7 @@ fn btpe<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64, q: f64, np: f64) -> u64 {
         }
 
         // Step 5.3: the final test against ln f(y) with Stirling's corrections.
-        let x1 = (y + 1) as f64;
-        let f1 = (m + 1) as f64;
-        let z = ((n - m) + 1) as f64;
-        let w = ((n - y) + 1) as f64;
-        let y_sub_m = if y > m {
-            (y - m) as f64
-        } else {
-            -((m - y) as f64)
-        };
-        if alpha
-            > x_m * (f1 / x1).ln()
-                + (((n - m) as f64) + 0.5) * (z / w).ln()
-                + y_sub_m * (w * p / (x1 * q)).ln()
-                + stirling(f1)
-                + stirling(z)
-                - stirling(x1)
-                - stirling(w)
-        {
+        if final_test_rejects(alpha, y, m, n, x_m, p, q) {
             path!(FinalReject);
             continue;
         }
