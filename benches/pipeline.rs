@@ -194,10 +194,16 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("kernels");
     // n_ab ~ n / (|X| |Y|^2 / 2) comparisons per cell, split with p ~ 1/2: BTPE; and a small
     // count (Binv), as at n = 1e3.
+    // `binomial`: rand_distr 0.6 (the reference); `binomial_mrkl`: `mrkl::binomial::binomial`,
+    // the same draws bit for bit without rand_distr's overhead (README "Performance").
     for (n, p) in [(1_000_000_000u64, 0.05), (8_000, 0.4), (8, 0.4)] {
         g.bench_function(BenchmarkId::new("binomial", format!("n={n},p={p}")), |b| {
             let mut rng = stream(1, "bench", 0);
             b.iter(|| black_box(Binomial::new(black_box(n), p).unwrap().sample(&mut rng)))
+        });
+        g.bench_function(BenchmarkId::new("binomial_mrkl", format!("n={n},p={p}")), |b| {
+            let mut rng = stream(1, "bench", 0);
+            b.iter(|| black_box(mrkl::binomial::binomial(&mut rng, black_box(n), p)))
         });
     }
     for size in SIZES.iter().copied().chain([(1000, 100, 32, 4)]) {

@@ -186,13 +186,13 @@ pub fn outcomes(design: &FixedDesign, reward: &[f64]) -> Enumeration {
 }
 
 /// One random outcome of `design`: W_i ~ Binomial(count_i, sigma(r(x_i, a_i) - r(x_i, b_i)))
-/// drawn in the order of the comparisons (`preference::binomial`: BTPE, O(1) expected).
+/// drawn in the order of the comparisons (`binomial::binomial`: BTPE, O(1) expected).
 pub fn sample<R: Rng + ?Sized>(design: &FixedDesign, reward: &[f64], rng: &mut R) -> Vec<u64> {
     design
         .comparisons
         .iter()
         .zip(design.win_probabilities(reward))
-        .map(|(c, p)| crate::preference::binomial(rng, c.count, p))
+        .map(|(c, p)| crate::binomial::binomial(rng, c.count, p))
         .collect()
 }
 

@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod asymptotics;
 pub mod best_of_n;
+pub mod binomial;
 pub mod budget;
 pub mod calibrate;
 pub mod claims;

@@ -9,9 +9,9 @@
 //! Both add to existing counts, so nested datasets along an n grid share their samples
 //! (common random numbers across n).
 
+use crate::binomial::binomial;
 use crate::numerics::sigmoid;
 use rand::{Rng, RngExt};
-use rand_distr::{Binomial, Distribution};
 use serde::{Deserialize, Serialize};
 
 /// Win counts: `wins[x * pairs + p] = [#(a beat b), #(b beat a)]` for the p-th unordered pair
@@ -279,17 +279,6 @@ impl Sampler {
             counts.wins[x * np + p][if a_won { 0 } else { 1 }] += 1;
         }
         counts.n += extra;
-    }
-}
-
-/// One Binomial(n, p) draw (BTPE for large n: O(1) expected), with the trivial cases short-cut.
-pub(crate) fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
-    if n == 0 || p <= 0.0 {
-        0
-    } else if p >= 1.0 {
-        n
-    } else {
-        Binomial::new(n, p).expect("p in (0,1)").sample(rng)
     }
 }
 
