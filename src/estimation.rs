@@ -30,6 +30,12 @@ const MAX_LAMBDA_STEPS: u32 = 200;
 /// With lambda = 0, a Newton iterate beyond this multiple of B means separable data (no
 /// finite minimiser): the interior attempt stops and the boundary solution takes over.
 const RUNAWAY_FACTOR: f64 = 1e3;
+/// A full Newton step is certified when the proved rise of the objective is at most this
+/// fraction of its slope (docs/theory.md, "Estimator, linear class", item 4): the proved
+/// decrease is then at least a quarter of the slope, half of what the quadratic model
+/// predicts for a Newton step. For an exact Newton step at lambda = 0 the test reads
+/// psi(m) <= 3/4, i.e. m <= 1.1 (m: the largest change of a pair margin).
+const CERTIFIED_RISE: f64 = 0.75;
 
 /// Finite class: index of argmax_j of the log-likelihood of candidate j (lowest index on ties).
 pub fn finite_mle(class: &FiniteReward, counts: &WinCounts) -> usize {
@@ -65,6 +71,9 @@ pub struct LinearFitter {
     tolerance: f64,
     design: PairDesign,
     max_diff_norm: f64,
+    /// Whether the Newton solves may take certified full steps ([`Penalised`]); the results
+    /// are bit-identical either way (off only in tests that check this).
+    certify: bool,
 }
 
 /// Reusable buffers of one fit (one per replication; no allocation per sample).
@@ -76,6 +85,23 @@ pub struct FitWorkspace {
     grad: Vec<f64>,
     hess: Vec<f64>,
     newton: newton::Workspace,
+    tally: SolveTally,
+}
+
+/// What the Newton solves of a workspace's fits have evaluated, summed since it was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SolveTally {
+    /// Evaluations of the objective L + lambda/2 ||theta||^2 (one logarithm per cell each).
+    pub losses: u64,
+    /// Full Newton steps taken without a line search because [`Penalised`] certified them.
+    pub certified: u64,
+}
+
+impl FitWorkspace {
+    /// The evaluations of every fit run with this workspace.
+    pub fn tally(&self) -> SolveTally {
+        self.tally
+    }
 }
 
 /// The linear-class Bradley-Terry design of one instance, in the structured form of
@@ -134,6 +160,8 @@ pub struct PairScratch {
     laplacian_psi: Vec<f64>,
     /// L_x, |Y| x |Y| (dense path).
     laplacian: Vec<f64>,
+    /// Psi_x s, the margins of a step (certified full steps).
+    step_margins: Vec<f64>,
     /// e^-|t_ab| of every occupied cell at theta = `exp_theta` for the fill `exp_fill`: the
     /// loss and the gradient at the same theta (a line search's accepted trial, then the
     /// next Newton pass) share one exponential per cell. Bit-identical to recomputing.
@@ -163,6 +191,46 @@ impl PairScratch {
 /// tails).
 pub fn pair_derivatives(wins: [f64; 2], t: f64) -> (f64, f64) {
     pair_derivatives_from(wins, t, (-t.abs()).exp())
+}
+
+/// t_ab = u(a) - u(b) of cell c from the margins u, with its exponential e^-|t| in `e`: read
+/// from the cache, or computed and stored there when `cached` is false.
+#[inline(always)]
+fn cell_margin(u: &[f64], c: &PairCell, e: &mut f64, cached: bool) -> f64 {
+    let t = u[c.a as usize] - u[c.b as usize];
+    if !cached {
+        *e = (-t.abs()).exp();
+    }
+    t
+}
+
+/// psi(m) = (e^m - m - 1) / m^2 = int_0^1 (1 - a) e^(m a) da: increasing, psi(0) = 1/2, the
+/// factor of the curvature in the certified-step bound.
+///
+/// # Formula
+///
+/// docs/theory.md, "Estimator, linear class", item 4. Computed as (expm1(m) - m) / m^2 for
+/// m >= 1e-3 (relative rounding about 4 eps / m <= 1e-12); below, by the upper bound
+/// 1/2 + m/6 + m^2/20 of its series sum_k m^k / (k + 2)! (the tail from k = 2 is
+/// m^2/24 (1 + m/5 + m^2/30 + ...) <= m^2/20).
+fn curvature_factor(m: f64) -> f64 {
+    if m < 1e-3 {
+        0.5 + m / 6.0 + m * m / 20.0
+    } else {
+        (m.exp_m1() - m) / (m * m)
+    }
+}
+
+/// The pair-cell quantities of a step s at theta (docs/theory.md, "Estimator, linear class",
+/// item 4), with Delta t_ab = (psi(x,a) - psi(x,b))^T s over the occupied cells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepBound {
+    /// m = max |Delta t_ab|.
+    pub largest: f64,
+    /// sum c_ab Delta t_ab = grad L(theta)^T s.
+    pub slope: f64,
+    /// sum h_ab Delta t_ab^2 = s^T H_L(theta) s.
+    pub curvature: f64,
 }
 
 /// [`pair_derivatives`] given e = e^-|t|.
@@ -291,14 +359,50 @@ impl PairDesign {
             let u = &scratch.margins;
             let exps = &mut scratch.exps[start..start + list.len()];
             for (c, e) in list.iter().zip(exps) {
-                let t = u[c.a as usize] - u[c.b as usize];
-                if !cached {
-                    *e = (-t.abs()).exp();
-                }
+                let t = cell_margin(u, c, e, cached);
                 total += (c.wins[0] + c.wins[1]) * ln_sigmoid_from_exp(t, *e) - c.wins[1] * t;
             }
         }
         total
+    }
+
+    /// The largest margin change, slope and curvature of the step s at theta ([`StepBound`]),
+    /// in one pass over the occupied cells: the margins Psi_x theta and Psi_x s (2 |Y| d
+    /// multiply-adds per context) and, per cell, c_ab and h_ab ([`pair_derivatives`]) from
+    /// the exponential shared with the other passes at the same theta.
+    ///
+    /// # Formula
+    ///
+    /// docs/theory.md, "Estimator, linear class", item 4: L(theta - s) - L(theta)
+    /// <= -slope + psi(largest) curvature.
+    pub fn step_bound(
+        &self,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        step: &[f64],
+        scratch: &mut PairScratch,
+    ) -> StepBound {
+        let cached = scratch.exps_for(cells, theta);
+        let mut bound = StepBound {
+            largest: 0.0,
+            slope: 0.0,
+            curvature: 0.0,
+        };
+        for (x, start, list) in cells.by_context() {
+            self.margins(x, theta, &mut scratch.margins);
+            self.margins(x, step, &mut scratch.step_margins);
+            let (u, v) = (&scratch.margins, &scratch.step_margins);
+            let exps = &mut scratch.exps[start..start + list.len()];
+            for (c, e) in list.iter().zip(exps) {
+                let t = cell_margin(u, c, e, cached);
+                let (g, h) = pair_derivatives_from(c.wins, t, *e);
+                let dt = v[c.a as usize] - v[c.b as usize];
+                bound.largest = bound.largest.max(dt.abs());
+                bound.slope += g * dt;
+                bound.curvature += h * dt * dt;
+            }
+        }
+        bound
     }
 
     /// Overwrites `grad` and the lower triangle of `hess` (column-major, then mirrored) with
@@ -330,11 +434,7 @@ impl PairDesign {
             let (u, coefficient, degree) = (&s.margins, &mut s.coefficient, &mut s.degree);
             // The derivatives of cell c, from the cached exponential or a fresh one.
             let derivatives = |c: &PairCell, e: &mut f64| {
-                let t = u[c.a as usize] - u[c.b as usize];
-                if !cached {
-                    *e = (-t.abs()).exp();
-                }
-                pair_derivatives_from(c.wins, t, *e)
+                pair_derivatives_from(c.wins, cell_margin(u, c, e, cached), *e)
             };
             if DENSE_FRACTION * list.len() >= ny * ny {
                 // Dense context: L_x as a |Y| x |Y| matrix (off-diagonal -h_ab, diagonal the
@@ -422,6 +522,24 @@ struct Penalised<'a> {
     data: &'a OccupiedCells,
     scratch: &'a mut PairScratch,
     lambda: f64,
+    /// What this solve evaluated.
+    tally: SolveTally,
+}
+
+impl Penalised<'_> {
+    /// (slope, rise) of the step s at theta: f(theta - s) - f(theta) <= -slope + rise
+    /// (docs/theory.md, "Estimator, linear class", item 4).
+    fn slope_and_rise(&mut self, theta: &[f64], step: &[f64]) -> (f64, f64) {
+        let lambda = self.lambda;
+        let b = self
+            .fitter
+            .design
+            .step_bound(self.data, theta, step, self.scratch);
+        let slope = b.slope + lambda * theta.iter().zip(step).map(|(t, s)| t * s).sum::<f64>();
+        let rise = curvature_factor(b.largest) * b.curvature
+            + 0.5 * lambda * step.iter().map(|s| s * s).sum::<f64>();
+        (slope, rise)
+    }
 }
 
 impl Objective for Penalised<'_> {
@@ -430,6 +548,7 @@ impl Objective for Penalised<'_> {
     }
 
     fn value(&mut self, theta: &[f64]) -> f64 {
+        self.tally.losses += 1;
         self.fitter
             .loss(self.data, self.scratch, theta, self.lambda)
     }
@@ -452,6 +571,38 @@ impl Objective for Penalised<'_> {
     fn proceed(&self, theta: &[f64]) -> bool {
         !(self.lambda == 0.0
             && theta.iter().map(|v| v * v).sum::<f64>().sqrt() > RUNAWAY_FACTOR * self.fitter.bound)
+    }
+
+    /// The full step theta - s passes Armijo's test at alpha = 1 whenever
+    /// rise <= [`CERTIFIED_RISE`] slope and slope >= decrement / 2, with
+    /// slope = grad L^T s + lambda theta^T s and
+    /// rise = psi(m) s^T H_L s + lambda/2 ||s||^2 ([`PairDesign::step_bound`]).
+    ///
+    /// # Formula
+    ///
+    /// docs/theory.md, "Estimator, linear class", item 4: f(theta - s) - f(theta)
+    /// <= -slope + rise for every s (not only the exact Newton step, so neither the rounding
+    /// of the Cholesky solve nor a projection can break it), hence here
+    /// f(theta - s) - f(theta) <= -slope / 4 <= -decrement / 8, while Armijo asks for
+    /// -[`newton::ARMIJO`] decrement. The difference, at least (1/8 - 1e-4) decrement
+    /// >= 1.2e-7 (decrement >= [`newton::FULL_STEP_DECREMENT`] = 1e-6 wherever this is
+    /// called), absorbs the rounding of everything compared: the two computed values of f
+    /// (a mean of order 1 over the cells, cell weights summing to 1, plus the ridge: at most
+    /// about (number of terms) eps (ln 2 + max |t|), 1e-13 for the sizes run and 1e-11 for
+    /// 1e5 terms and |t| <= 1e3), and slope and rise (sums of cell terms bounded by m <= 1.2
+    /// times weights summing to 1: relative error 1e-11 at worst, against the factors 3/4
+    /// and 1/2 of the test) — a margin of more than 1e4 over every rounding.
+    fn certifies_full_step(&mut self, theta: &[f64], step: &[f64], decrement: f64) -> bool {
+        if !self.fitter.certify {
+            return false;
+        }
+        let (slope, rise) = self.slope_and_rise(theta, step);
+        let certified = slope.is_finite()
+            && rise.is_finite()
+            && slope >= 0.5 * decrement
+            && rise <= CERTIFIED_RISE * slope;
+        self.tally.certified += u64::from(certified);
+        certified
     }
 }
 
@@ -476,6 +627,7 @@ impl LinearFitter {
             tolerance,
             design: PairDesign::new(class, contexts, responses),
             max_diff_norm,
+            certify: true,
         }
     }
 
@@ -633,12 +785,15 @@ impl LinearFitter {
             data: &ws.active,
             scratch: &mut ws.scratch,
             lambda,
+            tally: SolveTally::default(),
         };
         let settings = Settings {
             accept_rounding_level: true,
             ..Settings::new(self.tolerance)
         };
         let outcome = newton::minimise(&mut objective, theta, &settings, &mut ws.newton);
+        ws.tally.losses += objective.tally.losses;
+        ws.tally.certified += objective.tally.certified;
         match outcome.reason {
             Termination::Converged | Termination::LineSearchFailed => {
                 Some((outcome.iterations, outcome.criterion))
@@ -657,6 +812,7 @@ mod tests {
     use crate::instance::{GeneratorParams, GeneratorReward, RewardModel, generate};
     use crate::preference::{Sampler, SamplerKind, pairs};
     use crate::streams::stream;
+    use rand::RngExt;
 
     fn linear_instance(bound: f64) -> (crate::instance::Instance, LinearReward) {
         let p = GeneratorParams {
@@ -841,6 +997,367 @@ mod tests {
                 assert_eq!((g, h, l.to_bits()), (g0, h0, l0));
             }
         }
+    }
+
+    /// A generated linear instance of the given size (theta* of norm 1, B = `bound`).
+    fn sized_instance(
+        seed: u64,
+        (contexts, responses, dim): (usize, usize, usize),
+        bound: f64,
+    ) -> (crate::instance::Instance, LinearReward) {
+        let p = GeneratorParams {
+            contexts,
+            responses,
+            references: 1,
+            concentration: 2.0,
+            zero_fraction: 0.0,
+            context_concentration: None,
+            reward: GeneratorReward::Linear {
+                dim,
+                bound,
+                theta_norm: 1.0,
+            },
+            family: Default::default(),
+        };
+        let inst = generate(&p, &mut stream(seed, "inst", 0));
+        let RewardModel::Linear(l) = inst.reward.clone() else {
+            unreachable!()
+        };
+        (inst, l)
+    }
+
+    /// The sizes of the random instances below: sparse and dense contexts, d from 2 to 5.
+    const SIZES: [(usize, usize, usize); 3] = [(6, 5, 3), (4, 8, 2), (3, 4, 5)];
+
+    /// A vector of `d` entries uniform in [-scale, scale].
+    fn uniform(rng: &mut impl RngExt, d: usize, scale: f64) -> Vec<f64> {
+        (0..d)
+            .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
+            .collect()
+    }
+
+    /// psi(m) = sum_k m^k / (k + 2)! (the series, summed to convergence: a few eps) against
+    /// `curvature_factor`: equal to 1e-12 relative from m = 1e-3 on (its rounding is about
+    /// 4 eps / m <= 4.4e-13 there), and never below it under m = 1e-3, where it is the
+    /// series bound 1/2 + m/6 + m^2/20, above psi by at most m^2 (1/20 - 1/24) < m^2 / 100.
+    #[test]
+    fn curvature_factor_is_psi_and_never_below_it_for_small_margins() {
+        for m in [
+            0.0, 1e-12, 1e-6, 5e-4, 9.99e-4, 1e-3, 1.001e-3, 0.01, 0.3, 1.0, 1.1, 2.0, 5.0,
+        ] {
+            let (mut series, mut term) = (0.0, 0.5);
+            for k in 0..80 {
+                series += term;
+                term *= m / f64::from(k + 3);
+            }
+            let psi = curvature_factor(m);
+            if m < 1e-3 {
+                assert!(
+                    psi >= series && psi - series <= m * m / 100.0 + 1e-16,
+                    "{m}: {psi} vs {series}"
+                );
+            } else {
+                assert!((psi / series - 1.0).abs() <= 1e-12, "{m}: {psi} vs {series}");
+            }
+        }
+    }
+
+    /// f(theta - s) - f(theta) in exact form from the raw features: per cell
+    /// w_a [ln(1 + e^-t') - ln(1 + e^-t)] + w_b [ln(1 + e^t') - ln(1 + e^t)] with
+    /// t' = t - z^T s, written log1p(sigma(-t) expm1(t - t')) + log1p(sigma(t) expm1(t' - t))
+    /// (no cancellation however small the step), plus the ridge lambda (||s||^2/2 - theta^T s).
+    fn exact_change(
+        lin: &LinearReward,
+        (contexts, ny): (usize, usize),
+        counts: &WinCounts,
+        theta: &[f64],
+        step: &[f64],
+        lambda: f64,
+    ) -> f64 {
+        let d = lin.dim;
+        let phi = |x: usize, y: usize| &lin.features[(x * ny + y) * d..(x * ny + y + 1) * d];
+        let sigma = |t: f64| {
+            if t >= 0.0 {
+                1.0 / (1.0 + (-t).exp())
+            } else {
+                let e = t.exp();
+                e / (1.0 + e)
+            }
+        };
+        let pr = pairs(ny);
+        let n: u64 = counts.wins.iter().map(|w| w[0] + w[1]).sum();
+        let mut total = 0.0;
+        for x in 0..contexts {
+            for (p, &(a, b)) in pr.iter().enumerate() {
+                let w = counts.wins[x * pr.len() + p];
+                if w[0] + w[1] == 0 {
+                    continue;
+                }
+                let (mut t, mut dt) = (0.0, 0.0);
+                for k in 0..d {
+                    let z = phi(x, a)[k] - phi(x, b)[k];
+                    t += z * theta[k];
+                    dt += z * step[k];
+                }
+                // t' - t = -dt.
+                total += (w[0] as f64 / n as f64) * (sigma(-t) * dt.exp_m1()).ln_1p()
+                    + (w[1] as f64 / n as f64) * (sigma(t) * (-dt).exp_m1()).ln_1p();
+            }
+        }
+        let ridge: f64 = step
+            .iter()
+            .zip(theta)
+            .map(|(s, t)| 0.5 * s * s - t * s)
+            .sum();
+        total + lambda * ridge
+    }
+
+    /// Item 4 of docs/theory.md ("Estimator, linear class"): f(theta - s) - f(theta)
+    /// <= -slope + rise for random instances, data (sparse and dense), theta, directions of
+    /// every scale and lambda, against the exact change. Tolerance: both sides are sums of at
+    /// most 40 cell terms with weights summing to 1, each with a relative rounding of a few
+    /// eps, so 1e-13 (1 + |slope| + rise) is far above rounding and far below any error of
+    /// the bound. The quadratic model (psi = 1/2) must fail somewhere, or the check would
+    /// not see a missing third-order term.
+    #[test]
+    fn the_certified_step_bound_holds_along_random_directions() {
+        let mut rng = stream(21, "test/step_bound", 0);
+        let (mut checked, mut quadratic_fails) = (0, 0);
+        for (seed, &size) in SIZES.iter().enumerate() {
+            let (inst, lin) = sized_instance(seed as u64, size, 1.0);
+            let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+            let sampler = first_reference_sampler(&inst);
+            let mut counts = WinCounts::new(inst.contexts, inst.responses);
+            let mut data = stream(seed as u64, "data", 0);
+            for n in [8, 1_000, 100_000] {
+                let extra = n - counts.n;
+                sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                let mut cells = OccupiedCells::default();
+                cells.fill(&counts, true, |_, _, _| true);
+                let mut scratch = PairScratch::default();
+                for _ in 0..50 {
+                    let lambda = [0.0, 0.5][rng.random_range(0..2)];
+                    let size = [0.5, 2.0][rng.random_range(0..2)];
+                    let theta = uniform(&mut rng, lin.dim, size);
+                    let scale = [1e-3, 0.1, 1.0, 3.0][rng.random_range(0..4)];
+                    let step = uniform(&mut rng, lin.dim, scale);
+                    let mut objective = Penalised {
+                        fitter: &fitter,
+                        data: &cells,
+                        scratch: &mut scratch,
+                        lambda,
+                        tally: SolveTally::default(),
+                    };
+                    let (slope, rise) = objective.slope_and_rise(&theta, &step);
+                    let change = exact_change(
+                        &lin,
+                        (inst.contexts, inst.responses),
+                        &counts,
+                        &theta,
+                        &step,
+                        lambda,
+                    );
+                    let tol = 1e-13 * (1.0 + slope.abs() + rise);
+                    assert!(
+                        change <= -slope + rise + tol,
+                        "{change} > {} (slope {slope}, rise {rise})",
+                        rise - slope
+                    );
+                    let b = fitter.design.step_bound(&cells, &theta, &step, &mut scratch);
+                    let quadratic = -slope
+                        + 0.5 * b.curvature
+                        + 0.5 * lambda * step.iter().map(|s| s * s).sum::<f64>();
+                    quadratic_fails += u32::from(change > quadratic + tol);
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 450);
+        assert!(quadratic_fails > 0, "the quadratic model never failed");
+    }
+
+    /// Penalised with every certificate audited: when it certifies a step, both values are
+    /// computed anyway and the solver's Armijo test must hold.
+    struct Audited<'a> {
+        inner: Penalised<'a>,
+        certified: u32,
+    }
+
+    impl Objective for Audited<'_> {
+        fn dim(&self) -> usize {
+            self.inner.dim()
+        }
+        fn value(&mut self, x: &[f64]) -> f64 {
+            self.inner.value(x)
+        }
+        fn gradient_hessian(&mut self, x: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+            self.inner.gradient_hessian(x, grad, hess);
+        }
+        fn proceed(&self, x: &[f64]) -> bool {
+            self.inner.proceed(x)
+        }
+        fn certifies_full_step(&mut self, x: &[f64], step: &[f64], decrement: f64) -> bool {
+            let yes = self.inner.certifies_full_step(x, step, decrement);
+            if yes {
+                let f0 = self.inner.value(x);
+                let trial: Vec<f64> = x.iter().zip(step).map(|(a, s)| a - s).collect();
+                let f1 = self.inner.value(&trial);
+                assert!(
+                    f1 <= f0 - newton::ARMIJO * decrement,
+                    "certified but f1 = {f1} > {f0} - 1e-4 x {decrement}"
+                );
+                self.certified += 1;
+            }
+            yes
+        }
+    }
+
+    /// Over many Newton solves (random instances, nested data, lambda from 0 to 1, cold and
+    /// warm starts), every certified full step passes the Armijo test it skips, evaluated.
+    #[test]
+    fn every_certified_step_passes_the_armijo_test() {
+        let mut rng = stream(22, "test/audit", 0);
+        let (mut certified, mut solves) = (0, 0);
+        let settings = Settings {
+            accept_rounding_level: true,
+            ..Settings::new(DEFAULT_GRADIENT_TOLERANCE)
+        };
+        for replication in 0..4u64 {
+            for (seed, &size) in SIZES.iter().enumerate() {
+                let (inst, lin) = sized_instance(10 * replication + seed as u64, size, 1.0);
+                let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+                let sampler = first_reference_sampler(&inst);
+                let mut counts = WinCounts::new(inst.contexts, inst.responses);
+                let mut data = stream(replication, "data", seed as u64);
+                let mut warm = vec![0.0; lin.dim];
+                for n in [30, 300, 3_000, 30_000, 300_000, 3_000_000] {
+                    let extra = n - counts.n;
+                    sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                    let mut cells = OccupiedCells::default();
+                    cells.fill(&counts, true, |_, _, _| true);
+                    let mut scratch = PairScratch::default();
+                    for lambda in [0.0, 1e-3, 0.1, 1.0] {
+                        for cold in [true, false] {
+                            let mut x = if cold {
+                                uniform(&mut rng, lin.dim, 0.5)
+                            } else {
+                                warm.clone()
+                            };
+                            let mut objective = Audited {
+                                inner: Penalised {
+                                    fitter: &fitter,
+                                    data: &cells,
+                                    scratch: &mut scratch,
+                                    lambda,
+                                    tally: SolveTally::default(),
+                                },
+                                certified: 0,
+                            };
+                            let mut ws = newton::Workspace::default();
+                            newton::minimise(&mut objective, &mut x, &settings, &mut ws);
+                            certified += objective.certified;
+                            solves += 1;
+                            if lambda == 0.0 && !cold && x.iter().all(|v| v.abs() < 1e3) {
+                                warm = x;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(solves, 4 * 3 * 6 * 4 * 2);
+        // Not vacuous: most solves end with certified steps.
+        assert!(certified > solves / 2, "{certified} certified in {solves} solves");
+    }
+
+    /// The fits on nested grids (warm-started, as in the engine) with and without certified
+    /// steps, bit for bit, for interior and boundary solutions (B = 1 and B = 0.3 < ||theta*||);
+    /// the certified fits evaluate the loss fewer times.
+    #[test]
+    fn certified_steps_change_no_bit_of_the_fits() {
+        let (mut on_tally, mut off_tally) = (SolveTally::default(), SolveTally::default());
+        let mut boundary = 0;
+        for replication in 0..3u64 {
+            for (seed, &size) in SIZES.iter().enumerate() {
+                let (inst, mut lin) = sized_instance(10 * replication + seed as u64, size, 1.0);
+                for bound in [1.0, 0.3] {
+                    lin.bound = bound;
+                    let on = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+                    let off = LinearFitter {
+                        certify: false,
+                        ..on.clone()
+                    };
+                    let sampler = first_reference_sampler(&inst);
+                    let mut counts = WinCounts::new(inst.contexts, inst.responses);
+                    let mut data = stream(replication, "data", seed as u64);
+                    let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
+                    let mut start = vec![0.0; lin.dim];
+                    for n in [30, 300, 3_000, 30_000, 300_000, 3_000_000, 1_000_000_000] {
+                        let extra = n - counts.n;
+                        sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                        let a = on.fit(&counts, &start, &mut ws_on);
+                        let b = off.fit(&counts, &start, &mut ws_off);
+                        let bits = |f: &LinearFit| {
+                            (
+                                f.theta.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                                f.lambda.to_bits(),
+                                f.iterations,
+                                f.kkt_residual.to_bits(),
+                                f.on_boundary,
+                            )
+                        };
+                        assert_eq!(bits(&a), bits(&b), "n = {n}, B = {bound}");
+                        boundary += u32::from(a.on_boundary);
+                        start = a.theta;
+                    }
+                    let (t_on, t_off) = (ws_on.tally(), ws_off.tally());
+                    on_tally.losses += t_on.losses;
+                    on_tally.certified += t_on.certified;
+                    off_tally.losses += t_off.losses;
+                    assert_eq!(t_off.certified, 0);
+                }
+            }
+        }
+        eprintln!("nested grids: losses {} without, {} with {} certified steps", off_tally.losses, on_tally.losses, on_tally.certified);
+        assert!(boundary > 0, "no boundary fit: the boundary solves were not compared");
+        assert!(on_tally.certified > 0 && on_tally.losses < off_tally.losses);
+    }
+
+    /// The gain on a warm-started nested grid like the default suite's (20 contexts, 10
+    /// responses, d = 5, n = 1e3 .. 1e9 in 7 levels, 10 replications): the loss evaluations
+    /// with and without certified steps (printed; `--nocapture`), identical fits.
+    #[test]
+    fn certified_steps_skip_loss_evaluations_on_a_nested_grid() {
+        let (mut with, mut without, mut certified, mut fits) = (0, 0, 0, 0);
+        for replication in 0..10u64 {
+            let (inst, lin) = sized_instance(100 + replication, (20, 10, 5), 1.0);
+            let on = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+            let off = LinearFitter {
+                certify: false,
+                ..on.clone()
+            };
+            let sampler = first_reference_sampler(&inst);
+            let mut counts = WinCounts::new(inst.contexts, inst.responses);
+            let mut data = stream(replication, "data", 0);
+            let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
+            let mut start = vec![0.0; lin.dim];
+            for level in 3..=9 {
+                let extra = 10u64.pow(level) - counts.n;
+                sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                let a = on.fit(&counts, &start, &mut ws_on);
+                assert_eq!(a, off.fit(&counts, &start, &mut ws_off));
+                start = a.theta;
+                fits += 1;
+            }
+            with += ws_on.tally().losses;
+            without += ws_off.tally().losses;
+            certified += ws_on.tally().certified;
+        }
+        eprintln!(
+            "{fits} fits: {without} loss evaluations without certificates, {with} with \
+             ({certified} certified steps)"
+        );
+        assert!(with < without, "{with} vs {without}");
     }
 
     #[test]
