@@ -1057,7 +1057,10 @@ mod tests {
                     "{m}: {psi} vs {series}"
                 );
             } else {
-                assert!((psi / series - 1.0).abs() <= 1e-12, "{m}: {psi} vs {series}");
+                assert!(
+                    (psi / series - 1.0).abs() <= 1e-12,
+                    "{m}: {psi} vs {series}"
+                );
             }
         }
     }
@@ -1163,7 +1166,9 @@ mod tests {
                         "{change} > {} (slope {slope}, rise {rise})",
                         rise - slope
                     );
-                    let b = fitter.design.step_bound(&cells, &theta, &step, &mut scratch);
+                    let b = fitter
+                        .design
+                        .step_bound(&cells, &theta, &step, &mut scratch);
                     let quadratic = -slope
                         + 0.5 * b.curvature
                         + 0.5 * lambda * step.iter().map(|s| s * s).sum::<f64>();
@@ -1267,7 +1272,10 @@ mod tests {
         }
         assert_eq!(solves, 4 * 3 * 6 * 4 * 2);
         // Not vacuous: most solves end with certified steps.
-        assert!(certified > solves / 2, "{certified} certified in {solves} solves");
+        assert!(
+            certified > solves / 2,
+            "{certified} certified in {solves} solves"
+        );
     }
 
     /// The fits on nested grids (warm-started, as in the engine) with and without certified
@@ -1290,7 +1298,8 @@ mod tests {
                     let sampler = first_reference_sampler(&inst);
                     let mut counts = WinCounts::new(inst.contexts, inst.responses);
                     let mut data = stream(replication, "data", seed as u64);
-                    let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
+                    let (mut ws_on, mut ws_off) =
+                        (FitWorkspace::default(), FitWorkspace::default());
                     let mut start = vec![0.0; lin.dim];
                     for n in [30, 300, 3_000, 30_000, 300_000, 3_000_000, 1_000_000_000] {
                         let extra = n - counts.n;
@@ -1318,8 +1327,14 @@ mod tests {
                 }
             }
         }
-        eprintln!("nested grids: losses {} without, {} with {} certified steps", off_tally.losses, on_tally.losses, on_tally.certified);
-        assert!(boundary > 0, "no boundary fit: the boundary solves were not compared");
+        eprintln!(
+            "nested grids: losses {} without, {} with {} certified steps",
+            off_tally.losses, on_tally.losses, on_tally.certified
+        );
+        assert!(
+            boundary > 0,
+            "no boundary fit: the boundary solves were not compared"
+        );
         assert!(on_tally.certified > 0 && on_tally.losses < off_tally.losses);
     }
 

@@ -504,7 +504,10 @@ mod tests {
         let mut f = exponential(1.0);
         let mut x = [-20.0];
         let out = run(&mut f, &mut x, Settings::new(TOL));
-        assert_eq!((out.reason, out.iterations, f.asked), (Termination::Converged, 4, 0));
+        assert_eq!(
+            (out.reason, out.iterations, f.asked),
+            (Termination::Converged, 4, 0)
+        );
     }
 
     #[test]
