@@ -1278,64 +1278,76 @@ mod tests {
         );
     }
 
-    /// The fits on nested grids (warm-started, as in the engine) with and without certified
-    /// steps, bit for bit, for interior and boundary solutions (B = 1 and B = 0.3 < ||theta*||);
-    /// the certified fits evaluate the loss fewer times.
+    /// Warm-started fits along the nested grid `levels` (as in the engine) by the fitter of
+    /// `lin`, with and without certified steps, asserted bit-identical (theta, lambda,
+    /// iterations, KKT residual, boundary flag); returns the number of boundary fits and the
+    /// tallies with and without.
+    fn compare_nested_fits(
+        inst: &crate::instance::Instance,
+        lin: &LinearReward,
+        levels: &[u64],
+        data: &mut rand_chacha::ChaCha8Rng,
+    ) -> (u32, SolveTally, SolveTally) {
+        let on = LinearFitter::new(lin, inst.contexts, inst.responses, 1e-10);
+        let off = LinearFitter {
+            certify: false,
+            ..on.clone()
+        };
+        let sampler = first_reference_sampler(inst);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
+        let mut start = vec![0.0; lin.dim];
+        let mut boundary = 0;
+        let bits = |f: &LinearFit| {
+            (
+                f.theta.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                f.lambda.to_bits(),
+                f.iterations,
+                f.kkt_residual.to_bits(),
+                f.on_boundary,
+            )
+        };
+        for &n in levels {
+            let extra = n - counts.n;
+            sampler.extend(SamplerKind::Counts, &mut counts, extra, data);
+            let a = on.fit(&counts, &start, &mut ws_on);
+            let b = off.fit(&counts, &start, &mut ws_off);
+            assert_eq!(bits(&a), bits(&b), "n = {n}, B = {}", lin.bound);
+            boundary += u32::from(a.on_boundary);
+            start = a.theta;
+        }
+        assert_eq!(ws_off.tally().certified, 0);
+        (boundary, ws_on.tally(), ws_off.tally())
+    }
+
+    /// The fits on nested grids with and without certified steps, bit for bit, for interior
+    /// and boundary solutions (B = 1 and B = 0.3 < ||theta*||); the certified fits evaluate
+    /// the loss fewer times.
     #[test]
     fn certified_steps_change_no_bit_of_the_fits() {
-        let (mut on_tally, mut off_tally) = (SolveTally::default(), SolveTally::default());
-        let mut boundary = 0;
+        let (mut boundary, mut with, mut without, mut certified) = (0, 0, 0, 0);
         for replication in 0..3u64 {
             for (seed, &size) in SIZES.iter().enumerate() {
                 let (inst, mut lin) = sized_instance(10 * replication + seed as u64, size, 1.0);
                 for bound in [1.0, 0.3] {
                     lin.bound = bound;
-                    let on = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
-                    let off = LinearFitter {
-                        certify: false,
-                        ..on.clone()
-                    };
-                    let sampler = first_reference_sampler(&inst);
-                    let mut counts = WinCounts::new(inst.contexts, inst.responses);
+                    let levels = [30, 300, 3_000, 30_000, 300_000, 3_000_000, 1_000_000_000];
                     let mut data = stream(replication, "data", seed as u64);
-                    let (mut ws_on, mut ws_off) =
-                        (FitWorkspace::default(), FitWorkspace::default());
-                    let mut start = vec![0.0; lin.dim];
-                    for n in [30, 300, 3_000, 30_000, 300_000, 3_000_000, 1_000_000_000] {
-                        let extra = n - counts.n;
-                        sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
-                        let a = on.fit(&counts, &start, &mut ws_on);
-                        let b = off.fit(&counts, &start, &mut ws_off);
-                        let bits = |f: &LinearFit| {
-                            (
-                                f.theta.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                                f.lambda.to_bits(),
-                                f.iterations,
-                                f.kkt_residual.to_bits(),
-                                f.on_boundary,
-                            )
-                        };
-                        assert_eq!(bits(&a), bits(&b), "n = {n}, B = {bound}");
-                        boundary += u32::from(a.on_boundary);
-                        start = a.theta;
-                    }
-                    let (t_on, t_off) = (ws_on.tally(), ws_off.tally());
-                    on_tally.losses += t_on.losses;
-                    on_tally.certified += t_on.certified;
-                    off_tally.losses += t_off.losses;
-                    assert_eq!(t_off.certified, 0);
+                    let (b, on, off) = compare_nested_fits(&inst, &lin, &levels, &mut data);
+                    boundary += b;
+                    (with, without) = (with + on.losses, without + off.losses);
+                    certified += on.certified;
                 }
             }
         }
-        eprintln!(
-            "nested grids: losses {} without, {} with {} certified steps",
-            off_tally.losses, on_tally.losses, on_tally.certified
-        );
         assert!(
             boundary > 0,
             "no boundary fit: the boundary solves were not compared"
         );
-        assert!(on_tally.certified > 0 && on_tally.losses < off_tally.losses);
+        assert!(
+            certified > 0 && with < without,
+            "{certified}: {with} vs {without}"
+        );
     }
 
     /// The gain on a warm-started nested grid like the default suite's (20 contexts, 10
@@ -1343,33 +1355,17 @@ mod tests {
     /// with and without certified steps (printed; `--nocapture`), identical fits.
     #[test]
     fn certified_steps_skip_loss_evaluations_on_a_nested_grid() {
-        let (mut with, mut without, mut certified, mut fits) = (0, 0, 0, 0);
+        let (mut with, mut without, mut certified) = (0, 0, 0);
+        let levels: Vec<u64> = (3..=9).map(|k| 10u64.pow(k)).collect();
         for replication in 0..10u64 {
             let (inst, lin) = sized_instance(100 + replication, (20, 10, 5), 1.0);
-            let on = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
-            let off = LinearFitter {
-                certify: false,
-                ..on.clone()
-            };
-            let sampler = first_reference_sampler(&inst);
-            let mut counts = WinCounts::new(inst.contexts, inst.responses);
             let mut data = stream(replication, "data", 0);
-            let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
-            let mut start = vec![0.0; lin.dim];
-            for level in 3..=9 {
-                let extra = 10u64.pow(level) - counts.n;
-                sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
-                let a = on.fit(&counts, &start, &mut ws_on);
-                assert_eq!(a, off.fit(&counts, &start, &mut ws_off));
-                start = a.theta;
-                fits += 1;
-            }
-            with += ws_on.tally().losses;
-            without += ws_off.tally().losses;
-            certified += ws_on.tally().certified;
+            let (_, on, off) = compare_nested_fits(&inst, &lin, &levels, &mut data);
+            (with, without) = (with + on.losses, without + off.losses);
+            certified += on.certified;
         }
         eprintln!(
-            "{fits} fits: {without} loss evaluations without certificates, {with} with \
+            "70 fits: {without} loss evaluations without certificates, {with} with \
              ({certified} certified steps)"
         );
         assert!(with < without, "{with} vs {without}");

@@ -5,7 +5,8 @@
 //!
 //! The caller describes the smooth convex objective f through [`Objective`] (value, gradient
 //! and Newton matrix written into buffers of a reusable [`Workspace`], optionally a projection
-//! of the step and a hook that may stop the solve) and the convergence test through
+//! of the step, a hook that may stop the solve and a certificate that lets a full step skip
+//! the line search) and the convergence test through
 //! [`Settings`]; [`minimise`] returns why it stopped ([`Termination`]) with the iteration count
 //! and the final criterion ([`NewtonOutcome`]).
 //!
@@ -485,21 +486,21 @@ mod tests {
         // steps and 3 values (test above). With the step at x = 0 certified: no value there,
         // the line search at -1 evaluates f(-1) afresh and f(-2); same iterates and outcome.
         // The certificate is asked at both iterates (decrement e^x >= FULL_STEP_DECREMENT).
-        let mut f = exponential(1.0);
-        f.floor = -1.5;
-        f.certified = vec![0.0];
-        let mut x = [0.0];
-        let out = run(&mut f, &mut x, Settings::new(TOL));
-        assert_eq!(out.reason, Termination::Stopped, "{out:?}");
-        assert_eq!((out.iterations, x, f.values, f.asked), (2, [-2.0], 2, 2));
         // proceed() also follows a certified step: a floor of -0.5 stops at x = -1, no value.
-        let mut f = exponential(1.0);
-        f.floor = -0.5;
-        f.certified = vec![0.0];
-        let mut x = [0.0];
-        let out = run(&mut f, &mut x, Settings::new(TOL));
-        assert_eq!(out.reason, Termination::Stopped, "{out:?}");
-        assert_eq!((out.iterations, x, f.values), (1, [-1.0], 0), "{out:?}");
+        for (floor, iterations, end, values, asked) in
+            [(-1.5, 2, -2.0, 2, 2), (-0.5, 1, -1.0, 0, 1)]
+        {
+            let mut f = exponential(1.0);
+            f.floor = floor;
+            f.certified = vec![0.0];
+            let mut x = [0.0];
+            let out = run(&mut f, &mut x, Settings::new(TOL));
+            assert_eq!(out.reason, Termination::Stopped, "{out:?}");
+            assert_eq!(
+                (out.iterations, x, f.values, f.asked),
+                (iterations, [end], values, asked)
+            );
+        }
         // Below FULL_STEP_DECREMENT the full step needs no certificate: never asked.
         let mut f = exponential(1.0);
         let mut x = [-20.0];
