@@ -532,7 +532,25 @@ struct FullStepBound {
     allowance: f64,
 }
 
-impl Penalised<'_> {
+impl<'a> Penalised<'a> {
+    /// The objective at `lambda` on `data`, with fresh tallies.
+    fn new(
+        fitter: &'a LinearFitter,
+        data: &'a OccupiedCells,
+        scratch: &'a mut PairScratch,
+        pass: &'a mut PassCopy,
+        lambda: f64,
+    ) -> Self {
+        Penalised {
+            fitter,
+            data,
+            scratch,
+            lambda,
+            pass,
+            tally: SolveTally::default(),
+        }
+    }
+
     /// [`FullStepBound`] for `step` at `theta`, if `theta` is the point of the last
     /// gradient/Hessian pass: slope = the decrement grad f^T s as the solver computed it,
     /// rise = psi(m) s^T H_L s + lambda/2 ||s||^2 with H_L as computed and m bounded by
@@ -836,14 +854,7 @@ impl LinearFitter {
     /// with a flat direction), theta runs off (separable data at lambda = 0), a non-finite
     /// quantity appears, or the iteration cap is hit.
     fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<(u32, f64)> {
-        let mut objective = Penalised {
-            fitter: self,
-            data: &ws.active,
-            scratch: &mut ws.scratch,
-            lambda,
-            pass: &mut ws.pass,
-            tally: SolveTally::default(),
-        };
+        let mut objective = Penalised::new(self, &ws.active, &mut ws.scratch, &mut ws.pass, lambda);
         let settings = Settings {
             accept_rounding_level: true,
             ..Settings::new(self.tolerance)
@@ -1202,14 +1213,8 @@ mod tests {
                     let scale = [1e-3, 0.1, 1.0, 3.0][rng.random_range(0..4)];
                     let step = uniform(&mut rng, lin.dim, scale);
                     let mut pass = PassCopy::default();
-                    let mut objective = Penalised {
-                        fitter: &fitter,
-                        data: &cells,
-                        scratch: &mut scratch,
-                        lambda,
-                        pass: &mut pass,
-                        tally: SolveTally::default(),
-                    };
+                    let mut objective =
+                        Penalised::new(&fitter, &cells, &mut scratch, &mut pass, lambda);
                     let d = lin.dim;
                     let (mut g, mut h) = (vec![0.0; d], vec![0.0; d * d]);
                     objective.gradient_hessian(&theta, &mut g, &mut h);
@@ -1317,14 +1322,13 @@ mod tests {
                                 warm.clone()
                             };
                             let mut objective = Audited {
-                                inner: Penalised {
-                                    fitter: &fitter,
-                                    data: &cells,
-                                    scratch: &mut scratch,
+                                inner: Penalised::new(
+                                    &fitter,
+                                    &cells,
+                                    &mut scratch,
+                                    &mut pass,
                                     lambda,
-                                    pass: &mut pass,
-                                    tally: SolveTally::default(),
-                                },
+                                ),
                                 certified: 0,
                             };
                             let mut ws = newton::Workspace::default();
