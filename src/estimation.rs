@@ -30,6 +30,12 @@ const MAX_LAMBDA_STEPS: u32 = 200;
 /// With lambda = 0, a Newton iterate beyond this multiple of B means separable data (no
 /// finite minimiser): the interior attempt stops and the boundary solution takes over.
 const RUNAWAY_FACTOR: f64 = 1e3;
+/// A full Newton step is certified when the proved rise of the objective is at most this
+/// fraction of its slope (docs/theory.md, "Estimator, linear class", item 4): the proved
+/// decrease is then at least a quarter of the slope, half of what the quadratic model
+/// predicts for a Newton step. For an exact Newton step at lambda = 0 the test reads
+/// psi(m) <= 3/4, i.e. m <= 1.1 (m: the largest change of a pair margin).
+const CERTIFIED_RISE: f64 = 0.75;
 
 /// Finite class: index of argmax_j of the log-likelihood of candidate j (lowest index on ties).
 pub fn finite_mle(class: &FiniteReward, counts: &WinCounts) -> usize {
@@ -65,6 +71,9 @@ pub struct LinearFitter {
     tolerance: f64,
     design: PairDesign,
     max_diff_norm: f64,
+    /// Whether the Newton solves may take certified full steps ([`Penalised`]); the results
+    /// are bit-identical either way (off only in tests that check this).
+    certify: bool,
 }
 
 /// Reusable buffers of one fit (one per replication; no allocation per sample).
@@ -76,6 +85,24 @@ pub struct FitWorkspace {
     grad: Vec<f64>,
     hess: Vec<f64>,
     newton: newton::Workspace,
+    pass: PassCopy,
+    tally: SolveTally,
+}
+
+/// What the Newton solves of a workspace's fits have evaluated, summed since it was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SolveTally {
+    /// Evaluations of the objective L + lambda/2 ||theta||^2 (one logarithm per cell each).
+    pub losses: u64,
+    /// Full Newton steps taken without a line search because [`Penalised`] certified them.
+    pub certified: u64,
+}
+
+impl FitWorkspace {
+    /// The evaluations of every fit run with this workspace.
+    pub fn tally(&self) -> SolveTally {
+        self.tally
+    }
 }
 
 /// The linear-class Bradley-Terry design of one instance, in the structured form of
@@ -101,6 +128,8 @@ pub struct PairDesign {
     responses: usize,
     /// psi(x,y) at centred[(x * responses + y) * dim ..].
     centred: Vec<f64>,
+    /// max ||psi(x,y)|| (the scale of the rounding allowance of certified steps).
+    feature_norm: f64,
 }
 
 /// The occupied pair cells of one dataset, grouped by context, with their win counts times a
@@ -134,6 +163,8 @@ pub struct PairScratch {
     laplacian_psi: Vec<f64>,
     /// L_x, |Y| x |Y| (dense path).
     laplacian: Vec<f64>,
+    /// Psi_x s, the margins of a step (certified full steps).
+    step_margins: Vec<f64>,
     /// e^-|t_ab| of every occupied cell at theta = `exp_theta` for the fill `exp_fill`: the
     /// loss and the gradient at the same theta (a line search's accepted trial, then the
     /// next Newton pass) share one exponential per cell. Bit-identical to recomputing.
@@ -163,6 +194,34 @@ impl PairScratch {
 /// tails).
 pub fn pair_derivatives(wins: [f64; 2], t: f64) -> (f64, f64) {
     pair_derivatives_from(wins, t, (-t.abs()).exp())
+}
+
+/// t_ab = u(a) - u(b) of cell c from the margins u, with its exponential e^-|t| in `e`: read
+/// from the cache, or computed and stored there when `cached` is false.
+#[inline(always)]
+fn cell_margin(u: &[f64], c: &PairCell, e: &mut f64, cached: bool) -> f64 {
+    let t = u[c.a as usize] - u[c.b as usize];
+    if !cached {
+        *e = (-t.abs()).exp();
+    }
+    t
+}
+
+/// psi(m) = (e^m - m - 1) / m^2 = int_0^1 (1 - a) e^(m a) da: increasing, psi(0) = 1/2, the
+/// factor of the curvature in the certified-step bound.
+///
+/// # Formula
+///
+/// docs/theory.md, "Estimator, linear class", item 4. Computed as (expm1(m) - m) / m^2 for
+/// m >= 1e-3 (relative rounding about 4 eps / m <= 1e-12); below, by the upper bound
+/// 1/2 + m/6 + m^2/20 of its series sum_k m^k / (k + 2)! (the tail from k = 2 is
+/// m^2/24 (1 + m/5 + m^2/30 + ...) <= m^2/20).
+fn curvature_factor(m: f64) -> f64 {
+    if m < 1e-3 {
+        0.5 + m / 6.0 + m * m / 20.0
+    } else {
+        (m.exp_m1() - m) / (m * m)
+    }
 }
 
 /// [`pair_derivatives`] given e = e^-|t|.
@@ -247,10 +306,15 @@ impl PairDesign {
                 phi.iter_mut().zip(&mean).for_each(|(p, m)| *p -= m);
             }
         }
+        let feature_norm = centred
+            .chunks_exact(d.max(1))
+            .map(|p| p.iter().map(|v| v * v).sum::<f64>().sqrt())
+            .fold(0.0, f64::max);
         PairDesign {
             dim: d,
             responses,
             centred,
+            feature_norm,
         }
     }
 
@@ -291,14 +355,38 @@ impl PairDesign {
             let u = &scratch.margins;
             let exps = &mut scratch.exps[start..start + list.len()];
             for (c, e) in list.iter().zip(exps) {
-                let t = u[c.a as usize] - u[c.b as usize];
-                if !cached {
-                    *e = (-t.abs()).exp();
-                }
+                let t = cell_margin(u, c, e, cached);
                 total += (c.wins[0] + c.wins[1]) * ln_sigmoid_from_exp(t, *e) - c.wins[1] * t;
             }
         }
         total
+    }
+
+    /// An upper bound on m = max |Delta t_ab| over the occupied cells for the step s,
+    /// Delta t_ab = (psi(x,a) - psi(x,b))^T s: max over the contexts with an occupied cell of
+    /// max_y v_y - min_y v_y, v = Psi_x s (|Y| d multiply-adds per context).
+    ///
+    /// # Formula
+    ///
+    /// docs/theory.md, "Estimator, linear class", item 4.
+    pub fn largest_margin_change(
+        &self,
+        cells: &OccupiedCells,
+        step: &[f64],
+        scratch: &mut PairScratch,
+    ) -> f64 {
+        let mut largest: f64 = 0.0;
+        for (x, _, _) in cells.by_context() {
+            self.margins(x, step, &mut scratch.step_margins);
+            let (lo, hi) = scratch
+                .step_margins
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            largest = largest.max(hi - lo);
+        }
+        largest
     }
 
     /// Overwrites `grad` and the lower triangle of `hess` (column-major, then mirrored) with
@@ -330,11 +418,7 @@ impl PairDesign {
             let (u, coefficient, degree) = (&s.margins, &mut s.coefficient, &mut s.degree);
             // The derivatives of cell c, from the cached exponential or a fresh one.
             let derivatives = |c: &PairCell, e: &mut f64| {
-                let t = u[c.a as usize] - u[c.b as usize];
-                if !cached {
-                    *e = (-t.abs()).exp();
-                }
-                pair_derivatives_from(c.wins, t, *e)
+                pair_derivatives_from(c.wins, cell_margin(u, c, e, cached), *e)
             };
             if DENSE_FRACTION * list.len() >= ny * ny {
                 // Dense context: L_x as a |Y| x |Y| matrix (off-diagonal -h_ab, diagonal the
@@ -422,6 +506,111 @@ struct Penalised<'a> {
     data: &'a OccupiedCells,
     scratch: &'a mut PairScratch,
     lambda: f64,
+    /// The last gradient/Hessian pass, for the certificate.
+    pass: &'a mut PassCopy,
+    /// What this solve evaluated.
+    tally: SolveTally,
+}
+
+/// theta, grad f(theta) and H_L(theta) (without the ridge) of a solve's last gradient/Hessian
+/// pass, as computed.
+#[derive(Clone, Debug, Default)]
+struct PassCopy {
+    theta: Vec<f64>,
+    grad: Vec<f64>,
+    hess: Vec<f64>,
+}
+
+/// The bound of the full step theta - s at the last gradient/Hessian pass (docs/theory.md,
+/// "Estimator, linear class", item 4): f(theta - s) - f(theta) <= -slope + rise in exact
+/// arithmetic, and `allowance` bounds the rounding of the computed slope, rise and values of
+/// f.
+#[derive(Clone, Copy, Debug)]
+struct FullStepBound {
+    slope: f64,
+    rise: f64,
+    allowance: f64,
+}
+
+impl<'a> Penalised<'a> {
+    /// The objective at `lambda` on `data`, with fresh tallies.
+    fn new(
+        fitter: &'a LinearFitter,
+        data: &'a OccupiedCells,
+        scratch: &'a mut PairScratch,
+        pass: &'a mut PassCopy,
+        lambda: f64,
+    ) -> Self {
+        Penalised {
+            fitter,
+            data,
+            scratch,
+            lambda,
+            pass,
+            tally: SolveTally::default(),
+        }
+    }
+
+    /// [`FullStepBound`] for `step` at `theta`, if `theta` is the point of the last
+    /// gradient/Hessian pass: slope = the decrement grad f^T s as the solver computed it,
+    /// rise = psi(m) s^T H_L s + lambda/2 ||s||^2 with H_L as computed and m bounded by
+    /// [`PairDesign::largest_margin_change`].
+    ///
+    /// # Formula
+    ///
+    /// The allowance is a worst-case bound (eps = 2.2e-16, K = occupied cells + contexts +
+    /// 2 |Y| + d, the longest chain of additions in any computed sum; cell weights summing
+    /// to 1, so sum |c| <= 1 and sum h <= 1/4; S = max ||psi|| ||s||, which bounds
+    /// (|psi(x,a)| + |psi(x,b)|)^T |s| / 2): gradient and decrement 2 K eps (2 S +
+    /// |g|^T |s| + lambda |theta|^T |s|), curvature 2 K eps 2 S^2 max(psi, 1), the two values
+    /// of f 2 K eps 2 (1 + 2 t_max + lambda r^2) with r = ||theta|| + ||s||, t_max = 2 max||psi|| r
+    /// (each term of the loss is at most (W_a + W_b)(ln 2 + 2 |t|)); m is raised by
+    /// 4 d eps S for the rounding of Psi_x s.
+    fn full_step_bound(
+        &mut self,
+        theta: &[f64],
+        step: &[f64],
+        decrement: f64,
+    ) -> Option<FullStepBound> {
+        let pass = &*self.pass;
+        if pass.theta != theta {
+            return None;
+        }
+        let (d, lambda, design) = (self.fitter.dim, self.lambda, &self.fitter.design);
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
+        let abs_dot =
+            |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| (u * v).abs()).sum::<f64>();
+        let curvature: f64 = pass
+            .hess
+            .chunks_exact(d)
+            .zip(step)
+            .map(|(column, sj)| sj * dot(column, step))
+            .sum();
+        let squared = dot(step, step);
+        let scale = design.feature_norm * squared.sqrt();
+        let eps = f64::EPSILON;
+        let largest = design.largest_margin_change(self.data, step, self.scratch)
+            + 4.0 * d as f64 * eps * scale;
+        let factor = curvature_factor(largest);
+        let rise = factor * curvature + 0.5 * lambda * squared;
+        let r = dot(theta, theta).sqrt() + squared.sqrt();
+        let t_max = 2.0 * design.feature_norm * r;
+        let chain =
+            (self.data.cells.len() + self.data.contexts.len() + 2 * design.responses + d) as f64;
+        let allowance = 2.0
+            * chain
+            * eps
+            * (2.0 * scale
+                + abs_dot(&pass.grad, step)
+                + lambda * abs_dot(theta, step)
+                + 2.0 * scale * scale * factor.max(1.0)
+                + 2.0 * (1.0 + 2.0 * t_max + lambda * r * r));
+        Some(FullStepBound {
+            slope: decrement,
+            rise,
+            allowance,
+        })
+    }
 }
 
 impl Objective for Penalised<'_> {
@@ -430,28 +619,64 @@ impl Objective for Penalised<'_> {
     }
 
     fn value(&mut self, theta: &[f64]) -> f64 {
+        self.tally.losses += 1;
         self.fitter
             .loss(self.data, self.scratch, theta, self.lambda)
     }
 
-    /// grad L + lambda theta and H + lambda I.
+    /// grad L + lambda theta and H + lambda I (copied, with H_L, for the certificate).
     fn gradient_hessian(&mut self, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
         let (d, lambda) = (self.fitter.dim, self.lambda);
         self.fitter
             .design
             .gradient_hessian(self.data, theta, self.scratch, grad, hess);
+        let pass = &mut *self.pass;
+        pass.hess.clear();
+        pass.hess.extend_from_slice(hess);
         grad.iter_mut()
             .zip(theta)
             .for_each(|(gv, t)| *gv += lambda * t);
         for k in 0..d {
             hess[k * d + k] += lambda;
         }
+        pass.grad.clear();
+        pass.grad.extend_from_slice(grad);
+        pass.theta.clear();
+        pass.theta.extend_from_slice(theta);
     }
 
     /// Separable data at lambda = 0: theta runs off; stop early, the boundary handles it.
     fn proceed(&self, theta: &[f64]) -> bool {
         !(self.lambda == 0.0
             && theta.iter().map(|v| v * v).sum::<f64>().sqrt() > RUNAWAY_FACTOR * self.fitter.bound)
+    }
+
+    /// The full step theta - s passes Armijo's test at alpha = 1 whenever
+    /// rise + allowance <= [`CERTIFIED_RISE`] slope ([`FullStepBound`]).
+    ///
+    /// # Formula
+    ///
+    /// docs/theory.md, "Estimator, linear class", item 4: f(theta - s) - f(theta)
+    /// <= -slope + rise for every s (slope and curvature are computed for the step taken, not
+    /// assumed equal as for an exact Newton step, so the rounding of the Cholesky solve
+    /// cannot break it). With the rounding of slope, rise and both computed values of f
+    /// inside the allowance, the computed change is at most -slope + rise + allowance
+    /// <= -slope / 4 = -decrement / 4, below Armijo's -[`newton::ARMIJO`] decrement with a
+    /// margin of 0.2499 decrement (>= 2.5e-7 where the solver asks: decrement >= 1e-6);
+    /// by the formula, with max ||psi|| about 4 and ||theta|| about 1, the allowance is of
+    /// order 1e-9 at (100, 50, 16, 4) and 1e-11 at (20, 10, 5, 2).
+    fn certifies_full_step(&mut self, theta: &[f64], step: &[f64], decrement: f64) -> bool {
+        if !self.fitter.certify {
+            return false;
+        }
+        let certified = self
+            .full_step_bound(theta, step, decrement)
+            .is_some_and(|b| {
+                let total = b.rise + b.allowance;
+                total.is_finite() && b.slope.is_finite() && total <= CERTIFIED_RISE * b.slope
+            });
+        self.tally.certified += u64::from(certified);
+        certified
     }
 }
 
@@ -476,6 +701,7 @@ impl LinearFitter {
             tolerance,
             design: PairDesign::new(class, contexts, responses),
             max_diff_norm,
+            certify: true,
         }
     }
 
@@ -628,17 +854,14 @@ impl LinearFitter {
     /// with a flat direction), theta runs off (separable data at lambda = 0), a non-finite
     /// quantity appears, or the iteration cap is hit.
     fn newton(&self, ws: &mut FitWorkspace, theta: &mut [f64], lambda: f64) -> Option<(u32, f64)> {
-        let mut objective = Penalised {
-            fitter: self,
-            data: &ws.active,
-            scratch: &mut ws.scratch,
-            lambda,
-        };
+        let mut objective = Penalised::new(self, &ws.active, &mut ws.scratch, &mut ws.pass, lambda);
         let settings = Settings {
             accept_rounding_level: true,
             ..Settings::new(self.tolerance)
         };
         let outcome = newton::minimise(&mut objective, theta, &settings, &mut ws.newton);
+        ws.tally.losses += objective.tally.losses;
+        ws.tally.certified += objective.tally.certified;
         match outcome.reason {
             Termination::Converged | Termination::LineSearchFailed => {
                 Some((outcome.iterations, outcome.criterion))
@@ -657,6 +880,7 @@ mod tests {
     use crate::instance::{GeneratorParams, GeneratorReward, RewardModel, generate};
     use crate::preference::{Sampler, SamplerKind, pairs};
     use crate::streams::stream;
+    use rand::RngExt;
 
     fn linear_instance(bound: f64) -> (crate::instance::Instance, LinearReward) {
         let p = GeneratorParams {
@@ -841,6 +1065,383 @@ mod tests {
                 assert_eq!((g, h, l.to_bits()), (g0, h0, l0));
             }
         }
+    }
+
+    /// A generated linear instance of the given size (theta* of norm 1, B = `bound`).
+    fn sized_instance(
+        seed: u64,
+        (contexts, responses, dim): (usize, usize, usize),
+        bound: f64,
+    ) -> (crate::instance::Instance, LinearReward) {
+        let p = GeneratorParams {
+            contexts,
+            responses,
+            references: 1,
+            concentration: 2.0,
+            zero_fraction: 0.0,
+            context_concentration: None,
+            reward: GeneratorReward::Linear {
+                dim,
+                bound,
+                theta_norm: 1.0,
+            },
+            family: Default::default(),
+        };
+        let inst = generate(&p, &mut stream(seed, "inst", 0));
+        let RewardModel::Linear(l) = inst.reward.clone() else {
+            unreachable!()
+        };
+        (inst, l)
+    }
+
+    /// The sizes of the random instances below: sparse and dense contexts, d from 2 to 5.
+    const SIZES: [(usize, usize, usize); 3] = [(6, 5, 3), (4, 8, 2), (3, 4, 5)];
+
+    /// A vector of `d` entries uniform in [-scale, scale].
+    fn uniform(rng: &mut impl RngExt, d: usize, scale: f64) -> Vec<f64> {
+        (0..d)
+            .map(|_| scale * (2.0 * rng.random::<f64>() - 1.0))
+            .collect()
+    }
+
+    /// psi(m) = sum_k m^k / (k + 2)! (the series, summed to convergence: a few eps) against
+    /// `curvature_factor`: equal to 1e-12 relative from m = 1e-3 on (its rounding is about
+    /// 4 eps / m <= 4.4e-13 there), and never below it under m = 1e-3, where it is the
+    /// series bound 1/2 + m/6 + m^2/20, above psi by at most m^2 (1/20 - 1/24) < m^2 / 100.
+    #[test]
+    fn curvature_factor_is_psi_and_never_below_it_for_small_margins() {
+        for m in [
+            0.0, 1e-12, 1e-6, 5e-4, 9.99e-4, 1e-3, 1.001e-3, 0.01, 0.3, 1.0, 1.1, 2.0, 5.0,
+        ] {
+            let (mut series, mut term) = (0.0, 0.5);
+            for k in 0..80 {
+                series += term;
+                term *= m / f64::from(k + 3);
+            }
+            let psi = curvature_factor(m);
+            if m < 1e-3 {
+                assert!(
+                    psi >= series && psi - series <= m * m / 100.0 + 1e-16,
+                    "{m}: {psi} vs {series}"
+                );
+            } else {
+                assert!(
+                    (psi / series - 1.0).abs() <= 1e-12,
+                    "{m}: {psi} vs {series}"
+                );
+            }
+        }
+    }
+
+    /// f(theta - s) - f(theta) in exact form from the raw features: per cell
+    /// w_a [ln(1 + e^-t') - ln(1 + e^-t)] + w_b [ln(1 + e^t') - ln(1 + e^t)] with
+    /// t' = t - z^T s, written log1p(sigma(-t) expm1(t - t')) + log1p(sigma(t) expm1(t' - t))
+    /// (no cancellation however small the step), plus the ridge lambda (||s||^2/2 - theta^T s).
+    fn exact_change(
+        lin: &LinearReward,
+        (contexts, ny): (usize, usize),
+        counts: &WinCounts,
+        theta: &[f64],
+        step: &[f64],
+        lambda: f64,
+    ) -> f64 {
+        let d = lin.dim;
+        let phi = |x: usize, y: usize| &lin.features[(x * ny + y) * d..(x * ny + y + 1) * d];
+        let sigma = |t: f64| {
+            if t >= 0.0 {
+                1.0 / (1.0 + (-t).exp())
+            } else {
+                let e = t.exp();
+                e / (1.0 + e)
+            }
+        };
+        let pr = pairs(ny);
+        let n: u64 = counts.wins.iter().map(|w| w[0] + w[1]).sum();
+        let mut total = 0.0;
+        for x in 0..contexts {
+            for (p, &(a, b)) in pr.iter().enumerate() {
+                let w = counts.wins[x * pr.len() + p];
+                if w[0] + w[1] == 0 {
+                    continue;
+                }
+                let (mut t, mut dt) = (0.0, 0.0);
+                for k in 0..d {
+                    let z = phi(x, a)[k] - phi(x, b)[k];
+                    t += z * theta[k];
+                    dt += z * step[k];
+                }
+                // t' - t = -dt.
+                total += (w[0] as f64 / n as f64) * (sigma(-t) * dt.exp_m1()).ln_1p()
+                    + (w[1] as f64 / n as f64) * (sigma(t) * (-dt).exp_m1()).ln_1p();
+            }
+        }
+        let ridge: f64 = step
+            .iter()
+            .zip(theta)
+            .map(|(s, t)| 0.5 * s * s - t * s)
+            .sum();
+        total + lambda * ridge
+    }
+
+    /// Item 4 of docs/theory.md ("Estimator, linear class"): f(theta - s) - f(theta)
+    /// <= -slope + rise for random instances, data (sparse and dense), theta, directions of
+    /// every scale and lambda, against the exact change. Tolerance: both sides are sums of at
+    /// most 40 cell terms with weights summing to 1, each with a relative rounding of a few
+    /// eps, so 1e-13 (1 + |slope| + rise) is far above rounding and far below any error of
+    /// the bound. The quadratic model (psi = 1/2) must fail somewhere, or the check would
+    /// not see a missing third-order term.
+    #[test]
+    fn the_certified_step_bound_holds_along_random_directions() {
+        let mut rng = stream(21, "test/step_bound", 0);
+        let (mut checked, mut quadratic_fails) = (0, 0);
+        for (seed, &size) in SIZES.iter().enumerate() {
+            let (inst, lin) = sized_instance(seed as u64, size, 1.0);
+            let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+            let sampler = first_reference_sampler(&inst);
+            let mut counts = WinCounts::new(inst.contexts, inst.responses);
+            let mut data = stream(seed as u64, "data", 0);
+            for n in [8, 1_000, 100_000] {
+                let extra = n - counts.n;
+                sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                let mut cells = OccupiedCells::default();
+                cells.fill(&counts, true, |_, _, _| true);
+                let mut scratch = PairScratch::default();
+                for _ in 0..50 {
+                    let lambda = [0.0, 0.5][rng.random_range(0..2)];
+                    let size = [0.5, 2.0][rng.random_range(0..2)];
+                    let theta = uniform(&mut rng, lin.dim, size);
+                    let scale = [1e-3, 0.1, 1.0, 3.0][rng.random_range(0..4)];
+                    let step = uniform(&mut rng, lin.dim, scale);
+                    let mut pass = PassCopy::default();
+                    let mut objective =
+                        Penalised::new(&fitter, &cells, &mut scratch, &mut pass, lambda);
+                    let d = lin.dim;
+                    let (mut g, mut h) = (vec![0.0; d], vec![0.0; d * d]);
+                    objective.gradient_hessian(&theta, &mut g, &mut h);
+                    let decrement: f64 = g.iter().zip(&step).map(|(a, b)| a * b).sum();
+                    let b = objective
+                        .full_step_bound(&theta, &step, decrement)
+                        .expect("at the point of the pass");
+                    assert!(objective.full_step_bound(&step, &step, decrement).is_none());
+                    let change = exact_change(
+                        &lin,
+                        (inst.contexts, inst.responses),
+                        &counts,
+                        &theta,
+                        &step,
+                        lambda,
+                    );
+                    let tol = 1e-13 * (1.0 + b.slope.abs() + b.rise);
+                    assert!(
+                        change <= -b.slope + b.rise + tol,
+                        "{change} > {} ({b:?})",
+                        b.rise - b.slope
+                    );
+                    // The quadratic model -slope + s^T (H_L + lambda I) s / 2.
+                    let curvature: f64 = h
+                        .chunks_exact(d)
+                        .zip(&step)
+                        .map(|(c, sj)| sj * c.iter().zip(&step).map(|(a, b)| a * b).sum::<f64>())
+                        .sum();
+                    let quadratic = -b.slope + 0.5 * curvature;
+                    quadratic_fails += u32::from(change > quadratic + tol);
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 450);
+        assert!(quadratic_fails > 0, "the quadratic model never failed");
+    }
+
+    /// Penalised with every certificate audited: when it certifies a step, both values are
+    /// computed anyway and the solver's Armijo test must hold.
+    struct Audited<'a> {
+        inner: Penalised<'a>,
+        certified: u32,
+    }
+
+    impl Objective for Audited<'_> {
+        fn dim(&self) -> usize {
+            self.inner.dim()
+        }
+        fn value(&mut self, x: &[f64]) -> f64 {
+            self.inner.value(x)
+        }
+        fn gradient_hessian(&mut self, x: &[f64], grad: &mut [f64], hess: &mut [f64]) {
+            self.inner.gradient_hessian(x, grad, hess);
+        }
+        fn proceed(&self, x: &[f64]) -> bool {
+            self.inner.proceed(x)
+        }
+        fn certifies_full_step(&mut self, x: &[f64], step: &[f64], decrement: f64) -> bool {
+            let yes = self.inner.certifies_full_step(x, step, decrement);
+            if yes {
+                let f0 = self.inner.value(x);
+                let trial: Vec<f64> = x.iter().zip(step).map(|(a, s)| a - s).collect();
+                let f1 = self.inner.value(&trial);
+                assert!(
+                    f1 <= f0 - newton::ARMIJO * decrement,
+                    "certified but f1 = {f1} > {f0} - 1e-4 x {decrement}"
+                );
+                self.certified += 1;
+            }
+            yes
+        }
+    }
+
+    /// Over many Newton solves (random instances, nested data, lambda from 0 to 1, cold and
+    /// warm starts), every certified full step passes the Armijo test it skips, evaluated.
+    #[test]
+    fn every_certified_step_passes_the_armijo_test() {
+        let mut rng = stream(22, "test/audit", 0);
+        let (mut certified, mut solves) = (0, 0);
+        let settings = Settings {
+            accept_rounding_level: true,
+            ..Settings::new(DEFAULT_GRADIENT_TOLERANCE)
+        };
+        for replication in 0..4u64 {
+            for (seed, &size) in SIZES.iter().enumerate() {
+                let (inst, lin) = sized_instance(10 * replication + seed as u64, size, 1.0);
+                let fitter = LinearFitter::new(&lin, inst.contexts, inst.responses, 1e-10);
+                let sampler = first_reference_sampler(&inst);
+                let mut counts = WinCounts::new(inst.contexts, inst.responses);
+                let mut data = stream(replication, "data", seed as u64);
+                let mut warm = vec![0.0; lin.dim];
+                for n in [30, 300, 3_000, 30_000, 300_000, 3_000_000] {
+                    let extra = n - counts.n;
+                    sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut data);
+                    let mut cells = OccupiedCells::default();
+                    cells.fill(&counts, true, |_, _, _| true);
+                    let mut scratch = PairScratch::default();
+                    let mut pass = PassCopy::default();
+                    for lambda in [0.0, 1e-3, 0.1, 1.0] {
+                        for cold in [true, false] {
+                            let mut x = if cold {
+                                uniform(&mut rng, lin.dim, 0.5)
+                            } else {
+                                warm.clone()
+                            };
+                            let mut objective = Audited {
+                                inner: Penalised::new(
+                                    &fitter,
+                                    &cells,
+                                    &mut scratch,
+                                    &mut pass,
+                                    lambda,
+                                ),
+                                certified: 0,
+                            };
+                            let mut ws = newton::Workspace::default();
+                            newton::minimise(&mut objective, &mut x, &settings, &mut ws);
+                            certified += objective.certified;
+                            solves += 1;
+                            if lambda == 0.0 && !cold && x.iter().all(|v| v.abs() < 1e3) {
+                                warm = x;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(solves, 4 * 3 * 6 * 4 * 2);
+        // Not vacuous: most solves end with certified steps.
+        assert!(
+            certified > solves / 2,
+            "{certified} certified in {solves} solves"
+        );
+    }
+
+    /// Warm-started fits along the nested grid `levels` (as in the engine) by the fitter of
+    /// `lin`, with and without certified steps, asserted bit-identical (theta, lambda,
+    /// iterations, KKT residual, boundary flag); returns the number of boundary fits and the
+    /// tallies with and without.
+    fn compare_nested_fits(
+        inst: &crate::instance::Instance,
+        lin: &LinearReward,
+        levels: &[u64],
+        data: &mut rand_chacha::ChaCha8Rng,
+    ) -> (u32, SolveTally, SolveTally) {
+        let on = LinearFitter::new(lin, inst.contexts, inst.responses, 1e-10);
+        let off = LinearFitter {
+            certify: false,
+            ..on.clone()
+        };
+        let sampler = first_reference_sampler(inst);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        let (mut ws_on, mut ws_off) = (FitWorkspace::default(), FitWorkspace::default());
+        let mut start = vec![0.0; lin.dim];
+        let mut boundary = 0;
+        let bits = |f: &LinearFit| {
+            (
+                f.theta.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                f.lambda.to_bits(),
+                f.iterations,
+                f.kkt_residual.to_bits(),
+                f.on_boundary,
+            )
+        };
+        for &n in levels {
+            let extra = n - counts.n;
+            sampler.extend(SamplerKind::Counts, &mut counts, extra, data);
+            let a = on.fit(&counts, &start, &mut ws_on);
+            let b = off.fit(&counts, &start, &mut ws_off);
+            assert_eq!(bits(&a), bits(&b), "n = {n}, B = {}", lin.bound);
+            boundary += u32::from(a.on_boundary);
+            start = a.theta;
+        }
+        assert_eq!(ws_off.tally().certified, 0);
+        (boundary, ws_on.tally(), ws_off.tally())
+    }
+
+    /// The fits on nested grids with and without certified steps, bit for bit, for interior
+    /// and boundary solutions (B = 1 and B = 0.3 < ||theta*||); the certified fits evaluate
+    /// the loss fewer times.
+    #[test]
+    fn certified_steps_change_no_bit_of_the_fits() {
+        let (mut boundary, mut with, mut without, mut certified) = (0, 0, 0, 0);
+        for replication in 0..3u64 {
+            for (seed, &size) in SIZES.iter().enumerate() {
+                let (inst, mut lin) = sized_instance(10 * replication + seed as u64, size, 1.0);
+                for bound in [1.0, 0.3] {
+                    lin.bound = bound;
+                    let levels = [30, 300, 3_000, 30_000, 300_000, 3_000_000, 1_000_000_000];
+                    let mut data = stream(replication, "data", seed as u64);
+                    let (b, on, off) = compare_nested_fits(&inst, &lin, &levels, &mut data);
+                    boundary += b;
+                    (with, without) = (with + on.losses, without + off.losses);
+                    certified += on.certified;
+                }
+            }
+        }
+        assert!(
+            boundary > 0,
+            "no boundary fit: the boundary solves were not compared"
+        );
+        assert!(
+            certified > 0 && with < without,
+            "{certified}: {with} vs {without}"
+        );
+    }
+
+    /// The gain on a warm-started nested grid like the default suite's (20 contexts, 10
+    /// responses, d = 5, n = 1e3 .. 1e9 in 7 levels, 10 replications): the loss evaluations
+    /// with and without certified steps (printed; `--nocapture`), identical fits.
+    #[test]
+    fn certified_steps_skip_loss_evaluations_on_a_nested_grid() {
+        let (mut with, mut without, mut certified) = (0, 0, 0);
+        let levels: Vec<u64> = (3..=9).map(|k| 10u64.pow(k)).collect();
+        for replication in 0..10u64 {
+            let (inst, lin) = sized_instance(100 + replication, (20, 10, 5), 1.0);
+            let mut data = stream(replication, "data", 0);
+            let (_, on, off) = compare_nested_fits(&inst, &lin, &levels, &mut data);
+            (with, without) = (with + on.losses, without + off.losses);
+            certified += on.certified;
+        }
+        eprintln!(
+            "70 fits: {without} loss evaluations without certificates, {with} with \
+             ({certified} certified steps)"
+        );
+        assert!(with < without, "{with} vs {without}");
     }
 
     #[test]

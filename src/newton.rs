@@ -5,7 +5,8 @@
 //!
 //! The caller describes the smooth convex objective f through [`Objective`] (value, gradient
 //! and Newton matrix written into buffers of a reusable [`Workspace`], optionally a projection
-//! of the step and a hook that may stop the solve) and the convergence test through
+//! of the step, a hook that may stop the solve and a certificate that lets a full step skip
+//! the line search) and the convergence test through
 //! [`Settings`]; [`minimise`] returns why it stopped ([`Termination`]) with the iteration count
 //! and the final criterion ([`NewtonOutcome`]).
 //!
@@ -25,7 +26,13 @@
 //!    delta < [`FULL_STEP_DECREMENT`], the full step x <- x - s is taken without a line search:
 //!    inside the region of quadratic convergence it satisfies Armijo's condition anyway, and it
 //!    spares objective values that are then at rounding level.
-//! 5. otherwise backtracking from f0 = f(x) (reused from the previous accepted trial; NaN:
+//! 5. otherwise, if [`Objective::certifies_full_step`] holds for (x, s, delta), the full step
+//!    x <- x - s is taken without evaluating f: the objective has proved that the line search
+//!    below would accept alpha = 1 (the linear MLE: docs/theory.md, "Estimator, linear
+//!    class", item 4). f at the new iterate is then unknown, and the next line search
+//!    evaluates its f0 afresh (bit-identical to the skipped trial value when f is a
+//!    deterministic function of x).
+//! 6. otherwise backtracking from f0 = f(x) (reused from the previous accepted trial; NaN:
 //!    [`Termination::NonFinite`]): alpha = 1, 1/2, 1/4, ... at most [`MAX_HALVINGS`] times;
 //!    the first trial x - alpha s with f(x - alpha s) <= f0 - [`ARMIJO`] alpha delta
 //!    (Armijo's sufficient decrease), or with `accept_rounding_level` also
@@ -33,7 +40,7 @@
 //!    representable), becomes the next iterate. A NaN trial value fails the test and shortens
 //!    the step, and so does +inf unless f0 = +inf (then every trial that is not NaN passes).
 //!    No accepted trial: [`Termination::LineSearchFailed`].
-//! 6. [`Objective::proceed`] after each line-searched step may end the solve
+//! 7. [`Objective::proceed`] after each line-searched or certified step may end the solve
 //!    ([`Termination::Stopped`]); after `max_iterations` iterations:
 //!    [`Termination::MaxIterations`].
 //!
@@ -72,10 +79,21 @@ pub trait Objective {
     /// Modifies the Newton step H^-1 g before it is tested and used (default: unchanged).
     fn project_step(&self, _step: &mut DVector<f64>) {}
 
-    /// Called after each step accepted by the line search, at the new iterate; `false` ends
-    /// the solve with [`Termination::Stopped`] (default: always continue).
+    /// Called after each step accepted by the line search or certified by
+    /// [`Objective::certifies_full_step`], at the new iterate; `false` ends the solve with
+    /// [`Termination::Stopped`] (default: always continue).
     fn proceed(&self, _x: &[f64]) -> bool {
         true
+    }
+
+    /// Whether the full step x - `step` (the projected Newton step, decrement
+    /// `decrement` = g^T step >= [`FULL_STEP_DECREMENT`]) provably passes the line search's
+    /// Armijo test at alpha = 1, f(x - step) <= f(x) - [`ARMIJO`] decrement, as the two
+    /// values would be computed; then the solver takes it without evaluating f. Called after
+    /// [`Objective::gradient_hessian`] at the same x. `true` must be a proof, not an
+    /// estimate: a wrong `true` changes the iterates (default: `false`, never certified).
+    fn certifies_full_step(&mut self, _x: &[f64], _step: &[f64], _decrement: f64) -> bool {
+        false
     }
 }
 
@@ -220,6 +238,15 @@ pub fn minimise<O: Objective + ?Sized>(
             current = None;
             continue;
         }
+        if objective.certifies_full_step(x, ws.step.as_slice(), decrement) {
+            // The trial of alpha = 1 below, x - 1 * s, bit for bit.
+            x.iter_mut().zip(ws.step.iter()).for_each(|(a, s)| *a -= s);
+            current = None;
+            if !objective.proceed(x) {
+                return stop(Termination::Stopped, it + 1, criterion);
+            }
+            continue;
+        }
         let f0 = match current {
             Some(f) => f,
             None => objective.value(x),
@@ -295,12 +322,15 @@ mod tests {
     }
 
     /// A one-dimensional objective from closures: value, (gradient, Hessian); `proceed` holds
-    /// while x >= floor.
+    /// while x >= floor; the full step is certified at the iterates listed in `certified`.
     struct OneD<V, G> {
         value: V,
         derivatives: G,
         floor: f64,
         values: u32,
+        certified: Vec<f64>,
+        /// Calls of `certifies_full_step`.
+        asked: u32,
     }
 
     impl<V: FnMut(f64) -> f64, G: FnMut(f64) -> (f64, f64)> Objective for OneD<V, G> {
@@ -317,6 +347,10 @@ mod tests {
         fn proceed(&self, x: &[f64]) -> bool {
             x[0] >= self.floor
         }
+        fn certifies_full_step(&mut self, x: &[f64], _step: &[f64], _decrement: f64) -> bool {
+            self.asked += 1;
+            self.certified.contains(&x[0])
+        }
     }
 
     fn one_d<V: FnMut(f64) -> f64, G: FnMut(f64) -> (f64, f64)>(
@@ -328,6 +362,8 @@ mod tests {
             derivatives,
             floor: f64::NEG_INFINITY,
             values: 0,
+            certified: Vec::new(),
+            asked: 0,
         }
     }
 
@@ -442,6 +478,37 @@ mod tests {
         let out = run(&mut f, &mut x, Settings::new(TOL));
         assert_eq!(out.reason, Termination::Converged, "{out:?}");
         assert_eq!((out.iterations, x, f.values), (4, [-24.0], 3));
+    }
+
+    #[test]
+    fn a_certified_step_skips_the_line_search_and_the_next_one_evaluates_f_afresh() {
+        // e^x from 0 with proceed() refusing x < -1.5: without a certificate two line-searched
+        // steps and 3 values (test above). With the step at x = 0 certified: no value there,
+        // the line search at -1 evaluates f(-1) afresh and f(-2); same iterates and outcome.
+        // The certificate is asked at both iterates (decrement e^x >= FULL_STEP_DECREMENT).
+        // proceed() also follows a certified step: a floor of -0.5 stops at x = -1, no value.
+        for (floor, iterations, end, values, asked) in
+            [(-1.5, 2, -2.0, 2, 2), (-0.5, 1, -1.0, 0, 1)]
+        {
+            let mut f = exponential(1.0);
+            f.floor = floor;
+            f.certified = vec![0.0];
+            let mut x = [0.0];
+            let out = run(&mut f, &mut x, Settings::new(TOL));
+            assert_eq!(out.reason, Termination::Stopped, "{out:?}");
+            assert_eq!(
+                (out.iterations, x, f.values, f.asked),
+                (iterations, [end], values, asked)
+            );
+        }
+        // Below FULL_STEP_DECREMENT the full step needs no certificate: never asked.
+        let mut f = exponential(1.0);
+        let mut x = [-20.0];
+        let out = run(&mut f, &mut x, Settings::new(TOL));
+        assert_eq!(
+            (out.reason, out.iterations, f.asked),
+            (Termination::Converged, 4, 0)
+        );
     }
 
     #[test]
