@@ -201,10 +201,13 @@ fn kernels(c: &mut Criterion) {
             let mut rng = stream(1, "bench", 0);
             b.iter(|| black_box(Binomial::new(black_box(n), p).unwrap().sample(&mut rng)))
         });
-        g.bench_function(BenchmarkId::new("binomial_mrkl", format!("n={n},p={p}")), |b| {
-            let mut rng = stream(1, "bench", 0);
-            b.iter(|| black_box(mrkl::binomial::binomial(&mut rng, black_box(n), p)))
-        });
+        g.bench_function(
+            BenchmarkId::new("binomial_mrkl", format!("n={n},p={p}")),
+            |b| {
+                let mut rng = stream(1, "bench", 0);
+                b.iter(|| black_box(mrkl::binomial::binomial(&mut rng, black_box(n), p)))
+            },
+        );
     }
     for size in SIZES.iter().copied().chain([(1000, 100, 32, 4)]) {
         let s = spec(

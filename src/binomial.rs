@@ -137,7 +137,10 @@ fn unit<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 #[inline(always)]
 fn uniform_scale(high: f64) -> f64 {
     // For high > 0, finite is high < inf (`is_finite` compiles to a longer test here).
-    assert!(0.0 < high && high < f64::INFINITY, "binomial: BTPE area {high} not in (0, inf)");
+    assert!(
+        0.0 < high && high < f64::INFINITY,
+        "binomial: BTPE area {high} not in (0, inf)"
+    );
     let max_rand = 1.0 - f64::EPSILON;
     let mut scale = high - 0.0;
     while !(scale * max_rand + 0.0 <= high) {
@@ -401,7 +404,10 @@ mod tests {
             let b = reference(&mut theirs, n, p);
             assert_eq!(a, b, "value differs at draw {i} of (n = {n}, p = {p:e})");
             let (wa, wb) = (ours.clone().next_u64(), theirs.clone().next_u64());
-            assert_eq!(wa, wb, "stream out of step after draw {i} of (n = {n}, p = {p:e})");
+            assert_eq!(
+                wa, wb,
+                "stream out of step after draw {i} of (n = {n}, p = {p:e})"
+            );
             seen.insert(a);
         }
         seen.len()
@@ -502,14 +508,27 @@ mod tests {
     /// identical; the draws spread over many values (a sampler stuck at the mode would fail).
     #[test]
     fn long_runs_are_bit_identical_and_spread() {
-        for (n, p) in [(40u64, 0.5), (100, 0.3), (1_000, 0.05), (20_000, 0.5), (1 << 40, 0.25)] {
+        for (n, p) in [
+            (40u64, 0.5),
+            (100, 0.3),
+            (1_000, 0.05),
+            (20_000, 0.5),
+            (1 << 40, 0.25),
+        ] {
             let distinct = check_identical(n, p, n ^ 77, 20_000);
             // 20,000 draws: at sd <= 100 nearly every value within 3 sd of the mean is hit, so
             // more than 4 sd distinct values; at n = 2^40 (sd 4.5e5) about
             // C(20,000, 2) / (2 sqrt(pi) sd) = 124 pairs coincide, far below the 2,000 allowed.
             let sd = (n as f64 * p * (1.0 - p)).sqrt();
-            let need = if sd <= 100.0 { 4.0 * sd } else { 0.9 * 20_000.0 };
-            assert!(distinct as f64 > need, "{distinct} values at (n = {n}, p = {p})");
+            let need = if sd <= 100.0 {
+                4.0 * sd
+            } else {
+                0.9 * 20_000.0
+            };
+            assert!(
+                distinct as f64 > need,
+                "{distinct} values at (n = {n}, p = {p})"
+            );
         }
     }
 
@@ -517,7 +536,18 @@ mod tests {
     /// values and large magnitudes up to 2^62.
     #[test]
     fn floor_small_is_floor() {
-        let mut xs = vec![0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.3, -2.3, 4.9e9, 2f64.powi(52) + 1.0];
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            2.3,
+            -2.3,
+            4.9e9,
+            2f64.powi(52) + 1.0,
+        ];
         for e in 0..62 {
             let b = 2f64.powi(e);
             for x in [b, below(b), above(b), b + 0.5, b * 1.7] {
