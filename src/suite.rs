@@ -454,7 +454,8 @@ pub fn execute(
                     }
                 };
                 total_units += units;
-                announce(origin, spec, out, mode, result.as_ref(), units, secs);
+                // Bars of running specs are hidden while the line is printed.
+                bars.suspend(|| announce(origin, spec, out, mode, result.as_ref(), units, secs));
                 results.extend(result);
             }
         }
