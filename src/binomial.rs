@@ -85,31 +85,121 @@ macro_rules! path {
 /// `rand_distr` constructor's error did).
 #[inline]
 pub fn binomial<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64) -> u64 {
-    if n == 0 || p <= 0.0 {
-        return 0;
-    }
-    if p >= 1.0 {
-        return n;
-    }
-    assert!(!p.is_nan(), "binomial: p is NaN");
-    // p in (0, 1): rand_distr's constructor takes neither its error nor its constant branch.
-    let flipped = p > 0.5;
-    let p = if flipped { 1.0 - p } else { p };
-    let np = n as f64 * p;
-    let q = 1.0 - p;
-    if np < BINV_THRESHOLD {
-        if q == 1.0 {
-            // p' is so small that 1 - p' rounds to 1 (p' < 2^-53, so the reflected case,
-            // p' = 1 - p >= 2^-53, cannot occur; rand_distr does not reflect here either).
-            path!(Poisson);
-            return poisson_knuth(rng, np);
+    Draw::new(n, p).sample(rng)
+}
+
+/// A Binomial(n, p) draw split in two: [`Draw::new`] computes every constant that depends on
+/// (n, p) alone, before any random word is drawn; [`Draw::sample`] draws. The draw is
+/// [`binomial`]'s, bit for bit: `Draw::new(n, p).sample(rng) == binomial(rng, n, p)`, with the
+/// same words consumed.
+///
+/// The split exists for speed. A BTPE setup is a chain of a square root and five divisions
+/// whose latency, not its instruction count, bounds a draw. A caller that knows the
+/// parameters of two draws at once (`preference::Sampler::extend_counts`: the win count of a
+/// pair cell and the count of the next cell, both fixed by the cell count just drawn)
+/// prepares both before sampling either, so that the two chains overlap in the processor,
+/// while the random words are still drawn in the reference order.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    method: Method,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    /// n = 0, p <= 0 or p >= 1: the value, no word drawn.
+    Constant(u64),
+    /// Knuth's product with threshold e^-lambda (never reflected).
+    Poisson {
+        exp_lambda: f64,
+    },
+    /// BINV's constants, and whether the draw is reflected.
+    Binv {
+        n: u64,
+        s: f64,
+        r0: f64,
+        a: f64,
+        flipped: bool,
+    },
+    Btpe {
+        setup: Btpe,
+        flipped: bool,
+    },
+}
+
+impl Draw {
+    /// The setup of a Binomial(n, p) draw (no random word is drawn). Panics when p is NaN.
+    #[inline(always)]
+    pub fn new(n: u64, p: f64) -> Self {
+        if n == 0 || p <= 0.0 {
+            return Draw {
+                method: Method::Constant(0),
+            };
         }
-        path!(Binv);
-        let y = binv(rng, n, p, q);
-        return if flipped { n - y } else { y };
+        if p >= 1.0 {
+            return Draw {
+                method: Method::Constant(n),
+            };
+        }
+        assert!(!p.is_nan(), "binomial: p is NaN");
+        // p in (0, 1): rand_distr's constructor takes neither its error nor its constant branch.
+        let flipped = p > 0.5;
+        let p = if flipped { 1.0 - p } else { p };
+        let np = n as f64 * p;
+        let q = 1.0 - p;
+        let method = if np < BINV_THRESHOLD {
+            if q == 1.0 {
+                // p' is so small that 1 - p' rounds to 1 (p' < 2^-53, so the reflected case,
+                // p' = 1 - p >= 2^-53, cannot occur; rand_distr does not reflect here either).
+                Method::Poisson {
+                    exp_lambda: (-np).exp(),
+                }
+            } else {
+                // BINV's constants (rand_distr 0.6's constructor: r = q^n, s = p / q,
+                // a = (n + 1) s).
+                let s = p / q;
+                Method::Binv {
+                    n,
+                    s,
+                    r0: q.powf(n as f64),
+                    a: (n as f64 + 1.0) * s,
+                    flipped,
+                }
+            }
+        } else {
+            Method::Btpe {
+                setup: Btpe::new(n, p, q, np),
+                flipped,
+            }
+        };
+        Draw { method }
     }
-    let y = btpe(rng, n, p, q, np);
-    if flipped { n - y } else { y }
+
+    /// The draw, from the random words of `rng`.
+    #[inline(always)]
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+        match self.method {
+            Method::Constant(k) => k,
+            Method::Poisson { exp_lambda } => {
+                path!(Poisson);
+                poisson_knuth(rng, exp_lambda)
+            }
+            Method::Binv {
+                n,
+                s,
+                r0,
+                a,
+                flipped,
+            } => {
+                path!(Binv);
+                let y = binv(rng, s, r0, a);
+                if flipped { n - y } else { y }
+            }
+            Method::Btpe { ref setup, flipped } => {
+                let y = setup.sample(rng);
+                if flipped { setup.n - y } else { y }
+            }
+        }
+    }
 }
 
 /// floor(x), exact for |x| < 2^63 without the libm call: `x as i64` truncates towards zero
@@ -150,10 +240,10 @@ fn uniform_scale(high: f64) -> f64 {
 }
 
 /// Knuth's Poisson(lambda) sampler as rand_distr 0.6's `KnuthMethod<f64>`: multiply
-/// `StandardUniform` f64s until the product is <= e^-lambda; the count of factors less one.
+/// `StandardUniform` f64s until the product is <= e^-lambda (computed by [`Draw::new`]); the
+/// count of factors less one.
 #[inline(never)]
-fn poisson_knuth<R: Rng + ?Sized>(rng: &mut R, lambda: f64) -> u64 {
-    let exp_lambda = (-lambda).exp();
+fn poisson_knuth<R: Rng + ?Sized>(rng: &mut R, exp_lambda: f64) -> u64 {
     let mut result = 1.0;
     let mut p = rng.random::<f64>();
     while p > exp_lambda {
@@ -163,13 +253,10 @@ fn poisson_knuth<R: Rng + ?Sized>(rng: &mut R, lambda: f64) -> u64 {
     (result - 1.0) as u64
 }
 
-/// BINV as rand_distr 0.6's `binv` (constants of its constructor: r = q^n, s = p / q,
-/// a = (n + 1) s), not reflected.
+/// BINV as rand_distr 0.6's `binv`, with the constants of its constructor (r0 = q^n, s = p / q,
+/// a = (n + 1) s, computed by [`Draw::new`]), not reflected.
 #[inline(never)]
-fn binv<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64, q: f64) -> u64 {
-    let s = p / q;
-    let r0 = q.powf(n as f64);
-    let a = (n as f64 + 1.0) * s;
+fn binv<R: Rng + ?Sized>(rng: &mut R, s: f64, r0: f64, a: f64) -> u64 {
     'outer: loop {
         let mut r = r0;
         let mut u: f64 = rng.random();
@@ -226,8 +313,8 @@ fn lambda(a: f64) -> f64 {
     a * (1. + 0.5 * a)
 }
 
-/// BTPE as rand_distr 0.6's constructor and `btpe` together (not reflected), for p <= 1/2,
-/// q = 1 - p, np = n p >= 10.
+/// BTPE as rand_distr 0.6's constructor and `btpe` (not reflected), for p <= 1/2, q = 1 - p,
+/// np = n p >= 10: the constants of (n, p) in the struct, the rejection loop in `sample`.
 ///
 /// Ranges used to drop the overflow asserts of `f64_to_u64` (the `as u64` casts below equal
 /// it whenever its assert holds; they are shown to hold):
@@ -244,133 +331,194 @@ fn lambda(a: f64) -> f64 {
 ///   <= x_l + (p2 - p1) / c = x_l + 2 p1 (to rounding). Region 3: y_tmp = x_l + ln(v) /
 ///   lambda_l is tested >= 0, and <= x_l as ln v <= 0 (v = 0 gives -inf, rejected).
 ///   Region 4 casts with saturation, as rand_distr does.
-#[inline(always)]
-#[allow(clippy::many_single_char_names)] // the reference's names
-fn btpe<R: Rng + ?Sized>(rng: &mut R, n: u64, p: f64, q: f64, np: f64) -> u64 {
-    // Constructor: p1, m.
-    let npq = np * q;
-    let p1 = floor_small(2.195 * npq.sqrt() - 4.6 * q) + 0.5;
-    let f_m = np + p;
-    debug_assert!((0.0..18_446_744_073_709_551_615.0).contains(&f_m));
-    let m = f_m as u64;
-    // Sampler, step 0.
-    let x_m = (m as f64) + 0.5;
-    let x_l = x_m - p1;
-    let x_r = x_m + p1;
-    let c = 0.134 + 20.5 / (15.3 + (m as f64));
-    let p2 = p1 * (1. + 2. * c);
-    let lambda_l = lambda((f_m - x_l) / (f_m - x_l * p));
-    let lambda_r = lambda((x_r - f_m) / (x_r * q));
-    let p3 = p2 + c / lambda_l;
-    let p4 = p3 + c / lambda_r;
-    debug_assert!(x_l >= 0.0);
-    // `Uniform::new(0, p4)`; `Uniform::new(0, 1)` has scale 1 (1 (1 - eps) + 0 <= 1), and
-    // its sample unit * 1 + 0 is `unit` itself (unit >= +0, so + 0.0 changes nothing).
-    // Likewise unit * scale_u >= +0, so the `+ low` (0.0) of the u sample is dropped.
-    let scale_u = uniform_scale(p4);
+#[derive(Clone, Copy, Debug)]
+struct Btpe {
+    n: u64,
+    p: f64,
+    q: f64,
+    npq: f64,
+    m: u64,
+    x_m: f64,
+    x_l: f64,
+    x_r: f64,
+    c: f64,
+    p1: f64,
+    p2: f64,
+    p3: f64,
+    lambda_l: f64,
+    lambda_r: f64,
+    /// The scale of the u sample, `Uniform::new(0, p4)`.
+    scale_u: f64,
+}
 
-    let mut y: u64;
-    loop {
-        // Step 1: region 1, the triangle.
-        let u = unit(rng) * scale_u;
-        let mut v = unit(rng);
-        if !(u > p1) {
-            y = (x_m - p1 * v + u) as u64;
-            path!(Triangle);
-            break;
+impl Btpe {
+    /// The constants: rand_distr's constructor and the sampler's step 0, in their order.
+    #[inline(always)]
+    fn new(n: u64, p: f64, q: f64, np: f64) -> Self {
+        // Constructor: p1, m.
+        let npq = np * q;
+        let p1 = floor_small(2.195 * npq.sqrt() - 4.6 * q) + 0.5;
+        let f_m = np + p;
+        debug_assert!((0.0..18_446_744_073_709_551_615.0).contains(&f_m));
+        let m = f_m as u64;
+        // Sampler, step 0.
+        let x_m = (m as f64) + 0.5;
+        let x_l = x_m - p1;
+        let x_r = x_m + p1;
+        let c = 0.134 + 20.5 / (15.3 + (m as f64));
+        let p2 = p1 * (1. + 2. * c);
+        let lambda_l = lambda((f_m - x_l) / (f_m - x_l * p));
+        let lambda_r = lambda((x_r - f_m) / (x_r * q));
+        let p3 = p2 + c / lambda_l;
+        let p4 = p3 + c / lambda_r;
+        debug_assert!(x_l >= 0.0);
+        // `Uniform::new(0, p4)`; `Uniform::new(0, 1)` has scale 1 (1 (1 - eps) + 0 <= 1), and
+        // its sample unit * 1 + 0 is `unit` itself (unit >= +0, so + 0.0 changes nothing).
+        // Likewise unit * scale_u >= +0, so the `+ low` (0.0) of the u sample is dropped.
+        let scale_u = uniform_scale(p4);
+        Btpe {
+            n,
+            p,
+            q,
+            npq,
+            m,
+            x_m,
+            x_l,
+            x_r,
+            c,
+            p1,
+            p2,
+            p3,
+            lambda_l,
+            lambda_r,
+            scale_u,
         }
-        if !(u > p2) {
-            // Step 2: region 2, the parallelograms.
-            let x = x_l + (u - p1) / c;
-            v = v * c + 1.0 - (x - x_m).abs() / p1;
-            if v > 1. {
-                path!(ParallelogramReject);
-                continue;
-            }
-            y = x as u64;
-        } else if !(u > p3) {
-            // Step 3: region 3, the left exponential tail.
-            let y_tmp = x_l + v.ln() / lambda_l;
-            if y_tmp < 0.0 {
-                path!(LeftTailReject);
-                continue;
-            }
-            y = y_tmp as u64;
-            v *= (u - p2) * lambda_l;
-        } else {
-            // Step 4: region 4, the right exponential tail (the cast saturates).
-            y = (x_r - v.ln() / lambda_r) as u64;
-            if y > n {
-                path!(RightTailReject);
-                continue;
-            }
-            v *= (u - p3) * lambda_r;
-        }
-
-        // Step 5.0: the method of evaluating f(y).
-        let k = y.abs_diff(m);
-        if !(k > SQUEEZE_THRESHOLD && (k as f64) < 0.5 * npq - 1.) {
-            // Step 5.1: f(y) / f(m) by the recursion from the mode.
-            let s = p / q;
-            let a = s * (n as f64 + 1.);
-            let mut f = 1.0;
-            match m.cmp(&y) {
-                Ordering::Less => {
-                    path!(RecursionUp);
-                    let mut i = m;
-                    loop {
-                        i += 1;
-                        f *= a / (i as f64) - s;
-                        if i == y {
-                            break;
-                        }
-                    }
-                }
-                Ordering::Greater => {
-                    path!(RecursionDown);
-                    let mut i = y;
-                    loop {
-                        i += 1;
-                        f /= a / (i as f64) - s;
-                        if i == m {
-                            break;
-                        }
-                    }
-                }
-                Ordering::Equal => {
-                    path!(RecursionAtMode);
-                }
-            }
-            if v > f {
-                path!(RecursionReject);
-                continue;
-            }
-            break;
-        }
-
-        // Step 5.2: the squeeze on ln f(y).
-        let k = k as f64;
-        let rho = (k / npq) * ((k * (k / 3. + 0.625) + 1. / 6.) / npq + 0.5);
-        let t = -0.5 * k * k / npq;
-        let alpha = v.ln();
-        if alpha < t - rho {
-            path!(SqueezeAccept);
-            break;
-        }
-        if alpha > t + rho {
-            path!(SqueezeReject);
-            continue;
-        }
-
-        // Step 5.3: the final test against ln f(y) with Stirling's corrections.
-        if final_test_rejects(alpha, y, m, n, x_m, p, q) {
-            path!(FinalReject);
-            continue;
-        }
-        path!(FinalAccept);
-        break;
     }
-    y
+
+    /// The rejection loop: rand_distr's steps 1 to 5.3.
+    #[inline(always)]
+    #[allow(clippy::many_single_char_names)] // the reference's names
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+        let Btpe {
+            n,
+            p,
+            q,
+            npq,
+            m,
+            x_m,
+            x_l,
+            x_r,
+            c,
+            p1,
+            p2,
+            p3,
+            lambda_l,
+            lambda_r,
+            scale_u,
+        } = *self;
+        let mut y: u64;
+        loop {
+            // Step 1: region 1, the triangle.
+            let u = unit(rng) * scale_u;
+            let mut v = unit(rng);
+            if !(u > p1) {
+                y = (x_m - p1 * v + u) as u64;
+                path!(Triangle);
+                break;
+            }
+            if !(u > p2) {
+                // Step 2: region 2, the parallelograms.
+                let x = x_l + (u - p1) / c;
+                v = v * c + 1.0 - (x - x_m).abs() / p1;
+                if v > 1. {
+                    path!(ParallelogramReject);
+                    continue;
+                }
+                y = x as u64;
+            } else if !(u > p3) {
+                // Step 3: region 3, the left exponential tail.
+                let y_tmp = x_l + v.ln() / lambda_l;
+                if y_tmp < 0.0 {
+                    path!(LeftTailReject);
+                    continue;
+                }
+                y = y_tmp as u64;
+                v *= (u - p2) * lambda_l;
+            } else {
+                // Step 4: region 4, the right exponential tail (the cast saturates).
+                y = (x_r - v.ln() / lambda_r) as u64;
+                if y > n {
+                    path!(RightTailReject);
+                    continue;
+                }
+                v *= (u - p3) * lambda_r;
+            }
+
+            // Step 5.0: the method of evaluating f(y).
+            let k = y.abs_diff(m);
+            if !(k > SQUEEZE_THRESHOLD && (k as f64) < 0.5 * npq - 1.) {
+                // Step 5.1: f(y) / f(m) by the recursion from the mode.
+                let s = p / q;
+                let a = s * (n as f64 + 1.);
+                let mut f = 1.0;
+                match m.cmp(&y) {
+                    Ordering::Less => {
+                        path!(RecursionUp);
+                        let mut i = m;
+                        loop {
+                            i += 1;
+                            f *= a / (i as f64) - s;
+                            if i == y {
+                                break;
+                            }
+                        }
+                    }
+                    Ordering::Greater => {
+                        path!(RecursionDown);
+                        let mut i = y;
+                        loop {
+                            i += 1;
+                            f /= a / (i as f64) - s;
+                            if i == m {
+                                break;
+                            }
+                        }
+                    }
+                    Ordering::Equal => {
+                        path!(RecursionAtMode);
+                    }
+                }
+                if v > f {
+                    path!(RecursionReject);
+                    continue;
+                }
+                break;
+            }
+
+            // Step 5.2: the squeeze on ln f(y).
+            let k = k as f64;
+            let rho = (k / npq) * ((k * (k / 3. + 0.625) + 1. / 6.) / npq + 0.5);
+            let t = -0.5 * k * k / npq;
+            let alpha = v.ln();
+            if alpha < t - rho {
+                path!(SqueezeAccept);
+                break;
+            }
+            if alpha > t + rho {
+                path!(SqueezeReject);
+                continue;
+            }
+
+            // Step 5.3: the final test against ln f(y) with Stirling's corrections.
+            if final_test_rejects(alpha, y, m, n, x_m, p, q) {
+                path!(FinalReject);
+                continue;
+            }
+            path!(FinalAccept);
+            break;
+        }
+        y
+    }
 }
 
 #[cfg(test)]

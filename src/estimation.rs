@@ -128,6 +128,10 @@ pub struct PairDesign {
     responses: usize,
     /// psi(x,y) at centred[(x * responses + y) * dim ..].
     centred: Vec<f64>,
+    /// The same numbers by columns: psi(x,y)_k at columns[(x * dim + k) * responses + y], so
+    /// that the products with Psi_x^T read contiguous columns (nalgebra's dot products are
+    /// the same operations in the same order whatever the strides: only faster).
+    columns: Vec<f64>,
     /// max ||psi(x,y)|| (the scale of the rounding allowance of certified steps).
     feature_norm: f64,
 }
@@ -171,6 +175,11 @@ pub struct PairScratch {
     exps: Vec<f64>,
     exp_theta: Vec<f64>,
     exp_fill: u64,
+    /// h_ab of every occupied cell at theta = `curvature_theta` for the fill
+    /// `curvature_fill`, kept by [`PairDesign::gradient`] for [`PairDesign::hessian`].
+    curvature: Vec<f64>,
+    curvature_theta: Vec<f64>,
+    curvature_fill: u64,
 }
 
 impl PairScratch {
@@ -229,8 +238,47 @@ fn curvature_factor(m: f64) -> f64 {
 fn pair_derivatives_from(wins: [f64; 2], t: f64, e: f64) -> (f64, f64) {
     let big = 1.0 / (1.0 + e);
     let small = e * big;
-    let (sp, sm) = if t >= 0.0 { (big, small) } else { (small, big) };
+    // A select by bit mask, not a branch: the sign of t is a coin flip from cell to cell.
+    let mask = 0u64.wrapping_sub(u64::from(t >= 0.0));
+    let (b, s) = (big.to_bits(), small.to_bits());
+    let sp = f64::from_bits((b & mask) | (s & !mask));
+    let sm = f64::from_bits((s & mask) | (b & !mask));
     (wins[1] * sp - wins[0] * sm, (wins[0] + wins[1]) * sp * sm)
+}
+
+/// The per-response sums of one context's cells: sums[a] += v_a and sums[b] += v_b for
+/// every cell (a, b) in order, with (v_a, v_b) = `value(i, cell i)`. The gradient's
+/// coefficients take (c_ab, -c_ab) (adding -c is subtracting c, exactly), the Laplacian's
+/// degrees (h_ab, h_ab).
+///
+/// The cells come sorted by (a, b) ([`OccupiedCells::fill`]), so during a run of equal a no
+/// other cell touches sums[a] (b > a): it is held in a register for the run and stored at its
+/// end. Every sum receives the same terms in the same order as when each cell adds into
+/// memory, so the result is bit for bit the same; what goes is a store-to-load latency per
+/// addition.
+#[inline(always)]
+fn run_sums(
+    list: &[PairCell],
+    sums: &mut [f64],
+    mut value: impl FnMut(usize, &PairCell) -> (f64, f64),
+) {
+    let Some(first) = list.first() else {
+        return;
+    };
+    let mut a = first.a as usize;
+    let mut held = sums[a];
+    for (i, c) in list.iter().enumerate() {
+        if c.a as usize != a {
+            // A new run: store the sum of the last one, load this one's.
+            sums[a] = held;
+            a = c.a as usize;
+            held = sums[a];
+        }
+        let (va, vb) = value(i, c);
+        held += va;
+        sums[c.b as usize] += vb;
+    }
+    sums[a] = held;
 }
 
 impl OccupiedCells {
@@ -310,10 +358,22 @@ impl PairDesign {
             .chunks_exact(d.max(1))
             .map(|p| p.iter().map(|v| v * v).sum::<f64>().sqrt())
             .fold(0.0, f64::max);
+        let mut columns = vec![0.0; centred.len()];
+        for (block, out) in centred
+            .chunks_exact((responses * d).max(1))
+            .zip(columns.chunks_exact_mut((responses * d).max(1)))
+        {
+            for (y, phi) in block.chunks_exact(d).enumerate() {
+                for (k, &v) in phi.iter().enumerate() {
+                    out[k * responses + y] = v;
+                }
+            }
+        }
         PairDesign {
             dim: d,
             responses,
             centred,
+            columns,
             feature_norm,
         }
     }
@@ -327,6 +387,16 @@ impl PairDesign {
     fn context(&self, x: usize) -> &[f64] {
         let size = self.responses * self.dim;
         &self.centred[x * size..(x + 1) * size]
+    }
+
+    /// Psi_x as a contiguous column-major |Y| x d matrix.
+    fn context_columns(&self, x: usize) -> DMatrixView<'_, f64> {
+        let size = self.responses * self.dim;
+        DMatrixView::from_slice(
+            &self.columns[x * size..(x + 1) * size],
+            self.responses,
+            self.dim,
+        )
     }
 
     /// u = Psi_x theta.
@@ -389,9 +459,10 @@ impl PairDesign {
         largest
     }
 
-    /// Overwrites `grad` and the lower triangle of `hess` (column-major, then mirrored) with
-    /// the gradient and Hessian in theta of sum_cells loss(t_ab), whose derivative and
-    /// curvature in t are [`pair_derivatives`] (struct doc: the structured form).
+    /// Overwrites `grad` and `hess` (column-major, symmetric) with the gradient and Hessian in
+    /// theta of sum_cells loss(t_ab), whose derivative and curvature in t are
+    /// [`pair_derivatives`] (struct doc: the structured form): [`PairDesign::gradient`], then
+    /// [`PairDesign::hessian`].
     pub fn gradient_hessian(
         &self,
         cells: &OccupiedCells,
@@ -400,26 +471,83 @@ impl PairDesign {
         grad: &mut [f64],
         hess: &mut [f64],
     ) {
+        self.gradient(cells, theta, scratch, grad);
+        self.hessian(cells, theta, scratch, hess);
+    }
+
+    /// Overwrites `grad` with the gradient in theta of sum_cells loss(t_ab),
+    /// sum_x Psi_x^T c_x with c_x(a) = sum_b c_ab - sum_b c_ba, and keeps every cell's
+    /// curvature h_ab in `scratch` for a [`PairDesign::hessian`] at the same theta.
+    pub fn gradient(
+        &self,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        scratch: &mut PairScratch,
+        grad: &mut [f64],
+    ) {
         let (d, ny) = (self.dim, self.responses);
         grad.iter_mut().for_each(|g| *g = 0.0);
-        hess.iter_mut().for_each(|h| *h = 0.0);
         let s = scratch;
         let cached = s.exps_for(cells, theta);
-        let full = ny * ny.saturating_sub(1) / 2;
+        s.curvature.resize(cells.cells.len(), 0.0);
         for (x, start, list) in cells.by_context() {
             self.margins(x, theta, &mut s.margins);
-            let psi = self.context(x);
-            let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
             let exps = &mut s.exps[start..start + list.len()];
+            if !cached {
+                // The exponentials first, in a loop of their own: the sums below then make no
+                // call, so their running values stay in registers.
+                let u = &s.margins;
+                for (c, e) in list.iter().zip(exps.iter_mut()) {
+                    cell_margin(u, c, e, false);
+                }
+            }
             s.coefficient.clear();
             s.coefficient.resize(ny, 0.0);
+            let (u, coefficient) = (&s.margins, &mut s.coefficient);
+            let curvature = &mut s.curvature[start..start + list.len()];
+            run_sums(list, coefficient, |i, c| {
+                let (g, h) =
+                    pair_derivatives_from(c.wins, u[c.a as usize] - u[c.b as usize], exps[i]);
+                curvature[i] = h;
+                (g, -g)
+            });
+            DVectorViewMut::from_slice(grad, d).gemv_tr(
+                1.0,
+                &self.context_columns(x),
+                &DVectorView::from_slice(&s.coefficient, ny),
+                1.0,
+            );
+        }
+        s.curvature_theta.clear();
+        s.curvature_theta.extend_from_slice(theta);
+        s.curvature_fill = cells.fill_id;
+    }
+
+    /// Overwrites `hess` (column-major, symmetric) with the Hessian in theta of
+    /// sum_cells loss(t_ab), sum_x Psi_x^T L_x Psi_x, from the curvatures the last
+    /// [`PairDesign::gradient`] kept (which must have been at these cells and this theta:
+    /// checked).
+    pub fn hessian(
+        &self,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        scratch: &mut PairScratch,
+        hess: &mut [f64],
+    ) {
+        let s = scratch;
+        assert!(
+            s.curvature_fill == cells.fill_id && s.curvature_theta == theta,
+            "PairDesign::hessian without a gradient pass at the same cells and theta"
+        );
+        let (d, ny) = (self.dim, self.responses);
+        hess.iter_mut().for_each(|h| *h = 0.0);
+        let full = ny * ny.saturating_sub(1) / 2;
+        for (x, start, list) in cells.by_context() {
+            let psi = self.context(x);
+            let curvature = &s.curvature[start..start + list.len()];
             s.degree.clear();
             s.degree.resize(ny, 0.0);
-            let (u, coefficient, degree) = (&s.margins, &mut s.coefficient, &mut s.degree);
-            // The derivatives of cell c, from the cached exponential or a fresh one.
-            let derivatives = |c: &PairCell, e: &mut f64| {
-                pair_derivatives_from(c.wins, cell_margin(u, c, e, cached), *e)
-            };
+            let degree = &mut s.degree;
             if DENSE_FRACTION * list.len() >= ny * ny {
                 // Dense context: L_x as a |Y| x |Y| matrix (off-diagonal -h_ab, diagonal the
                 // degrees), then L Psi and Psi^T (L Psi) as matrix products.
@@ -427,45 +555,44 @@ impl PairDesign {
                     s.laplacian.clear();
                     s.laplacian.resize(ny * ny, 0.0);
                 }
-                let lap = &mut s.laplacian;
-                for (c, e) in list.iter().zip(exps.iter_mut()) {
-                    let (a, b) = (c.a as usize, c.b as usize);
-                    let (g, h) = derivatives(c, e);
-                    coefficient[a] += g;
-                    coefficient[b] -= g;
-                    degree[a] += h;
-                    degree[b] += h;
+                let lap = s.laplacian.as_mut_slice();
+                run_sums(list, degree, |i, c| {
+                    let (a, b, h) = (c.a as usize, c.b as usize, curvature[i]);
                     lap[a * ny + b] = -h;
                     lap[b * ny + a] = -h;
-                }
+                    (h, h)
+                });
                 for (y, &dy) in degree.iter().enumerate() {
                     lap[y * ny + y] = dy;
                 }
                 s.laplacian_psi.resize(ny * d, 0.0);
                 let l = DMatrixView::from_slice(lap, ny, ny);
+                let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
                 let mut m = DMatrixViewMut::from_slice(&mut s.laplacian_psi, ny, d);
                 m.gemm(1.0, &l, &q, 0.0);
-                DMatrixViewMut::from_slice(hess, d, d).gemm_tr(1.0, &q, &m, 1.0);
+                DMatrixViewMut::from_slice(hess, d, d).gemm_tr(
+                    1.0,
+                    &self.context_columns(x),
+                    &m,
+                    1.0,
+                );
             } else {
                 // Few occupied cells: accumulate L Psi row by row over the cells.
                 s.laplacian_psi.clear();
                 s.laplacian_psi.resize(ny * d, 0.0);
-                for (c, e) in list.iter().zip(exps.iter_mut()) {
-                    let (a, b) = (c.a as usize, c.b as usize);
-                    let (g, h) = derivatives(c, e);
-                    coefficient[a] += g;
-                    coefficient[b] -= g;
-                    degree[a] += h;
-                    degree[b] += h;
+                let lpsi = s.laplacian_psi.as_mut_slice();
+                run_sums(list, degree, |i, c| {
+                    let (a, b, h) = (c.a as usize, c.b as usize, curvature[i]);
                     // -W_x Psi and -W_x^T Psi: row a gets -h psi(b), row b gets -h psi(a).
-                    let (lo, hi) = s.laplacian_psi.split_at_mut(b * d);
+                    let (lo, hi) = lpsi.split_at_mut(b * d);
                     let (la, lb) = (&mut lo[a * d..(a + 1) * d], &mut hi[..d]);
                     let (pa, pb) = (&psi[a * d..(a + 1) * d], &psi[b * d..(b + 1) * d]);
                     for k in 0..d {
                         la[k] -= h * pb[k];
                         lb[k] -= h * pa[k];
                     }
-                }
+                    (h, h)
+                });
                 for (y, (p, l)) in psi
                     .chunks_exact(d)
                     .zip(s.laplacian_psi.chunks_exact_mut(d))
@@ -485,12 +612,6 @@ impl PairDesign {
                     }
                 }
             }
-            DVectorViewMut::from_slice(grad, d).gemv_tr(
-                1.0,
-                &q,
-                &DVectorView::from_slice(&s.coefficient, ny),
-                1.0,
-            );
         }
         for j in 0..d {
             for k in 0..j {
@@ -624,25 +745,43 @@ impl Objective for Penalised<'_> {
             .loss(self.data, self.scratch, theta, self.lambda)
     }
 
-    /// grad L + lambda theta and H + lambda I (copied, with H_L, for the certificate).
+    /// grad L + lambda theta and H + lambda I: [`Objective::gradient`] then
+    /// [`Objective::hessian`].
     fn gradient_hessian(&mut self, theta: &[f64], grad: &mut [f64], hess: &mut [f64]) {
-        let (d, lambda) = (self.fitter.dim, self.lambda);
+        self.gradient(theta, grad);
+        self.hessian(theta, hess);
+    }
+
+    /// grad L + lambda theta (copied, with theta, for the certificate). The Hessian of a
+    /// pass whose gradient passes the test is never computed.
+    fn gradient(&mut self, theta: &[f64], grad: &mut [f64]) -> bool {
+        let lambda = self.lambda;
         self.fitter
             .design
-            .gradient_hessian(self.data, theta, self.scratch, grad, hess);
-        let pass = &mut *self.pass;
-        pass.hess.clear();
-        pass.hess.extend_from_slice(hess);
+            .gradient(self.data, theta, self.scratch, grad);
         grad.iter_mut()
             .zip(theta)
             .for_each(|(gv, t)| *gv += lambda * t);
-        for k in 0..d {
-            hess[k * d + k] += lambda;
-        }
+        let pass = &mut *self.pass;
         pass.grad.clear();
         pass.grad.extend_from_slice(grad);
         pass.theta.clear();
         pass.theta.extend_from_slice(theta);
+        true
+    }
+
+    /// H + lambda I (H_L copied for the certificate).
+    fn hessian(&mut self, theta: &[f64], hess: &mut [f64]) {
+        let (d, lambda) = (self.fitter.dim, self.lambda);
+        self.fitter
+            .design
+            .hessian(self.data, theta, self.scratch, hess);
+        let pass = &mut *self.pass;
+        pass.hess.clear();
+        pass.hess.extend_from_slice(hess);
+        for k in 0..d {
+            hess[k * d + k] += lambda;
+        }
     }
 
     /// Separable data at lambda = 0: theta runs off; stop early, the boundary handles it.
@@ -832,13 +971,8 @@ impl LinearFitter {
     }
 
     fn kkt(&self, ws: &mut FitWorkspace, theta: &[f64], lambda: f64) -> f64 {
-        self.design.gradient_hessian(
-            &ws.active,
-            theta,
-            &mut ws.scratch,
-            &mut ws.grad,
-            &mut ws.hess,
-        );
+        self.design
+            .gradient(&ws.active, theta, &mut ws.scratch, &mut ws.grad);
         ws.grad
             .iter()
             .zip(theta)

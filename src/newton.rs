@@ -17,7 +17,8 @@
 //!
 //! 1. a NaN entry of g: [`Termination::NonFinite`]. Criterion c = max_k |g_k|; if
 //!    c <= `tolerance` and no step test is asked for, stop: [`Termination::Converged`] (the H
-//!    of that point is never factorised).
+//!    of that point is never factorised, and never computed by an objective whose pass
+//!    splits, [`Objective::gradient`]).
 //! 2. Cholesky factorisation H = L L^T ([`Termination::SingularHessian`] if it fails), Newton
 //!    step s = H^-1 g, then [`Objective::project_step`] (e.g. onto sum_k s_k = 0).
 //! 3. with a step test: c <= `tolerance` and max_k |s_k| <= `step_tolerance` stops:
@@ -75,6 +76,20 @@ pub trait Objective {
     /// Overwrites `grad` (length dim) with grad f(x) and every entry of `hess` (dim x dim,
     /// column-major; only the lower triangle is read) with the Newton matrix at x.
     fn gradient_hessian(&mut self, x: &[f64], grad: &mut [f64], hess: &mut [f64]);
+
+    /// For an objective whose pass splits: overwrites `grad` with grad f(x) and returns
+    /// `true`; the solver then calls [`Objective::hessian`] at the same x only if it needs the
+    /// Newton matrix (not when the gradient test stops the solve). The two together must
+    /// write what [`Objective::gradient_hessian`] writes. Default: `false`, nothing written,
+    /// and the solver calls `gradient_hessian`.
+    fn gradient(&mut self, _x: &[f64], _grad: &mut [f64]) -> bool {
+        false
+    }
+
+    /// The Newton matrix at x, right after [`Objective::gradient`] returned `true` at x.
+    fn hessian(&mut self, _x: &[f64], _hess: &mut [f64]) {
+        unreachable!("Objective::hessian called although Objective::gradient returned false")
+    }
 
     /// Modifies the Newton step H^-1 g before it is tested and used (default: unchanged).
     fn project_step(&self, _step: &mut DVector<f64>) {}
@@ -206,7 +221,10 @@ pub fn minimise<O: Objective + ?Sized>(
     let mut criterion = f64::NAN;
     let mut current: Option<f64> = None;
     for it in 0..settings.max_iterations {
-        objective.gradient_hessian(x, &mut ws.grad, ws.hess.as_mut_slice());
+        let split = objective.gradient(x, &mut ws.grad);
+        if !split {
+            objective.gradient_hessian(x, &mut ws.grad, ws.hess.as_mut_slice());
+        }
         if ws.grad.iter().any(|g| g.is_nan()) {
             return stop(Termination::NonFinite, it, f64::NAN);
         }
@@ -214,6 +232,9 @@ pub fn minimise<O: Objective + ?Sized>(
         let small = criterion <= settings.tolerance;
         if small && settings.step_tolerance.is_none() {
             return stop(Termination::Converged, it, criterion);
+        }
+        if split {
+            objective.hessian(x, ws.hess.as_mut_slice());
         }
         let matrix = std::mem::replace(&mut ws.hess, DMatrix::zeros(0, 0));
         let Some(ch) = Cholesky::new(matrix) else {

@@ -9,7 +9,7 @@
 //! Both add to existing counts, so nested datasets along an n grid share their samples
 //! (common random numbers across n).
 
-use crate::binomial::binomial;
+use crate::binomial::{Draw, binomial};
 use crate::numerics::sigmoid;
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
@@ -232,14 +232,23 @@ impl Sampler {
             let mut nx = binomial(rng, left, self.context_conditional[x]);
             left -= nx;
             let cond = &self.cell_conditional[x * (np + 1)..(x + 1) * (np + 1)];
+            let win = &self.win_probability[x * np..(x + 1) * np];
+            // The draws of cell p + 1's count and of cell p's wins both depend only on cell
+            // p's count: both are prepared before either is sampled, so that their setups
+            // overlap in the processor. The words are drawn in the order of the formula above.
+            let mut cell = Draw::new(nx, cond[0]);
             for p in 0..np {
                 if nx == 0 {
                     break;
                 }
-                let c = binomial(rng, nx, cond[p]);
+                let c = cell.sample(rng);
                 nx -= c;
+                let wins = Draw::new(c, win[p]);
+                if p + 1 < np {
+                    cell = Draw::new(nx, cond[p + 1]);
+                }
                 if c > 0 {
-                    let a_wins = binomial(rng, c, self.win_probability[x * np + p]);
+                    let a_wins = wins.sample(rng);
                     let w = &mut counts.wins[x * np + p];
                     w[0] += a_wins;
                     w[1] += c - a_wins;
