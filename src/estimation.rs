@@ -1107,6 +1107,162 @@ mod tests {
         }
     }
 
+    /// The pass as it was written before the split (one loop per context adding every cell
+    /// into memory, Psi_x^T read as a row-major view): kept here as the reference of the
+    /// bit-for-bit claim of [`PairDesign::gradient`] and [`PairDesign::hessian`].
+    fn cell_by_cell_pass(
+        design: &PairDesign,
+        cells: &OccupiedCells,
+        theta: &[f64],
+        grad: &mut [f64],
+        hess: &mut [f64],
+    ) {
+        let (d, ny) = (design.dim, design.responses);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        hess.iter_mut().for_each(|h| *h = 0.0);
+        let mut u = vec![];
+        for (x, _, list) in cells.by_context() {
+            design.margins(x, theta, &mut u);
+            let psi = design.context(x);
+            let q = DMatrixView::from_slice_with_strides(psi, ny, d, d, 1);
+            let (mut coefficient, mut degree) = (vec![0.0; ny], vec![0.0; ny]);
+            let mut lpsi = vec![0.0; ny * d];
+            if DENSE_FRACTION * list.len() >= ny * ny {
+                let mut lap = vec![0.0; ny * ny];
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, u[a] - u[b]);
+                    coefficient[a] += g;
+                    coefficient[b] -= g;
+                    degree[a] += h;
+                    degree[b] += h;
+                    lap[a * ny + b] = -h;
+                    lap[b * ny + a] = -h;
+                }
+                for (y, &dy) in degree.iter().enumerate() {
+                    lap[y * ny + y] = dy;
+                }
+                let l = DMatrixView::from_slice(&lap, ny, ny);
+                let mut m = DMatrixViewMut::from_slice(&mut lpsi, ny, d);
+                m.gemm(1.0, &l, &q, 0.0);
+                DMatrixViewMut::from_slice(hess, d, d).gemm_tr(1.0, &q, &m, 1.0);
+            } else {
+                for c in list {
+                    let (a, b) = (c.a as usize, c.b as usize);
+                    let (g, h) = pair_derivatives(c.wins, u[a] - u[b]);
+                    coefficient[a] += g;
+                    coefficient[b] -= g;
+                    degree[a] += h;
+                    degree[b] += h;
+                    for k in 0..d {
+                        lpsi[a * d + k] -= h * psi[b * d + k];
+                        lpsi[b * d + k] -= h * psi[a * d + k];
+                    }
+                }
+                for y in 0..ny {
+                    if degree[y] == 0.0 {
+                        continue;
+                    }
+                    for k in 0..d {
+                        lpsi[y * d + k] += degree[y] * psi[y * d + k];
+                    }
+                    for j in 0..d {
+                        for k in j..d {
+                            hess[j * d + k] += psi[y * d + j] * lpsi[y * d + k];
+                        }
+                    }
+                }
+            }
+            DVectorViewMut::from_slice(grad, d).gemv_tr(
+                1.0,
+                &q,
+                &DVectorView::from_slice(&coefficient, ny),
+                1.0,
+            );
+        }
+        for j in 0..d {
+            for k in 0..j {
+                hess[j * d + k] = hess[k * d + j];
+            }
+        }
+    }
+
+    /// The split pass (gradient, then Hessian from the kept curvatures, sums held per run,
+    /// Psi^T by columns) gives the same bits as the cell-by-cell pass, on sparse and dense
+    /// contexts, at a size where nalgebra's products take their general paths (|Y| = 24,
+    /// d = 8).
+    #[test]
+    fn split_pass_is_bit_identical_to_the_cell_by_cell_pass() {
+        for (contexts, responses, dim) in [(6, 5, 3), (4, 24, 8)] {
+            let p = GeneratorParams {
+                contexts,
+                responses,
+                references: 1,
+                concentration: 2.0,
+                zero_fraction: 0.0,
+                context_concentration: None,
+                reward: GeneratorReward::Linear {
+                    dim,
+                    bound: 1.0,
+                    theta_norm: 1.0,
+                },
+                family: Default::default(),
+            };
+            let inst = generate(&p, &mut stream(12, "inst", 0));
+            let RewardModel::Linear(lin) = inst.reward.clone() else {
+                unreachable!()
+            };
+            let design = PairDesign::new(&lin, contexts, responses);
+            let sampler = first_reference_sampler(&inst);
+            let mut counts = WinCounts::new(contexts, responses);
+            let mut rng = stream(13, "data", 0);
+            let mut scratch = PairScratch::default();
+            let mut dense = 0;
+            // 10 comparisons: every context sparse; 1e6: every context dense.
+            for n in [10u64, 1_000, 1_000_000] {
+                let extra = n - counts.n;
+                sampler.extend(SamplerKind::Counts, &mut counts, extra, &mut rng);
+                let mut cells = OccupiedCells::default();
+                cells.fill(&counts, true, |_, _, _| true);
+                dense += cells
+                    .by_context()
+                    .filter(|(_, _, l)| DENSE_FRACTION * l.len() >= responses * responses)
+                    .count();
+                for scale in [0.0, 0.5, 2.0] {
+                    let theta: Vec<f64> = lin.theta_star.iter().map(|v| scale * v).collect();
+                    let (mut g0, mut h0) = (vec![0.0; dim], vec![0.0; dim * dim]);
+                    cell_by_cell_pass(&design, &cells, &theta, &mut g0, &mut h0);
+                    let (mut g1, mut h1) = (vec![1.0; dim], vec![1.0; dim * dim]);
+                    design.gradient_hessian(&cells, &theta, &mut scratch, &mut g1, &mut h1);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&g1), bits(&g0), "gradient, n = {n}, scale {scale}");
+                    assert_eq!(bits(&h1), bits(&h0), "Hessian, n = {n}, scale {scale}");
+                }
+            }
+            assert!(dense > 0, "no dense context at {responses} responses");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "without a gradient pass")]
+    fn hessian_refuses_curvatures_of_another_theta() {
+        let (inst, lin) = linear_instance(1.0);
+        let design = PairDesign::new(&lin, inst.contexts, inst.responses);
+        let mut counts = WinCounts::new(inst.contexts, inst.responses);
+        first_reference_sampler(&inst).extend(
+            SamplerKind::Counts,
+            &mut counts,
+            1000,
+            &mut stream(14, "data", 0),
+        );
+        let mut cells = OccupiedCells::default();
+        cells.fill(&counts, true, |_, _, _| true);
+        let mut scratch = PairScratch::default();
+        let (mut g, mut h) = (vec![0.0; 3], vec![0.0; 9]);
+        design.gradient(&cells, &[0.1, 0.2, 0.3], &mut scratch, &mut g);
+        design.hessian(&cells, &[0.1, 0.2, 0.4], &mut scratch, &mut h);
+    }
+
     fn check_structured_kernel(
         inst: &crate::instance::Instance,
         lin: &LinearReward,

@@ -342,6 +342,70 @@ mod tests {
         }
     }
 
+    /// The quadratic with a split pass: counts the gradients and Hessians asked for.
+    struct SplitQuadratic {
+        inner: Quadratic,
+        gradients: u32,
+        hessians: u32,
+        /// The x of the last gradient (the Hessian must come at the same x).
+        at: Vec<f64>,
+    }
+
+    impl Objective for SplitQuadratic {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn value(&mut self, x: &[f64]) -> f64 {
+            self.inner.value(x)
+        }
+        fn gradient_hessian(&mut self, _: &[f64], _: &mut [f64], _: &mut [f64]) {
+            unreachable!("a split objective is asked for its parts")
+        }
+        fn gradient(&mut self, x: &[f64], grad: &mut [f64]) -> bool {
+            self.gradients += 1;
+            self.at = x.to_vec();
+            let mut hess = [0.0; 4];
+            self.inner.gradient_hessian(x, grad, &mut hess);
+            true
+        }
+        fn hessian(&mut self, x: &[f64], hess: &mut [f64]) {
+            assert_eq!(
+                x,
+                self.at.as_slice(),
+                "Hessian at another x than the gradient"
+            );
+            self.hessians += 1;
+            hess.copy_from_slice(&A);
+        }
+    }
+
+    /// A split pass: the same iterates and outcome as the whole pass, and the Hessian is asked
+    /// for at every iterate but the converged one (where the gradient test stops the solve);
+    /// with a step test (which needs the step, so the Hessian) at every iterate.
+    #[test]
+    fn split_pass_skips_the_hessian_of_the_converged_iterate() {
+        for step_tolerance in [None, Some(1e-5)] {
+            let settings = Settings {
+                step_tolerance,
+                ..Settings::new(TOL)
+            };
+            let (mut x0, mut x1) = ([3.0, -1.0], [3.0, -1.0]);
+            let whole = run(&mut Quadratic { values: 0 }, &mut x0, settings);
+            let mut split = SplitQuadratic {
+                inner: Quadratic { values: 0 },
+                gradients: 0,
+                hessians: 0,
+                at: vec![],
+            };
+            let out = run(&mut split, &mut x1, settings);
+            assert_eq!((out, x1), (whole, x0));
+            assert_eq!(out.reason, Termination::Converged);
+            assert_eq!(split.gradients, out.iterations + 1);
+            let expected = out.iterations + u32::from(step_tolerance.is_some());
+            assert_eq!(split.hessians, expected, "{step_tolerance:?}");
+        }
+    }
+
     /// A one-dimensional objective from closures: value, (gradient, Hessian); `proceed` holds
     /// while x >= floor; the full step is certified at the iterates listed in `certified`.
     struct OneD<V, G> {

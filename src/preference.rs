@@ -336,4 +336,65 @@ mod tests {
             assert_eq!(w.wins[2], [0, 0]);
         }
     }
+
+    /// The count sampler as the formula reads, one draw after the other (what
+    /// `extend_counts` was before it prepared two draws at once).
+    fn counts_one_draw_at_a_time<R: Rng + ?Sized>(
+        s: &Sampler,
+        counts: &mut WinCounts,
+        extra: u64,
+        rng: &mut R,
+    ) {
+        let np = s.pairs.len();
+        let mut left = extra;
+        for x in 0..s.contexts {
+            if left == 0 {
+                break;
+            }
+            let mut nx = binomial(rng, left, s.context_conditional[x]);
+            left -= nx;
+            for p in 0..np {
+                if nx == 0 {
+                    break;
+                }
+                let c = binomial(rng, nx, s.cell_conditional[x * (np + 1) + p]);
+                nx -= c;
+                if c > 0 {
+                    let a_wins = binomial(rng, c, s.win_probability[x * np + p]);
+                    counts.wins[x * np + p][0] += a_wins;
+                    counts.wins[x * np + p][1] += c - a_wins;
+                }
+            }
+            counts.ties += nx;
+        }
+        counts.n += extra;
+    }
+
+    /// Preparing the next cell's draw with this cell's wins changes no count and no word of
+    /// the stream: the same counts and the same next word as one draw at a time, from n = 1
+    /// (most cells empty) to 1e12 (every draw BTPE), with responses of probability 0 and
+    /// rewards that make some win probabilities 0.5 and some near 0 or 1.
+    #[test]
+    fn prepared_draws_give_the_counts_of_one_draw_at_a_time() {
+        let rho = [0.2, 0.5, 0.3];
+        let mu = [
+            0.4, 0.3, 0.0, 0.2, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.0, 0.0, 0.5, 0.5, 0.0,
+        ];
+        let r = [
+            1.0, 0.0, -1.0, 30.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, -40.0, 2.0, 0.1, 0.2, 0.3,
+        ];
+        let s = Sampler::new(&rho, &mu, &r, 5);
+        for (i, n) in [1u64, 7, 100, 10_000, 1_000_000, 1_000_000_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            let (mut a, mut b) = (WinCounts::new(3, 5), WinCounts::new(3, 5));
+            let mut ra = crate::streams::stream(21, "t", i as u64);
+            let mut rb = crate::streams::stream(21, "t", i as u64);
+            s.extend_counts(&mut a, n, &mut ra);
+            counts_one_draw_at_a_time(&s, &mut b, n, &mut rb);
+            assert_eq!((&a.wins, a.ties, a.n), (&b.wins, b.ties, b.n), "n = {n}");
+            assert_eq!(ra.next_u64(), rb.next_u64(), "stream after n = {n}");
+        }
+    }
 }
