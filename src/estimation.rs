@@ -238,8 +238,10 @@ fn curvature_factor(m: f64) -> f64 {
 fn pair_derivatives_from(wins: [f64; 2], t: f64, e: f64) -> (f64, f64) {
     let big = 1.0 / (1.0 + e);
     let small = e * big;
-    // A select by bit mask, not a branch: the sign of t is a coin flip from cell to cell.
-    let mask = 0u64.wrapping_sub(u64::from(t >= 0.0));
+    // A select by bit mask, not a branch: the sign of t is a coin flip from cell to cell, so
+    // a branch is mispredicted half the time. The mask is made opaque (`black_box`), or the
+    // compiler sees the select again and may lower it back into a branch.
+    let mask = std::hint::black_box(0u64.wrapping_sub(u64::from(t >= 0.0)));
     let (b, s) = (big.to_bits(), small.to_bits());
     let sp = f64::from_bits((b & mask) | (s & !mask));
     let sm = f64::from_bits((s & mask) | (b & !mask));
