@@ -105,7 +105,8 @@ pub trait Objective {
     /// `decrement` = g^T step >= [`FULL_STEP_DECREMENT`]) provably passes the line search's
     /// Armijo test at alpha = 1, f(x - step) <= f(x) - [`ARMIJO`] decrement, as the two
     /// values would be computed; then the solver takes it without evaluating f. Called after
-    /// [`Objective::gradient_hessian`] at the same x. `true` must be a proof, not an
+    /// the pass at the same x ([`Objective::gradient_hessian`], or [`Objective::gradient`]
+    /// and [`Objective::hessian`]). `true` must be a proof, not an
     /// estimate: a wrong `true` changes the iterates (default: `false`, never certified).
     fn certifies_full_step(&mut self, _x: &[f64], _step: &[f64], _decrement: f64) -> bool {
         false
