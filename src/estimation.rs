@@ -1199,24 +1199,7 @@ mod tests {
     #[test]
     fn split_pass_is_bit_identical_to_the_cell_by_cell_pass() {
         for (contexts, responses, dim) in [(6, 5, 3), (4, 24, 8)] {
-            let p = GeneratorParams {
-                contexts,
-                responses,
-                references: 1,
-                concentration: 2.0,
-                zero_fraction: 0.0,
-                context_concentration: None,
-                reward: GeneratorReward::Linear {
-                    dim,
-                    bound: 1.0,
-                    theta_norm: 1.0,
-                },
-                family: Default::default(),
-            };
-            let inst = generate(&p, &mut stream(12, "inst", 0));
-            let RewardModel::Linear(lin) = inst.reward.clone() else {
-                unreachable!()
-            };
+            let (inst, lin) = sized_instance(12, (contexts, responses, dim), 1.0);
             let design = PairDesign::new(&lin, contexts, responses);
             let sampler = first_reference_sampler(&inst);
             let mut counts = WinCounts::new(contexts, responses);
